@@ -1,0 +1,226 @@
+#!/bin/bash
+# scripts/boot-guest.sh - boot the nic-emu test guest with one NIC and run one command in it.
+#
+# Usage: scripts/boot-guest.sh [options] [--] 'shell command run in the guest'
+#   --nic KIND           none (default) | vfio-user | qemu-e1000 | virtio | dgram-e1000
+#       vfio-user    -device vfio-user-pci on --socket (our emulator); guest RAM
+#                    is a shared memfd so the server gets DMA_MAP fds
+#       qemu-e1000   QEMU's own e1000 on a fresh tap in --netns (the reference)
+#       virtio       virtio-net-pci (vhost=off) on a fresh tap in --netns
+#       dgram-e1000  QEMU's own e1000 on a UDP "wire" (-netdev dgram): two
+#                    guests (or a guest and nic-emu) with mirrored
+#                    --dgram-local/--dgram-remote share an Ethernet segment
+#   --socket PATH        vfio-user server socket (required for vfio-user)
+#   --netns NAME         netns for taps, and QEMU runs in it (default nicemu;
+#                        created if missing, never deleted). Only tap NICs
+#                        use it unless given explicitly.
+#   --tap NAME           tap name (default ne-tap0); recreated per run, deleted after
+#   --host-ip CIDR       tap's host-side address (default 10.233.0.1/24)
+#   --guest-ip CIDR      guest eth0 address (default 10.233.0.2/24)
+#   --mac MAC            guest MAC; default 52:54:<guest IPv4 in hex>, so distinct
+#                        IPs give distinct MACs. QEMU NICs: the device's MAC.
+#                        vfio-user: only if given, set inside the guest
+#                        (ip link set address: exercises RAL/RAH writes).
+#   --dgram-local H:P    dgram-e1000 local UDP endpoint (default 127.0.0.1:47001)
+#   --dgram-remote H:P   dgram-e1000 peer UDP endpoint (default 127.0.0.1:47002)
+#   --accel auto|tcg|kvm auto (default): KVM only if a cached probe booted a
+#                        guest with it, else TCG (see "KVM probe" below)
+#   --mem MB             guest RAM (default 256)    --smp N   vCPUs (default 1)
+#   --timeout S          kill QEMU after S seconds (default 180)
+#   --log FILE           also write the serial console to FILE
+#   --extra-dir DIR      copy DIR's contents into the guest's / (e.g. test tools)
+#   --carrier-wait S     guest waits up to S s for carrier (default 5)
+#   --no-shared-mem      vfio-user: plain RAM (the server then gets no DMA fds)
+#   --qemu-arg ARG       extra QEMU argument (repeatable)
+#   --quiet              do not copy the console to stdout
+# The serial console streams to stdout. Guest protocol (guest-init.sh):
+#   "RIG-READY <uptime>" once the network is configured, "RIG-EXIT=<rc>" at the end.
+# The guest has busybox (ping, nc, ip, wget, ...) and iperf3; e.g. print the
+# e1000 driver's messages with: boot-guest.sh --nic vfio-user --socket S 'dmesg | grep e1000'
+#
+# Exit status: the guest command's status; 124 timeout (QEMU killed);
+#   125 QEMU ended without RIG-EXIT (QEMU error, kernel panic); 2 usage error.
+# A summary line "[boot-guest] nic=... rc=... ready=...s wall=...s" goes to stderr.
+#
+# Several guests can run at once: each run has its own temp dir; give each its
+# own --guest-ip (hence MAC), and --tap/--host-ip (tap NICs) or dgram ports.
+#
+# KVM probe (--accel auto): if /dev/kvm is usable, boot `--nic none true` once
+# with KVM and a 12 s limit; the verdict is cached in $NE_CACHE/kvm-probe keyed
+# by host kernel, kvm modules and guest kernel. On PVM hosts (kvm_pvm) a stock
+# kernel cannot run, so auto settles on TCG.
+#
+# Env: NIC_EMU_CACHE (default /var/cache/nic-emu), NIC_EMU_QEMU (QEMU binary),
+#      NIC_EMU_KERNEL (default $NE_CACHE/guest/vmlinux, else vmlinuz),
+#      NIC_EMU_ACCEL (default for --accel), NIC_EMU_KEEP_TAP=1 keeps the tap.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+DIE_RC=2
+
+NIC=none SOCK= NETNS= TAP=ne-tap0 HOSTIP=10.233.0.1/24 GUESTIP=10.233.0.2/24 MAC=
+DGL=127.0.0.1:47001 DGR=127.0.0.1:47002 ACCEL=${NIC_EMU_ACCEL:-auto} MEM=256 SMP=1
+TIMEOUT=180 LOG= EXTRA= CARRIER=5 SHARED=1 QUIET=0
+QARGS=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --nic) NIC=$2; shift 2;;              --socket) SOCK=$2; shift 2;;
+    --netns) NETNS=$2; shift 2;;          --tap) TAP=$2; shift 2;;
+    --host-ip) HOSTIP=$2; shift 2;;       --guest-ip) GUESTIP=$2; shift 2;;
+    --mac) MAC=$2; shift 2;;              --accel) ACCEL=$2; shift 2;;
+    --dgram-local) DGL=$2; shift 2;;      --dgram-remote) DGR=$2; shift 2;;
+    --mem) MEM=$2; shift 2;;              --smp) SMP=$2; shift 2;;
+    --timeout) TIMEOUT=$2; shift 2;;      --log) LOG=$2; shift 2;;
+    --extra-dir) EXTRA=$2; shift 2;;      --carrier-wait) CARRIER=$2; shift 2;;
+    --no-shared-mem) SHARED=0; shift;;    --qemu-arg) QARGS+=("$2"); shift 2;;
+    --quiet) QUIET=1; shift;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
+    --) shift; break;;
+    -*) die "unknown option $1 (see --help)";;
+    *) break;;
+  esac
+done
+CMD=${*:-true}
+
+KERNEL=${NIC_EMU_KERNEL:-$NE_GUEST/vmlinux}
+[ -f "$KERNEL" ] || KERNEL=$NE_GUEST/vmlinuz
+[ -f "$KERNEL" ] && [ -f "$NE_GUEST/initramfs.cpio.gz" ] || die "no guest: run scripts/build-guest.sh"
+[ -x "$NE_QEMU" ] || die "no QEMU: run scripts/setup-qemu.sh"
+[[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout wants seconds"
+[[ $GUESTIP =~ ^([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)/[0-9]+$ ]] || die "--guest-ip wants a.b.c.d/len"
+DEFMAC=$(printf '52:54:%02x:%02x:%02x:%02x' "${BASH_REMATCH[@]:1:4}")
+
+# ---- accelerator ------------------------------------------------------------------
+probe_kvm() { # prints kvm or tcg; at most one real probe per key, ever
+  [ -r /dev/kvm ] && [ -w /dev/kvm ] || { echo tcg; return; }
+  local key f=$NE_CACHE/kvm-probe res rc=0
+  key="$(uname -r)|$(cd /sys/module && ls -d kvm* 2>/dev/null | tr '\n' ,)|$(cat "$NE_GUEST/kernel-version" 2>/dev/null)"
+  exec 8>"$NE_CACHE/.kvm-probe.lock"; flock 8
+  if [ -f "$f" ] && [ "$(sed -n 1p "$f")" = "$key" ]; then sed -n 2p "$f"; exec 8>&-; return; fi
+  log "probing KVM (once; cached in $f)"
+  "$0" --accel kvm --nic none --timeout 12 --quiet 'true' >"$NE_CACHE/logs/kvm-probe.log" 2>&1 8>&- || rc=$?
+  if [ "$rc" = 0 ]; then res=kvm; else res=tcg; fi
+  printf '%s\n%s\nprobe rc=%s at %s\n' "$key" "$res" "$rc" "$(date -Is)" >"$f"
+  exec 8>&-
+  echo "$res"
+}
+mkdir -p "$NE_CACHE/logs" 2>/dev/null || true
+case $ACCEL in
+  auto) ACCEL=$(probe_kvm);;
+  tcg|kvm) ;;
+  *) die "--accel must be auto, tcg or kvm";;
+esac
+if [ "$ACCEL" = kvm ]; then ACC=(-accel kvm -cpu host); else ACC=(-accel tcg); fi
+
+# ---- work dir, cleanup --------------------------------------------------------------
+WORK=$(mktemp -d /tmp/nic-emu-boot.XXXXXX)
+QPID= TPID= DELTAP=0
+cleanup() {
+  [ -n "$QPID" ] && kill "$QPID" 2>/dev/null
+  [ -n "$TPID" ] && kill "$TPID" 2>/dev/null
+  if [ "$DELTAP" = 1 ] && [ "${NIC_EMU_KEEP_TAP:-0}" != 1 ]; then
+    ip netns exec "$NETNS" ip link del "$TAP" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the command (and --extra-dir) as a second cpio after the initramfs -------------
+mkdir -p "$WORK/ov/ne"
+if [ -n "$EXTRA" ]; then cp -a "$EXTRA"/. "$WORK/ov/"; fi
+printf '%s\n' "$CMD" >"$WORK/ov/ne/cmd"
+(cd "$WORK/ov" && find . | LC_ALL=C sort | gbusybox cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) >"$WORK/ov.cpio.gz"
+cat "$NE_GUEST/initramfs.cpio.gz" "$WORK/ov.cpio.gz" >"$WORK/initrd"
+
+# ---- NIC ------------------------------------------------------------------------
+netns_up() { # create $NETNS if needed (race-safe), lo up
+  exec 8>"$NE_CACHE/.netns.lock"; flock 8
+  [ -e "/run/netns/$NETNS" ] || ip netns add "$NETNS"
+  exec 8>&-
+  ip netns exec "$NETNS" ip link set lo up
+}
+fresh_tap() {
+  local ns=(ip netns exec "$NETNS")
+  if "${ns[@]}" ip link show "$TAP" >/dev/null 2>&1; then
+    # a tap whose queue is open (by a running QEMU) has carrier; leave that one alone
+    [ "$("${ns[@]}" cat "/sys/class/net/$TAP/carrier" 2>/dev/null)" != 1 ] \
+      || die "tap $TAP in netns $NETNS is in use; pass another --tap"
+    "${ns[@]}" ip link del "$TAP"
+  fi
+  "${ns[@]}" ip tuntap add dev "$TAP" mode tap vnet_hdr
+  DELTAP=1
+  "${ns[@]}" ip addr add "$HOSTIP" dev "$TAP"
+  "${ns[@]}" ip link set "$TAP" up
+}
+split_hp() { # host:port -> "host port"
+  [[ $1 =~ ^(.+):([0-9]+)$ ]] || die "expected host:port, got $1"
+  echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"
+}
+
+APPEND="console=ttyS0 panic=-1 quiet ne.ip=$GUESTIP ne.carrier=$((CARRIER * 10))"
+NICARGS=() MEMARGS=(-m "$MEM")
+case $NIC in
+  qemu-e1000|virtio)
+    NETNS=${NETNS:-nicemu}; netns_up; fresh_tap
+    if [ "$NIC" = qemu-e1000 ]; then
+      NICARGS=(-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no"
+               -device "e1000,netdev=n0,mac=${MAC:-$DEFMAC},romfile=")
+      APPEND+=" ne.mods=e1000"
+    else
+      NICARGS=(-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=off"
+               -device "virtio-net-pci,netdev=n0,mac=${MAC:-$DEFMAC},romfile=")
+      APPEND+=" ne.mods=virtio_pci,virtio_net"
+    fi;;
+  dgram-e1000)
+    read -r LH LP < <(split_hp "$DGL"); read -r RH RP < <(split_hp "$DGR")
+    if [ -n "$NETNS" ]; then netns_up; fi
+    NICARGS=(-netdev "dgram,id=n0,local.type=inet,local.host=$LH,local.port=$LP,remote.type=inet,remote.host=$RH,remote.port=$RP"
+             -device "e1000,netdev=n0,mac=${MAC:-$DEFMAC},romfile=")
+    APPEND+=" ne.mods=e1000";;
+  vfio-user)
+    [ -n "$SOCK" ] || die "--nic vfio-user needs --socket PATH"
+    [ -S "$SOCK" ] || warn "$SOCK is not a socket (yet)"
+    SOCK=$(realpath -m "$SOCK")
+    if [ -n "$NETNS" ]; then netns_up; fi
+    NICARGS=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"$SOCK\"}}")
+    [ "$SHARED" = 1 ] && MEMARGS=(-m "$MEM" -object "memory-backend-memfd,id=mem0,size=${MEM}M,share=on"
+                                  -machine memory-backend=mem0)
+    APPEND+=" ne.mods=e1000${MAC:+ ne.mac=$MAC}";;
+  none)
+    if [ -n "$NETNS" ]; then netns_up; fi
+    APPEND+=" ne.mods=none";;
+  *) die "--nic must be none, vfio-user, qemu-e1000, virtio or dgram-e1000";;
+esac
+NS=(); [ -n "$NETNS" ] && NS=(ip netns exec "$NETNS")
+
+# ---- run --------------------------------------------------------------------------
+CON=${LOG:-$WORK/console.log}
+: >"$CON"
+QCMD=("$NE_QEMU" -nodefaults -no-user-config "${ACC[@]}" -machine pc -smp "$SMP" "${MEMARGS[@]}"
+      -display none -monitor none -serial stdio -no-reboot
+      -kernel "$KERNEL" -initrd "$WORK/initrd" -append "$APPEND"
+      "${NICARGS[@]}" "${QARGS[@]}")
+printf '%q ' "${QCMD[@]}" >"$WORK/qemu-cmdline"
+T0=$(date +%s.%N)
+"${NS[@]}" timeout -k 3 "$TIMEOUT" "${QCMD[@]}" </dev/null >>"$CON" 2>&1 &
+QPID=$!
+if [ "$QUIET" = 0 ]; then
+  tail -n +1 -s 0.1 -f --pid="$QPID" "$CON" &
+  TPID=$!
+fi
+QRC=0; wait "$QPID" || QRC=$?
+QPID=
+if [ -n "$TPID" ]; then wait "$TPID" 2>/dev/null || true; TPID=; fi
+WALL=$(elapsed "$T0")
+
+GRC=$(tr -d '\r' <"$CON" | sed -n 's/^RIG-EXIT=\([0-9]\+\).*/\1/p' | tail -n1)
+READY=$(tr -d '\r' <"$CON" | sed -n 's/^RIG-READY \([0-9.]\+\).*/\1/p' | tail -n1)
+[ "$QRC" = 124 ] && log "timeout after ${TIMEOUT}s: QEMU killed"
+if [ -z "$GRC" ] && [ "$QRC" != 124 ]; then
+  log "QEMU exited $QRC without RIG-EXIT; command line: $(cat "$WORK/qemu-cmdline")"
+  if [ "$QUIET" = 1 ]; then log "console tail:"; tail -n 15 "$CON" | tr -d '\r' >&2; fi
+fi
+log "nic=$NIC accel=$ACCEL qemu_rc=$QRC rc=${GRC:-none} ready=${READY:-?}s wall=${WALL}s"
+[ -n "$GRC" ] && exit "$GRC"
+[ "$QRC" = 124 ] && exit 124
+exit 125

@@ -1,0 +1,96 @@
+//! Packet backends: where the frames the guest sends go, and where the frames it
+//! receives come from.
+//!
+//! Following smoltcp's `phy` module, backends are either *adapters* that talk to something
+//! real (tap, UDP tunnel, pcap replay) or the zero-dependency [`Loopback`], and a
+//! *wrapper* (pcap recording) that works around any other backend.
+//!
+//! Frames cross this interface as bare Ethernet frames: destination MAC first, no FCS.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+mod loopback;
+pub use loopback::Loopback;
+
+/// The largest frame a backend is ever asked to carry (82540EM jumbo limit, no FCS).
+pub const MAX_FRAME: usize = crate::device::regs::MAX_JUMBO_FRAME;
+
+/// A source and sink of Ethernet frames.
+///
+/// Both directions are non-blocking. "Nothing right now" is `Ok(None)` from
+/// [`recv`](Self::recv), never an error; an error is returned (and logged by the caller),
+/// never a panic.
+pub trait PacketBackend: Send {
+    /// Short name for logs ("tap0", "udp 127.0.0.1:7001", ...).
+    fn name(&self) -> String;
+
+    /// Send one frame. A frame the backend cannot take right now is dropped, counted by
+    /// the backend and reported as `Ok(false)`; `Ok(true)` means it was sent.
+    fn send(&mut self, frame: &[u8]) -> io::Result<bool>;
+
+    /// Receive one frame into `buf` (at least [`MAX_FRAME`] bytes), returning its length,
+    /// or `Ok(None)` when no frame is ready.
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
+
+    /// A file descriptor that becomes readable when [`recv`](Self::recv) may have a frame,
+    /// for an event loop to wait on. `None`: the backend has no fd (see
+    /// [`next_rx_deadline`](Self::next_rx_deadline)).
+    fn rx_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// When a backend without a readable fd (pcap replay) will next have a frame, if it
+    /// knows. `None` means "only after something else happens" (a send, an fd event).
+    fn next_rx_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Write out anything buffered (pcap recording flushes here). Called at shutdown.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<B: PacketBackend + ?Sized> PacketBackend for Box<B> {
+    fn name(&self) -> String {
+        (**self).name()
+    }
+    fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
+        (**self).send(frame)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        (**self).recv(buf)
+    }
+    fn rx_fd(&self) -> Option<RawFd> {
+        (**self).rx_fd()
+    }
+    fn next_rx_deadline(&self) -> Option<Instant> {
+        (**self).next_rx_deadline()
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (**self).flush()
+    }
+}
+
+/// A backend that discards what it is sent and never receives: for a device that is not
+/// connected to anything.
+#[derive(Debug, Default)]
+pub struct Null {
+    /// Frames sent and discarded.
+    pub discarded: u64,
+}
+
+impl PacketBackend for Null {
+    fn name(&self) -> String {
+        "null".into()
+    }
+    fn send(&mut self, _frame: &[u8]) -> io::Result<bool> {
+        self.discarded += 1;
+        Ok(true)
+    }
+    fn recv(&mut self, _buf: &mut [u8]) -> io::Result<Option<usize>> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,620 @@
+//! The 82540EM device model.
+//!
+//! [`E1000`] owns everything a real card has (registers, EEPROM, PHY, interrupt logic,
+//! statistics, the TX and RX engines) plus the three things it is connected to: guest
+//! memory ([`GuestRam`]), an interrupt line ([`IrqLine`]) and a packet backend
+//! ([`PacketBackend`]). Frontends (vfio-user, the in-process bus, the C API) call the
+//! access methods below; nothing here knows which frontend is in use.
+//!
+//! Concept per file: `regs` (offsets and bits), `pci_config`, `eeprom`, `phy`,
+//! `interrupts`, `stats`, `tx` (+ `offload`), `rx` (+ `filter`).
+
+pub mod checksum;
+pub mod eeprom;
+pub mod filter;
+pub mod interrupts;
+pub mod offload;
+pub mod pci_config;
+pub mod phy;
+pub mod regs;
+pub mod rx;
+pub mod stats;
+pub mod tx;
+
+use std::sync::Arc;
+
+use crate::backend::PacketBackend;
+use crate::clock::Clock;
+use crate::irq::IrqLine;
+use crate::mac::MacAddress;
+use crate::memory::{DmaError, GuestRam};
+use eeprom::Eeprom;
+use interrupts::Interrupts;
+use pci_config::PciConfig;
+use phy::Phy;
+use regs::*;
+pub use rx::RxOutcome;
+use stats::Stats;
+
+/// Number of 32-bit words in BAR0.
+const REG_WORDS: usize = (BAR0_SIZE / 4) as usize;
+
+/// Which of the device's BARs an access is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bar {
+    /// BAR0: the 128 KiB register file.
+    Mmio,
+    /// BAR1: the IOADDR/IODATA window.
+    Io,
+}
+
+impl Bar {
+    /// The BAR with PCI index `n`, if the device has one.
+    pub fn from_index(n: u32) -> Option<Self> {
+        match n {
+            0 => Some(Self::Mmio),
+            1 => Some(Self::Io),
+            _ => None,
+        }
+    }
+    /// Size of the BAR in bytes.
+    pub fn size(self) -> u64 {
+        match self {
+            Self::Mmio => BAR0_SIZE,
+            Self::Io => BAR1_SIZE,
+        }
+    }
+}
+
+/// How the device is set up at creation.
+#[derive(Clone, Debug)]
+pub struct DeviceConfig {
+    /// The MAC address written into the EEPROM (and RA[0] at reset).
+    pub mac: MacAddress,
+    /// Whether the cable is plugged in at power-on.
+    pub link_up: bool,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self {
+            mac: MacAddress::DEFAULT,
+            link_up: true,
+        }
+    }
+}
+
+/// Emulator-side counters: what the device did and what it refused, for logs, benchmarks
+/// and tests. (The guest-visible counters are the statistics registers.)
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Register reads (MMIO and I/O window).
+    pub reg_reads: u64,
+    /// Register writes (MMIO and I/O window).
+    pub reg_writes: u64,
+    /// Frames handed to the backend.
+    pub tx_frames: u64,
+    /// Bytes handed to the backend.
+    pub tx_bytes: u64,
+    /// Frames the backend refused or failed to send.
+    pub tx_backend_drops: u64,
+    /// Transmit descriptors or packets rejected as malformed (each also logged).
+    pub tx_malformed: u64,
+    /// Frames written into the guest's receive ring.
+    pub rx_frames: u64,
+    /// Bytes written into the guest's receive ring.
+    pub rx_bytes: u64,
+    /// Frames dropped by the address/VLAN filters (not an error: the guest asked for it).
+    pub rx_filtered: u64,
+    /// Frames dropped for other reasons: oversize, receiver disabled, no link (also in
+    /// the statistics registers where hardware has a counter).
+    pub rx_dropped: u64,
+    /// Times the device stopped taking frames because the receive ring was full.
+    pub rx_backpressure: u64,
+    /// DMA accesses outside guest memory, or attempted with bus mastering off.
+    pub dma_errors: u64,
+    /// Errors returned by the backend.
+    pub backend_errors: u64,
+    /// Rising edges of the interrupt line.
+    pub irq_asserts: u64,
+}
+
+/// An emulated Intel 82540EM.
+pub struct E1000 {
+    regs: Box<[u32]>,
+    pci: PciConfig,
+    eeprom: Eeprom,
+    phy: Phy,
+    irq: Interrupts,
+    stats: Stats,
+    tx: tx::TxState,
+    rx: rx::RxState,
+    mem: GuestRam,
+    backend: Box<dyn PacketBackend>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    mac: MacAddress,
+    /// Last value written to IOADDR.
+    io_addr: u32,
+    /// Errors already logged (to rate-limit the log, not the counting).
+    logged_dma_errors: u64,
+}
+
+impl std::fmt::Debug for E1000 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("E1000")
+            .field("mac", &self.mac)
+            .field("backend", &self.backend.name())
+            .field("irq", &self.irq)
+            .field("metrics", &self.metrics)
+            .finish()
+    }
+}
+
+impl E1000 {
+    /// A device at power-on, with no guest memory yet (see [`set_memory`](Self::set_memory)).
+    pub fn new(
+        config: DeviceConfig,
+        backend: Box<dyn PacketBackend>,
+        irq: Box<dyn IrqLine>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let mut d = Self {
+            regs: vec![0u32; REG_WORDS].into_boxed_slice(),
+            pci: PciConfig::new(),
+            eeprom: Eeprom::new(config.mac.octets()),
+            phy: Phy::new(config.link_up),
+            irq: Interrupts::new(irq),
+            stats: Stats::default(),
+            tx: tx::TxState::default(),
+            rx: rx::RxState::default(),
+            mem: GuestRam::empty(),
+            backend,
+            clock,
+            metrics: Metrics::default(),
+            mac: config.mac,
+            io_addr: 0,
+            logged_dma_errors: 0,
+        };
+        d.reset();
+        d
+    }
+
+    // ---------------------------------------------------------------- frontend API
+
+    /// Replace the guest memory the device reaches by DMA.
+    pub fn set_memory(&mut self, mem: GuestRam) {
+        self.mem = mem;
+    }
+
+    /// The guest memory the device reaches by DMA.
+    pub fn memory(&self) -> &GuestRam {
+        &self.mem
+    }
+
+    /// The MAC address in the EEPROM.
+    pub fn mac(&self) -> MacAddress {
+        self.mac
+    }
+
+    /// Emulator-side counters.
+    pub fn metrics(&self) -> Metrics {
+        let mut m = self.metrics.clone();
+        m.irq_asserts = self.irq.asserts;
+        m
+    }
+
+    /// Statistics registers, read without clearing them.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The packet backend.
+    pub fn backend_mut(&mut self) -> &mut dyn PacketBackend {
+        &mut *self.backend
+    }
+
+    /// Current level of the interrupt line.
+    pub fn irq_level(&self) -> bool {
+        self.irq.level()
+    }
+
+    /// Read PCI configuration space.
+    pub fn config_read(&self, offset: u64, data: &mut [u8]) {
+        self.pci.read(offset, data);
+    }
+
+    /// Write PCI configuration space.
+    pub fn config_write(&mut self, offset: u64, data: &[u8]) {
+        let was_master = self.pci.bus_master();
+        self.pci.write(offset, data);
+        let now = self.now();
+        self.irq.set_intx_disabled(self.pci.intx_disabled(), now);
+        self.pci.set_interrupt_status(self.irq.level());
+        if !was_master && self.pci.bus_master() {
+            // DMA became possible: work the guest queued meanwhile can go now.
+            self.process_tx();
+            self.poll_backend();
+        }
+    }
+
+    /// Read from a BAR, BAR-relative. Reads outside the BAR return zeros.
+    pub fn bar_read(&mut self, bar: Bar, offset: u64, data: &mut [u8]) {
+        data.fill(0);
+        match bar {
+            Bar::Mmio => self.mmio_read(offset, data),
+            Bar::Io => {
+                if data.len() != 4 {
+                    return;
+                }
+                let v = match offset {
+                    IOADDR => self.io_addr,
+                    IODATA => self.read_reg(self.io_addr),
+                    _ => 0,
+                };
+                data.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+
+    /// Write to a BAR, BAR-relative. Writes outside the BAR are ignored.
+    pub fn bar_write(&mut self, bar: Bar, offset: u64, data: &[u8]) {
+        match bar {
+            Bar::Mmio => self.mmio_write(offset, data),
+            Bar::Io => {
+                let Ok(bytes) = <[u8; 4]>::try_from(data) else {
+                    return;
+                };
+                let v = u32::from_le_bytes(bytes);
+                match offset {
+                    IOADDR => self.io_addr = v & (BAR0_SIZE as u32 - 1) & !3,
+                    IODATA => self.write_reg(self.io_addr, v),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn mmio_read(&mut self, offset: u64, data: &mut [u8]) {
+        // Split into aligned dwords; each dword is read once, with its side effects.
+        let Some(end) = offset.checked_add(data.len() as u64) else {
+            return;
+        };
+        if end > BAR0_SIZE {
+            return;
+        }
+        let mut pos = offset;
+        while pos < end {
+            let dword = pos & !3;
+            let v = self.read_reg(dword as u32).to_le_bytes();
+            let from = (pos - dword) as usize;
+            let n = (4 - from).min((end - pos) as usize);
+            let at = (pos - offset) as usize;
+            data[at..at + n].copy_from_slice(&v[from..from + n]);
+            pos += n as u64;
+        }
+    }
+
+    fn mmio_write(&mut self, offset: u64, data: &[u8]) {
+        let Some(end) = offset.checked_add(data.len() as u64) else {
+            return;
+        };
+        if end > BAR0_SIZE {
+            return;
+        }
+        let mut pos = offset;
+        while pos < end {
+            let dword = pos & !3;
+            let from = (pos - dword) as usize;
+            let n = (4 - from).min((end - pos) as usize);
+            let at = (pos - offset) as usize;
+            // A partial write merges with the stored value (no read side effects).
+            let mut v = self.regs[(dword / 4) as usize].to_le_bytes();
+            v[from..from + n].copy_from_slice(&data[at..at + n]);
+            self.write_reg(dword as u32, u32::from_le_bytes(v));
+            pos += n as u64;
+        }
+    }
+
+    /// Drive the link from the host side (cable plugged or pulled); raises LSC.
+    pub fn set_link(&mut self, up: bool) {
+        if self.phy.link_up() == up {
+            return;
+        }
+        self.phy.set_link(up);
+        self.update_status_link();
+        let now = self.now();
+        self.irq.raise(ICR_LSC, now);
+        self.pci.set_interrupt_status(self.irq.level());
+        if up {
+            self.poll_backend();
+        }
+    }
+
+    /// Whether the link is up.
+    pub fn link_up(&self) -> bool {
+        self.phy.link_up()
+    }
+
+    /// When [`run_timers`](Self::run_timers) next has work, in [`Clock`] nanoseconds.
+    pub fn next_timer_deadline(&self) -> Option<u64> {
+        self.irq.next_deadline()
+    }
+
+    /// Fire the mitigation timers that are due.
+    pub fn run_timers(&mut self) {
+        let now = self.now();
+        self.irq.run_timers(now);
+        self.pci.set_interrupt_status(self.irq.level());
+    }
+
+    /// Device reset (CTRL.RST): registers, interrupts, statistics, TX/RX engines back to
+    /// their power-on values. PCI configuration and the EEPROM are kept.
+    pub fn reset(&mut self) {
+        self.regs.fill(0);
+        self.regs[idx(CTRL)] = CTRL_RESET;
+        self.regs[idx(PBA)] = PBA_RESET;
+        self.regs[idx(LEDCTL)] = LEDCTL_RESET;
+        self.regs[idx(MANC)] = MANC_RESET;
+        self.regs[idx(VET)] = VET_RESET;
+        self.regs[idx(MDIC)] = MDIC_READY;
+        let mac = self.mac.octets();
+        self.regs[idx(ral(0))] = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
+        self.regs[idx(rah(0))] = u32::from(u16::from_le_bytes([mac[4], mac[5]])) | RAH_AV;
+        self.update_status_link();
+        self.eeprom.reset_interface();
+        self.stats.reset();
+        self.irq.reset();
+        self.pci.set_interrupt_status(false);
+        self.tx.reset();
+        let dropped = self.rx.reset();
+        if dropped > 0 {
+            self.metrics.rx_dropped += dropped;
+            log::info!("reset: dropped {dropped} frame(s) waiting for the receive ring");
+        }
+        self.io_addr = 0;
+    }
+
+    /// Power-on reset (vfio-user device reset): also resets PCI configuration space.
+    pub fn power_on_reset(&mut self) {
+        self.pci = PciConfig::new();
+        self.reset();
+        self.irq.set_intx_disabled(false, self.now());
+    }
+
+    // ---------------------------------------------------------------- registers
+
+    /// Read the 32-bit register at BAR0 offset `off`, with the read's side effects.
+    pub fn read_reg(&mut self, off: u32) -> u32 {
+        self.metrics.reg_reads += 1;
+        let off = off & !3;
+        if off as u64 >= BAR0_SIZE {
+            return 0;
+        }
+        match off {
+            ICR => {
+                let now = self.now();
+                let v = self.irq.read_icr(now);
+                self.pci.set_interrupt_status(self.irq.level());
+                v
+            }
+            IMS => self.irq.mask(),
+            ITR => self.irq.itr(),
+            ICS | IMC => 0,
+            EECD => self.eeprom.read_eecd(),
+            EERD => self.eeprom.read_eerd(),
+            STATS_START..STATS_END => self.stats.read(off),
+            _ if is_storage(off) => self.regs[idx(off)],
+            _ => 0,
+        }
+    }
+
+    /// Write the 32-bit register at BAR0 offset `off`, with the write's side effects.
+    pub fn write_reg(&mut self, off: u32, val: u32) {
+        self.metrics.reg_writes += 1;
+        let off = off & !3;
+        if off as u64 >= BAR0_SIZE {
+            return;
+        }
+        let now = self.now();
+        match off {
+            CTRL => {
+                if val & CTRL_RST != 0 {
+                    self.reset();
+                    return;
+                }
+                if val & CTRL_PHY_RST != 0 {
+                    self.phy.reset();
+                }
+                self.regs[idx(CTRL)] = val & !(CTRL_RST | CTRL_PHY_RST);
+                self.update_status_link();
+            }
+            STATUS => {}
+            EECD => self.eeprom.write_eecd(val),
+            EERD => self.eeprom.write_eerd(val),
+            MDIC => {
+                let out = self.phy.mdic_write(val);
+                self.regs[idx(MDIC)] = out.mdic;
+                let mut causes = 0;
+                if out.raise_mdac {
+                    causes |= ICR_MDAC;
+                }
+                if out.autoneg_restarted && self.phy.link_up() {
+                    causes |= ICR_LSC;
+                }
+                if causes != 0 {
+                    self.irq.raise(causes, now);
+                }
+            }
+            ICR => self.irq.write_icr(val, now),
+            ICS => self.irq.write_ics(val, now),
+            IMS => self.irq.write_ims(val, now),
+            IMC => self.irq.write_imc(val, now),
+            ITR => self.irq.write_itr(val, now),
+            RCTL => {
+                self.regs[idx(RCTL)] = val;
+                self.poll_backend();
+            }
+            TCTL => {
+                self.regs[idx(TCTL)] = val;
+                self.process_tx();
+            }
+            RDBAL | TDBAL => self.regs[idx(off)] = val & !0xF,
+            RDLEN | TDLEN => self.regs[idx(off)] = val & 0x000F_FF80,
+            RDH | TDH => self.regs[idx(off)] = val & 0xFFFF,
+            RDT => {
+                self.regs[idx(RDT)] = val & 0xFFFF;
+                self.poll_backend();
+            }
+            TDT => {
+                self.regs[idx(TDT)] = val & 0xFFFF;
+                self.process_tx();
+            }
+            RDTR => {
+                self.regs[idx(RDTR)] = val & 0xFFFF;
+                if val & RDTR_FPD != 0 {
+                    self.irq.flush_rx_timer(now);
+                }
+            }
+            TIDV => {
+                self.regs[idx(TIDV)] = val & 0xFFFF;
+                if val & TIDV_FPD != 0 {
+                    self.irq.flush_tx_timer(now);
+                }
+            }
+            RADV | TADV => self.regs[idx(off)] = val & 0xFFFF,
+            STATS_START..STATS_END => {}
+            _ if is_storage(off) => self.regs[idx(off)] = val,
+            _ => {}
+        }
+        self.pci.set_interrupt_status(self.irq.level());
+    }
+
+    /// A register's stored value, without side effects (for the engines).
+    fn reg(&self, off: u32) -> u32 {
+        self.regs[idx(off)]
+    }
+
+    fn set_reg(&mut self, off: u32, val: u32) {
+        self.regs[idx(off)] = val;
+    }
+
+    fn update_status_link(&mut self) {
+        let mut s = STATUS_RESET & !STATUS_LU;
+        if self.phy.link_up() {
+            s |= STATUS_LU;
+        }
+        self.regs[idx(STATUS)] = s;
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    // ---------------------------------------------------------------- DMA
+
+    /// Whether the device may DMA (PCI bus master enabled).
+    fn dma_allowed(&self) -> bool {
+        self.pci.bus_master()
+    }
+
+    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        let r = if self.dma_allowed() {
+            self.mem.read(addr, buf)
+        } else {
+            Err(DmaError {
+                addr,
+                len: buf.len(),
+            })
+        };
+        if let Err(e) = r {
+            self.dma_error(e);
+        }
+        r
+    }
+
+    fn dma_write(&mut self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+        let r = if self.dma_allowed() {
+            self.mem.write(addr, buf)
+        } else {
+            Err(DmaError {
+                addr,
+                len: buf.len(),
+            })
+        };
+        if let Err(e) = r {
+            self.dma_error(e);
+        }
+        r
+    }
+
+    fn dma_error(&mut self, e: DmaError) {
+        self.metrics.dma_errors += 1;
+        // Log the first few and then every power of two, so a hostile guest cannot
+        // flood the log but nothing goes unseen.
+        self.logged_dma_errors += 1;
+        let n = self.logged_dma_errors;
+        if n <= 8 || n.is_power_of_two() {
+            log::warn!(
+                "{e} (bus master {}; {n} DMA errors so far)",
+                self.dma_allowed()
+            );
+        }
+    }
+}
+
+/// Index of a register in the register file.
+fn idx(off: u32) -> usize {
+    (off / 4) as usize
+}
+
+/// Registers that hold what the driver writes and read it back without side effects.
+fn is_storage(off: u32) -> bool {
+    matches!(
+        off,
+        CTRL | STATUS
+            | CTRL_EXT
+            | FLA
+            | MDIC
+            | FCAL
+            | FCAH
+            | FCT
+            | VET
+            | RCTL
+            | FCTTV
+            | TXCW
+            | RXCW
+            | TCTL
+            | TIPG
+            | LEDCTL
+            | PBA
+            | FCRTL
+            | FCRTH
+            | RDBAL
+            | RDBAH
+            | RDLEN
+            | RDH
+            | RDT
+            | RDTR
+            | RXDCTL
+            | RADV
+            | RSRPD
+            | TDBAL
+            | TDBAH
+            | TDLEN
+            | TDH
+            | TDT
+            | TIDV
+            | TXDCTL
+            | TADV
+            | RXCSUM
+            | WUC
+            | WUFC
+            | WUS
+            | MANC
+            | IPAV
+    ) || (MTA..MTA + 4 * MTA_WORDS).contains(&off)
+        || (RAL0..RAL0 + 8 * RA_ENTRIES).contains(&off)
+        || (VFTA..VFTA + 4 * VFTA_WORDS).contains(&off)
+        || (WUPL..WUPL + 0x400).contains(&off) // wake-up packet memory, flexible filters
+}

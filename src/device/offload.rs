@@ -1,0 +1,1 @@
+//! Transmit offloads: checksum insertion and TCP/UDP segmentation.

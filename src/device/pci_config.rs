@@ -1,0 +1,229 @@
+//! PCI configuration space of the 82540EM: identity, BARs with writable-bit masks (so
+//! sizing by writing all-ones and reading back works with no special case), the command
+//! register (memory, I/O, bus master) and a power-management capability.
+
+use super::regs::{BAR0_SIZE, BAR1_SIZE};
+
+/// Size of the configuration space the device implements (conventional PCI).
+pub const CONFIG_SIZE: usize = 256;
+
+pub(crate) const VENDOR_ID: u16 = 0x8086;
+pub(crate) const DEVICE_ID: u16 = 0x100E;
+pub(crate) const SUBSYS_VENDOR_ID: u16 = 0x8086;
+pub(crate) const SUBSYS_ID: u16 = 0x001E;
+const REVISION: u8 = 0x03;
+const CLASS_ETHERNET: [u8; 3] = [0x00, 0x00, 0x02]; // prog-if, subclass, class
+
+/// Offsets of the configuration registers this model gives meaning to.
+pub mod offsets {
+    /// Command register (16 bits).
+    pub const COMMAND: usize = 0x04;
+    /// Status register (16 bits).
+    pub const STATUS: usize = 0x06;
+    /// BAR0: 128 KiB memory.
+    pub const BAR0: usize = 0x10;
+    /// BAR1: 64-byte I/O window.
+    pub const BAR1: usize = 0x14;
+    /// Capabilities pointer.
+    pub const CAP_PTR: usize = 0x34;
+    /// Interrupt line (written by firmware).
+    pub const INTERRUPT_LINE: usize = 0x3C;
+    /// Power-management capability.
+    pub const PM_CAP: usize = 0xDC;
+}
+
+/// Command register: I/O space enable.
+pub const COMMAND_IO: u16 = 1 << 0;
+/// Command register: memory space enable.
+pub const COMMAND_MEMORY: u16 = 1 << 1;
+/// Command register: bus master enable (no DMA without it).
+pub const COMMAND_BUS_MASTER: u16 = 1 << 2;
+/// Command register: INTx disable.
+pub const COMMAND_INTX_DISABLE: u16 = 1 << 10;
+/// Status register: interrupt status (INTx asserted).
+pub const STATUS_INTERRUPT: u16 = 1 << 3;
+/// Status register: capabilities list present.
+pub const STATUS_CAP_LIST: u16 = 1 << 4;
+
+/// The 256-byte configuration space.
+#[derive(Clone, Debug)]
+pub struct PciConfig {
+    bytes: [u8; CONFIG_SIZE],
+    writable: [u8; CONFIG_SIZE],
+}
+
+impl Default for PciConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PciConfig {
+    /// Configuration space at power-on.
+    pub fn new() -> Self {
+        let mut c = Self {
+            bytes: [0; CONFIG_SIZE],
+            writable: [0; CONFIG_SIZE],
+        };
+        c.set16(0x00, VENDOR_ID);
+        c.set16(0x02, DEVICE_ID);
+        c.set16(
+            offsets::STATUS,
+            STATUS_CAP_LIST | (1 << 5) /* 66 MHz */ | (1 << 9), /* DEVSEL medium */
+        );
+        c.bytes[0x08] = REVISION;
+        c.bytes[0x09..0x0C].copy_from_slice(&CLASS_ETHERNET);
+        c.set32(offsets::BAR0, 0); // 32-bit, non-prefetchable memory
+        c.set32(offsets::BAR1, 1); // I/O space indicator
+        c.set16(0x2C, SUBSYS_VENDOR_ID);
+        c.set16(0x2E, SUBSYS_ID);
+        c.bytes[offsets::CAP_PTR] = offsets::PM_CAP as u8;
+        c.bytes[0x3D] = 1; // INTA#
+        c.bytes[0x3E] = 0xFF; // MIN_GNT
+                              // Power management capability: version 2, D0-D3hot, PME from D3hot/D3cold.
+        c.bytes[offsets::PM_CAP] = 0x01;
+        c.bytes[offsets::PM_CAP + 1] = 0x00;
+        c.set16(offsets::PM_CAP + 2, 0xC822);
+        c.set16(offsets::PM_CAP + 4, 0x0000);
+
+        // Writable bits.
+        let cmd_mask = COMMAND_IO
+            | COMMAND_MEMORY
+            | COMMAND_BUS_MASTER
+            | (1 << 6)
+            | (1 << 8)
+            | COMMAND_INTX_DISABLE;
+        c.writable[offsets::COMMAND..offsets::COMMAND + 2].copy_from_slice(&cmd_mask.to_le_bytes());
+        c.writable[0x0C] = 0xFF; // cache line size
+        c.writable[0x0D] = 0xFF; // latency timer
+        let bar0_mask = !(BAR0_SIZE as u32 - 1);
+        let bar1_mask = !(BAR1_SIZE as u32 - 1);
+        c.writable[offsets::BAR0..offsets::BAR0 + 4].copy_from_slice(&bar0_mask.to_le_bytes());
+        c.writable[offsets::BAR1..offsets::BAR1 + 4].copy_from_slice(&bar1_mask.to_le_bytes());
+        c.writable[offsets::INTERRUPT_LINE] = 0xFF;
+        // PMCSR: power state (bits 1:0) and PME enable (bit 8).
+        c.writable[offsets::PM_CAP + 4] = 0x03;
+        c.writable[offsets::PM_CAP + 5] = 0x01;
+        c
+    }
+
+    fn set16(&mut self, off: usize, v: u16) {
+        self.bytes[off..off + 2].copy_from_slice(&v.to_le_bytes());
+    }
+    fn set32(&mut self, off: usize, v: u32) {
+        self.bytes[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    fn get16(&self, off: usize) -> u16 {
+        u16::from_le_bytes([self.bytes[off], self.bytes[off + 1]])
+    }
+    fn get32(&self, off: usize) -> u32 {
+        u32::from_le_bytes([
+            self.bytes[off],
+            self.bytes[off + 1],
+            self.bytes[off + 2],
+            self.bytes[off + 3],
+        ])
+    }
+
+    /// Read `data.len()` bytes at `offset`; bytes beyond the space read as 0.
+    pub fn read(&self, offset: u64, data: &mut [u8]) {
+        for (i, b) in data.iter_mut().enumerate() {
+            *b = offset
+                .checked_add(i as u64)
+                .and_then(|o| usize::try_from(o).ok())
+                .and_then(|o| self.bytes.get(o).copied())
+                .unwrap_or(0);
+        }
+    }
+
+    /// Write `data` at `offset`; only writable bits change, the rest is ignored.
+    pub fn write(&mut self, offset: u64, data: &[u8]) {
+        for (i, &b) in data.iter().enumerate() {
+            let Some(o) = offset
+                .checked_add(i as u64)
+                .and_then(|o| usize::try_from(o).ok())
+                .filter(|&o| o < CONFIG_SIZE)
+            else {
+                continue;
+            };
+            let m = self.writable[o];
+            self.bytes[o] = (self.bytes[o] & !m) | (b & m);
+        }
+    }
+
+    /// The command register.
+    pub fn command(&self) -> u16 {
+        self.get16(offsets::COMMAND)
+    }
+
+    /// Whether the device may master the bus (DMA).
+    pub fn bus_master(&self) -> bool {
+        self.command() & COMMAND_BUS_MASTER != 0
+    }
+
+    /// Whether INTx is disabled by the command register.
+    pub fn intx_disabled(&self) -> bool {
+        self.command() & COMMAND_INTX_DISABLE != 0
+    }
+
+    /// Reflect the INTx level in the status register's interrupt-status bit.
+    pub fn set_interrupt_status(&mut self, asserted: bool) {
+        let s = self.get16(offsets::STATUS);
+        let s = if asserted {
+            s | STATUS_INTERRUPT
+        } else {
+            s & !STATUS_INTERRUPT
+        };
+        self.set16(offsets::STATUS, s);
+    }
+
+    /// Address programmed into BAR `n` (0 or 1), without the flag bits.
+    pub fn bar_address(&self, n: usize) -> Option<u64> {
+        match n {
+            0 => Some(u64::from(self.get32(offsets::BAR0) & !0xF)),
+            1 => Some(u64::from(self.get32(offsets::BAR1) & !0x3)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rd32(c: &PciConfig, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        c.read(off, &mut b);
+        u32::from_le_bytes(b)
+    }
+
+    #[test]
+    fn identity_and_bar_sizing() {
+        let mut c = PciConfig::new();
+        assert_eq!(rd32(&c, 0), 0x100E_8086);
+        assert_eq!(rd32(&c, 8) >> 8, 0x02_0000);
+        c.write(0x10, &0xFFFF_FFFFu32.to_le_bytes());
+        assert_eq!(rd32(&c, 0x10), 0xFFFE_0000);
+        c.write(0x14, &0xFFFF_FFFFu32.to_le_bytes());
+        assert_eq!(rd32(&c, 0x14), 0xFFFF_FFC1);
+        c.write(0x10, &0xFEBC_0000u32.to_le_bytes());
+        assert_eq!(c.bar_address(0), Some(0xFEBC_0000));
+        // read-only identity is not writable
+        c.write(0, &[0, 0, 0, 0]);
+        assert_eq!(rd32(&c, 0), 0x100E_8086);
+        // out of range reads are zero, writes ignored
+        let mut b = [0xAAu8; 4];
+        c.read(254, &mut b);
+        assert_eq!(b[2..], [0, 0]);
+        c.write(u64::MAX, &[1, 2]);
+    }
+
+    #[test]
+    fn bus_master_bit() {
+        let mut c = PciConfig::new();
+        assert!(!c.bus_master());
+        c.write(4, &[0x07, 0x00]);
+        assert!(c.bus_master());
+        assert_eq!(c.command(), 7);
+    }
+}

@@ -1,0 +1,271 @@
+//! Register offsets (BAR0-relative) and bit names of the 82540EM, as the Intel 8254x
+//! software developer's manual names them. Every offset the device model uses lives here.
+
+#![allow(missing_docs)] // names are the datasheet's; each group below says what it is
+
+/// Size of BAR0 (memory-mapped registers).
+pub const BAR0_SIZE: u64 = 0x2_0000;
+/// Size of BAR1 (I/O window: IOADDR at 0, IODATA at 4).
+pub const BAR1_SIZE: u64 = 0x40;
+/// I/O BAR: address latch.
+pub const IOADDR: u64 = 0x00;
+/// I/O BAR: data window onto the register named by IOADDR.
+pub const IODATA: u64 = 0x04;
+
+// ---- general ----
+pub const CTRL: u32 = 0x0000;
+pub const STATUS: u32 = 0x0008;
+pub const EECD: u32 = 0x0010;
+pub const EERD: u32 = 0x0014;
+pub const CTRL_EXT: u32 = 0x0018;
+pub const FLA: u32 = 0x001C;
+pub const MDIC: u32 = 0x0020;
+pub const FCAL: u32 = 0x0028;
+pub const FCAH: u32 = 0x002C;
+pub const FCT: u32 = 0x0030;
+pub const VET: u32 = 0x0038;
+pub const ICR: u32 = 0x00C0;
+pub const ITR: u32 = 0x00C4;
+pub const ICS: u32 = 0x00C8;
+pub const IMS: u32 = 0x00D0;
+pub const IMC: u32 = 0x00D8;
+pub const RCTL: u32 = 0x0100;
+pub const FCTTV: u32 = 0x0170;
+pub const TXCW: u32 = 0x0178;
+pub const RXCW: u32 = 0x0180;
+pub const TCTL: u32 = 0x0400;
+pub const TIPG: u32 = 0x0410;
+pub const LEDCTL: u32 = 0x0E00;
+pub const PBA: u32 = 0x1000;
+pub const FCRTL: u32 = 0x2160;
+pub const FCRTH: u32 = 0x2168;
+// ---- receive ring ----
+pub const RDBAL: u32 = 0x2800;
+pub const RDBAH: u32 = 0x2804;
+pub const RDLEN: u32 = 0x2808;
+pub const RDH: u32 = 0x2810;
+pub const RDT: u32 = 0x2818;
+pub const RDTR: u32 = 0x2820;
+pub const RXDCTL: u32 = 0x2828;
+pub const RADV: u32 = 0x282C;
+pub const RSRPD: u32 = 0x2C00;
+// ---- transmit ring ----
+pub const TDBAL: u32 = 0x3800;
+pub const TDBAH: u32 = 0x3804;
+pub const TDLEN: u32 = 0x3808;
+pub const TDH: u32 = 0x3810;
+pub const TDT: u32 = 0x3818;
+pub const TIDV: u32 = 0x3820;
+pub const TXDCTL: u32 = 0x3828;
+pub const TADV: u32 = 0x382C;
+// ---- statistics block ----
+pub const STATS_START: u32 = 0x4000;
+pub const STATS_END: u32 = 0x4100; // exclusive
+pub const CRCERRS: u32 = 0x4000;
+pub const ALGNERRC: u32 = 0x4004;
+pub const SYMERRS: u32 = 0x4008;
+pub const RXERRC: u32 = 0x400C;
+pub const MPC: u32 = 0x4010;
+pub const SCC: u32 = 0x4014;
+pub const ECOL: u32 = 0x4018;
+pub const MCC: u32 = 0x401C;
+pub const LATECOL: u32 = 0x4020;
+pub const COLC: u32 = 0x4028;
+pub const DC: u32 = 0x4030;
+pub const TNCRS: u32 = 0x4034;
+pub const SEC: u32 = 0x4038;
+pub const CEXTERR: u32 = 0x403C;
+pub const RLEC: u32 = 0x4040;
+pub const XONRXC: u32 = 0x4048;
+pub const XONTXC: u32 = 0x404C;
+pub const XOFFRXC: u32 = 0x4050;
+pub const XOFFTXC: u32 = 0x4054;
+pub const FCRUC: u32 = 0x4058;
+pub const PRC64: u32 = 0x405C;
+pub const PRC127: u32 = 0x4060;
+pub const PRC255: u32 = 0x4064;
+pub const PRC511: u32 = 0x4068;
+pub const PRC1023: u32 = 0x406C;
+pub const PRC1522: u32 = 0x4070;
+pub const GPRC: u32 = 0x4074;
+pub const BPRC: u32 = 0x4078;
+pub const MPRC: u32 = 0x407C;
+pub const GPTC: u32 = 0x4080;
+pub const GORCL: u32 = 0x4088;
+pub const GORCH: u32 = 0x408C;
+pub const GOTCL: u32 = 0x4090;
+pub const GOTCH: u32 = 0x4094;
+pub const RNBC: u32 = 0x40A0;
+pub const RUC: u32 = 0x40A4;
+pub const RFC: u32 = 0x40A8;
+pub const ROC: u32 = 0x40AC;
+pub const RJC: u32 = 0x40B0;
+pub const MGTPRC: u32 = 0x40B4;
+pub const MGTPDC: u32 = 0x40B8;
+pub const MGTPTC: u32 = 0x40BC;
+pub const TORL: u32 = 0x40C0;
+pub const TORH: u32 = 0x40C4;
+pub const TOTL: u32 = 0x40C8;
+pub const TOTH: u32 = 0x40CC;
+pub const TPR: u32 = 0x40D0;
+pub const TPT: u32 = 0x40D4;
+pub const PTC64: u32 = 0x40D8;
+pub const PTC127: u32 = 0x40DC;
+pub const PTC255: u32 = 0x40E0;
+pub const PTC511: u32 = 0x40E4;
+pub const PTC1023: u32 = 0x40E8;
+pub const PTC1522: u32 = 0x40EC;
+pub const MPTC: u32 = 0x40F0;
+pub const BPTC: u32 = 0x40F4;
+pub const TSCTC: u32 = 0x40F8;
+pub const TSCTFC: u32 = 0x40FC;
+// ---- receive filtering and offload ----
+pub const RXCSUM: u32 = 0x5000;
+pub const MTA: u32 = 0x5200; // 128 words
+pub const MTA_WORDS: u32 = 128;
+pub const RAL0: u32 = 0x5400; // RAL(n) = 0x5400 + 8n, RAH(n) = 0x5404 + 8n
+pub const RAH0: u32 = 0x5404;
+pub const RA_ENTRIES: u32 = 16;
+pub const VFTA: u32 = 0x5600; // 128 words
+pub const VFTA_WORDS: u32 = 128;
+// ---- wake-up and manageability ----
+pub const WUC: u32 = 0x5800;
+pub const WUFC: u32 = 0x5808;
+pub const WUS: u32 = 0x5810;
+pub const MANC: u32 = 0x5820;
+pub const IPAV: u32 = 0x5838;
+pub const WUPL: u32 = 0x5900;
+
+/// Offset of RAL(n).
+pub const fn ral(n: u32) -> u32 {
+    RAL0 + 8 * n
+}
+/// Offset of RAH(n).
+pub const fn rah(n: u32) -> u32 {
+    RAH0 + 8 * n
+}
+
+// ---- CTRL bits ----
+pub const CTRL_FD: u32 = 1 << 0;
+pub const CTRL_LRST: u32 = 1 << 3;
+pub const CTRL_ASDE: u32 = 1 << 5;
+pub const CTRL_SLU: u32 = 1 << 6;
+pub const CTRL_ILOS: u32 = 1 << 7;
+pub const CTRL_SPD_1000: u32 = 2 << 8;
+pub const CTRL_FRCSPD: u32 = 1 << 11;
+pub const CTRL_FRCDPX: u32 = 1 << 12;
+pub const CTRL_SWDPIN0: u32 = 1 << 18;
+pub const CTRL_SWDPIN2: u32 = 1 << 20;
+pub const CTRL_RST: u32 = 1 << 26;
+pub const CTRL_RFCE: u32 = 1 << 27;
+pub const CTRL_TFCE: u32 = 1 << 28;
+pub const CTRL_VME: u32 = 1 << 30;
+pub const CTRL_PHY_RST: u32 = 1 << 31;
+
+// ---- STATUS bits ----
+pub const STATUS_FD: u32 = 1 << 0;
+pub const STATUS_LU: u32 = 1 << 1;
+pub const STATUS_TXOFF: u32 = 1 << 4;
+pub const STATUS_SPEED_1000: u32 = 2 << 6;
+pub const STATUS_ASDV_1000: u32 = 2 << 8;
+pub const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
+pub const STATUS_MTXCKOK: u32 = 1 << 10;
+pub const STATUS_PCI66: u32 = 1 << 11;
+pub const STATUS_BUS64: u32 = 1 << 12;
+
+// ---- EECD bits ----
+pub const EECD_SK: u32 = 1 << 0;
+pub const EECD_CS: u32 = 1 << 1;
+pub const EECD_DI: u32 = 1 << 2;
+pub const EECD_DO: u32 = 1 << 3;
+pub const EECD_FWE_MASK: u32 = 3 << 4;
+pub const EECD_REQ: u32 = 1 << 6;
+pub const EECD_GNT: u32 = 1 << 7;
+pub const EECD_PRES: u32 = 1 << 8;
+pub const EECD_SIZE: u32 = 1 << 9;
+
+// ---- EERD bits (8254x layout) ----
+pub const EERD_START: u32 = 1 << 0;
+pub const EERD_DONE: u32 = 1 << 4;
+pub const EERD_ADDR_SHIFT: u32 = 8;
+pub const EERD_DATA_SHIFT: u32 = 16;
+
+// ---- MDIC bits ----
+pub const MDIC_DATA_MASK: u32 = 0xFFFF;
+pub const MDIC_REG_SHIFT: u32 = 16;
+pub const MDIC_PHY_SHIFT: u32 = 21;
+pub const MDIC_OP_WRITE: u32 = 1 << 26;
+pub const MDIC_OP_READ: u32 = 2 << 26;
+pub const MDIC_READY: u32 = 1 << 28;
+pub const MDIC_INT_EN: u32 = 1 << 29;
+pub const MDIC_ERROR: u32 = 1 << 30;
+
+// ---- interrupt causes (ICR/ICS/IMS/IMC) ----
+pub const ICR_TXDW: u32 = 1 << 0;
+pub const ICR_TXQE: u32 = 1 << 1;
+pub const ICR_LSC: u32 = 1 << 2;
+pub const ICR_RXSEQ: u32 = 1 << 3;
+pub const ICR_RXDMT0: u32 = 1 << 4;
+pub const ICR_RXO: u32 = 1 << 6;
+pub const ICR_RXT0: u32 = 1 << 7;
+pub const ICR_MDAC: u32 = 1 << 9;
+pub const ICR_RXCFG: u32 = 1 << 10;
+pub const ICR_GPI_EN0: u32 = 1 << 11;
+pub const ICR_TXD_LOW: u32 = 1 << 15;
+pub const ICR_SRPD: u32 = 1 << 16;
+pub const ICR_INT_ASSERTED: u32 = 1 << 31;
+/// Cause bits that exist on the 82540EM (everything else in ICR/IMS reads as 0).
+pub const ICR_VALID: u32 = 0x0001_FFFF;
+
+// ---- RCTL bits ----
+pub const RCTL_EN: u32 = 1 << 1;
+pub const RCTL_SBP: u32 = 1 << 2;
+pub const RCTL_UPE: u32 = 1 << 3;
+pub const RCTL_MPE: u32 = 1 << 4;
+pub const RCTL_LPE: u32 = 1 << 5;
+pub const RCTL_LBM_MASK: u32 = 3 << 6;
+pub const RCTL_RDMTS_SHIFT: u32 = 8;
+pub const RCTL_RDMTS_MASK: u32 = 3 << 8;
+pub const RCTL_MO_SHIFT: u32 = 12;
+pub const RCTL_MO_MASK: u32 = 3 << 12;
+pub const RCTL_BAM: u32 = 1 << 15;
+pub const RCTL_BSIZE_SHIFT: u32 = 16;
+pub const RCTL_BSIZE_MASK: u32 = 3 << 16;
+pub const RCTL_VFE: u32 = 1 << 18;
+pub const RCTL_CFIEN: u32 = 1 << 19;
+pub const RCTL_CFI: u32 = 1 << 20;
+pub const RCTL_DPF: u32 = 1 << 22;
+pub const RCTL_PMCF: u32 = 1 << 23;
+pub const RCTL_BSEX: u32 = 1 << 25;
+pub const RCTL_SECRC: u32 = 1 << 26;
+
+// ---- TCTL bits ----
+pub const TCTL_EN: u32 = 1 << 1;
+pub const TCTL_PSP: u32 = 1 << 3;
+
+// ---- RXCSUM bits ----
+pub const RXCSUM_PCSS_MASK: u32 = 0xFF;
+pub const RXCSUM_IPOFLD: u32 = 1 << 8;
+pub const RXCSUM_TUOFLD: u32 = 1 << 9;
+
+// ---- RAH bits ----
+pub const RAH_AV: u32 = 1 << 31;
+
+// ---- RDTR / TIDV ----
+pub const RDTR_FPD: u32 = 1 << 31;
+pub const TIDV_FPD: u32 = 1 << 31;
+
+// ---- reset values (QEMU's, which match the hardware defaults drivers expect) ----
+pub const CTRL_RESET: u32 = CTRL_SLU | CTRL_SPD_1000 | CTRL_SWDPIN0 | CTRL_SWDPIN2;
+pub const STATUS_RESET: u32 = 0x8008_0783;
+pub const PBA_RESET: u32 = 0x0010_0030;
+pub const LEDCTL_RESET: u32 = 0x0602;
+pub const MANC_RESET: u32 = 0x0022_2300;
+pub const VET_RESET: u32 = 0x8100;
+
+/// Largest frame the device accepts with RCTL.LPE, without FCS.
+pub const MAX_JUMBO_FRAME: usize = 16384;
+/// Largest frame without LPE (1518 with FCS, so 1514 without; 1518 with a VLAN tag).
+pub const MAX_STD_FRAME: usize = 1518;
+/// Shortest frame on the wire without FCS.
+pub const MIN_FRAME: usize = 60;
