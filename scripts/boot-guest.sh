@@ -42,6 +42,10 @@
 #   125 QEMU ended without RIG-EXIT (QEMU error, kernel panic); 2 usage error.
 # A summary line "[boot-guest] nic=... rc=... ready=...s wall=...s" goes to stderr.
 #
+# The machine is `-machine pc -nodefaults`: the NIC (any kind) is the only
+# device added, at PCI 0000:00:02.0. With vfio-user, QEMU 11 warns "Could not
+# enable error recovery for the device"; that is harmless.
+#
 # Several guests can run at once: each run has its own temp dir; give each its
 # own --guest-ip (hence MAC), and --tap/--host-ip (tap NICs) or dgram ports.
 #
