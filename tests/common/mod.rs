@@ -430,3 +430,29 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload_len: usize, see
 }
 
 pub const PEER: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
+
+/// Whether a test that needs `what` (root, QEMU, ...) can run. When it cannot, it prints
+/// `SKIP: <test>: <reason>` and returns false, unless `NIC_EMU_NO_SKIP=1` is set (CI sets
+/// it, since CI runs as root with everything provisioned): then the test fails instead.
+pub fn can_run(test: &str, ok: bool, reason: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var("NIC_EMU_NO_SKIP").is_ok_and(|v| v == "1") {
+        panic!("{test}: would be skipped ({reason}) but NIC_EMU_NO_SKIP=1");
+    }
+    eprintln!("SKIP: {test}: {reason}");
+    false
+}
+
+/// True when running as root (uid 0).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
