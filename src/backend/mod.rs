@@ -13,6 +13,28 @@ use std::time::Instant;
 
 mod loopback;
 pub use loopback::Loopback;
+pub mod spec;
+pub use spec::{
+    BackendError, BackendKind, BackendSpec, RecordLimits, RecordSpec, ReplayTiming, SpecError,
+};
+#[cfg(feature = "tap")]
+mod sys;
+#[cfg(feature = "tap")]
+pub mod tap;
+#[cfg(feature = "tap")]
+pub use tap::Tap;
+#[cfg(feature = "udp")]
+pub mod udp;
+#[cfg(feature = "udp")]
+pub use udp::UdpTunnel;
+#[cfg(feature = "pcap")]
+pub mod pcap_replay;
+#[cfg(feature = "pcap")]
+pub use pcap_replay::PcapReplay;
+#[cfg(feature = "pcap")]
+pub mod pcap_record;
+#[cfg(feature = "pcap")]
+pub use pcap_record::PcapRecorder;
 
 /// The largest frame a backend is ever asked to carry (82540EM jumbo limit, no FCS).
 pub const MAX_FRAME: usize = crate::device::regs::MAX_JUMBO_FRAME;

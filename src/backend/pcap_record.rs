@@ -1,0 +1,256 @@
+//! Pcap recording: a wrapper that writes every frame crossing any backend, both the
+//! frames the guest sends and the frames it receives, to a pcap file (Ethernet link
+//! type, microsecond timestamps) that tcpdump, tshark and Wireshark read.
+//!
+//! Recording never gets in the way of traffic: when a limit is reached or the file
+//! cannot be written, recording stops (logged once) and frames keep flowing.
+
+use std::fs::File;
+use std::io::{self, BufWriter, ErrorKind};
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriteError, PcapWriter};
+use pcap_file::{DataLink, Endianness};
+
+use super::spec::RecordLimits;
+use super::PacketBackend;
+
+/// Snapshot length written in the file header: frames up to this size are kept whole.
+pub const SNAPLEN: u32 = 262_144;
+/// Size of the pcap file header.
+const FILE_HEADER: u64 = 24;
+/// Size of each record header.
+const RECORD_HEADER: u64 = 16;
+
+/// Counters of a [`PcapRecorder`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordCounters {
+    /// Frames the guest sent that were written.
+    pub tx_recorded: u64,
+    /// Frames the guest received that were written.
+    pub rx_recorded: u64,
+    /// Bytes in the file, header included.
+    pub bytes: u64,
+    /// Frames not written because recording had stopped (limit reached or write error).
+    pub not_recorded: u64,
+}
+
+/// Why recording stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordStop {
+    /// [`RecordLimits::max_bytes`] reached.
+    SizeLimit,
+    /// [`RecordLimits::max_frames`] reached.
+    FrameLimit,
+    /// Writing failed (disk full, ...); the message says how.
+    WriteError(String),
+}
+
+/// Wraps a backend and records the frames crossing it.
+pub struct PcapRecorder<B: PacketBackend> {
+    inner: B,
+    path: PathBuf,
+    writer: Option<PcapWriter<BufWriter<File>>>,
+    limits: RecordLimits,
+    counters: RecordCounters,
+    stopped: Option<RecordStop>,
+    /// Wall-clock time at `base`: timestamps are taken from the monotonic clock so
+    /// they never go backwards in one file.
+    epoch: SystemTime,
+    base: Instant,
+}
+
+impl<B: PacketBackend> std::fmt::Debug for PcapRecorder<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcapRecorder")
+            .field("inner", &self.inner.name())
+            .field("path", &self.path)
+            .field("limits", &self.limits)
+            .field("counters", &self.counters)
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
+}
+
+fn write_error(e: PcapWriteError) -> io::Error {
+    match e {
+        PcapWriteError::Io(e) | PcapWriteError::FieldWriteFailed(_, e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+impl<B: PacketBackend> PcapRecorder<B> {
+    /// Create (or truncate) `path`, write the pcap header and wrap `inner`.
+    pub fn create(inner: B, path: impl AsRef<Path>, limits: RecordLimits) -> io::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let ctx =
+            |e: io::Error| io::Error::new(e.kind(), format!("pcap record {}: {e}", path.display()));
+        let file = File::create(&path).map_err(ctx)?;
+        let header = PcapHeader {
+            snaplen: SNAPLEN,
+            datalink: DataLink::ETHERNET,
+            endianness: Endianness::native(),
+            ..PcapHeader::default()
+        };
+        let writer = PcapWriter::with_header(BufWriter::new(file), header)
+            .map_err(|e| ctx(write_error(e)))?;
+        log::info!("pcap record {}: recording {}", path.display(), inner.name());
+        Ok(Self {
+            inner,
+            path,
+            writer: Some(writer),
+            limits,
+            counters: RecordCounters {
+                bytes: FILE_HEADER,
+                ..RecordCounters::default()
+            },
+            stopped: None,
+            epoch: SystemTime::now(),
+            base: Instant::now(),
+        })
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The wrapped backend, mutably.
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> RecordCounters {
+        self.counters
+    }
+
+    /// Why recording stopped, if it did.
+    pub fn stopped(&self) -> Option<&RecordStop> {
+        self.stopped.as_ref()
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn stop(&mut self, why: RecordStop) {
+        log::warn!(
+            "pcap record {}: recording stopped ({why:?}) after {} frames, {} bytes; \
+             traffic continues",
+            self.path.display(),
+            self.counters.tx_recorded + self.counters.rx_recorded,
+            self.counters.bytes
+        );
+        if let Some(mut w) = self.writer.take() {
+            if let Err(e) = w.flush() {
+                log::warn!("pcap record {}: flush: {e}", self.path.display());
+            }
+        }
+        self.stopped = Some(why);
+    }
+
+    fn record(&mut self, frame: &[u8], tx: bool) {
+        if self.writer.is_none() {
+            self.counters.not_recorded += 1;
+            return;
+        }
+        let frames = self.counters.tx_recorded + self.counters.rx_recorded;
+        let kept = frame.len().min(SNAPLEN as usize);
+        let size = RECORD_HEADER + kept as u64;
+        if self.limits.max_frames.is_some_and(|m| frames >= m) {
+            self.stop(RecordStop::FrameLimit);
+        } else if self
+            .limits
+            .max_bytes
+            .is_some_and(|m| self.counters.bytes.saturating_add(size) > m)
+        {
+            self.stop(RecordStop::SizeLimit);
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            self.counters.not_recorded += 1;
+            return;
+        };
+        let ts = (self.epoch + self.base.elapsed())
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let orig_len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        let result = frame
+            .get(..kept)
+            .ok_or_else(|| io::Error::from(ErrorKind::InvalidInput))
+            .and_then(|data| {
+                PcapPacket::new(ts, orig_len, data).map_err(|e| io::Error::other(e.to_string()))
+            })
+            .and_then(|p| writer.write_packet(&p).map_err(write_error));
+        match result {
+            Ok(_) => {
+                self.counters.bytes += size;
+                if tx {
+                    self.counters.tx_recorded += 1;
+                } else {
+                    self.counters.rx_recorded += 1;
+                }
+            }
+            Err(e) => {
+                self.counters.not_recorded += 1;
+                self.stop(RecordStop::WriteError(e.to_string()));
+            }
+        }
+    }
+}
+
+impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
+    fn name(&self) -> String {
+        format!(
+            "{} (recorded to {})",
+            self.inner.name(),
+            self.path.display()
+        )
+    }
+
+    /// Records the frame (whether or not the inner backend then takes it), then sends it.
+    fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
+        self.record(frame, true);
+        self.inner.send(frame)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let got = self.inner.recv(buf)?;
+        if let Some(n) = got {
+            if let Some(frame) = buf.get(..n) {
+                self.record(frame, false);
+            }
+        }
+        Ok(got)
+    }
+
+    fn rx_fd(&self) -> Option<RawFd> {
+        self.inner.rx_fd()
+    }
+
+    fn next_rx_deadline(&self) -> Option<Instant> {
+        self.inner.next_rx_deadline()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let ours = match self.writer.as_mut() {
+            Some(w) => w.flush().map_err(write_error),
+            None => Ok(()),
+        };
+        let theirs = self.inner.flush();
+        ours.and(theirs)
+    }
+}
+
+impl<B: PacketBackend> Drop for PcapRecorder<B> {
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.as_mut() {
+            if let Err(e) = w.flush() {
+                log::warn!("pcap record {}: flush at close: {e}", self.path.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Tap: frames go to and come from a Linux tap interface.
+//!
+//! The interface is created (or an existing one attached) with `IFF_TAP | IFF_NO_PI`
+//! through the `tun-tap` crate; the descriptor is then taken over and put in non-blocking
+//! mode here (`tun-tap` 0.1 can only do that with its tokio feature, and has no way to
+//! wrap a descriptor it did not open, which tests need). A tap we create is not made
+//! persistent, so the kernel removes it when the descriptor closes, i.e. on drop.
+
+use std::fs::File;
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+use super::{sys, PacketBackend};
+
+/// Longest interface name Linux accepts (`IFNAMSIZ` - 1).
+pub const MAX_IFNAME: usize = 15;
+
+/// Read buffer size: the largest frame a tap can hand us (64 KiB), so a frame too big
+/// for the caller is detected and dropped rather than silently truncated.
+const SCRATCH: usize = 65536;
+
+/// Counters of a [`Tap`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TapCounters {
+    /// Frames written to the tap.
+    pub sent: u64,
+    /// Frames read from the tap and returned by `recv`.
+    pub received: u64,
+    /// Frames the tap did not take (queue full, interface down).
+    pub send_dropped: u64,
+    /// Frames read that were larger than the caller's buffer, dropped.
+    pub rx_oversize: u64,
+}
+
+/// A tap interface (or any descriptor that reads and writes whole frames).
+#[derive(Debug)]
+pub struct Tap {
+    file: File,
+    name: String,
+    scratch: Vec<u8>,
+    counters: TapCounters,
+}
+
+/// Check an interface name (or `%d` template) before handing it to the kernel, which
+/// would otherwise truncate it silently.
+pub fn validate_ifname(ifname: &str) -> Result<(), String> {
+    if ifname.is_empty() {
+        return Err("interface name is empty".into());
+    }
+    if ifname.len() > MAX_IFNAME {
+        return Err(format!(
+            "interface name `{ifname}` is longer than {MAX_IFNAME} bytes"
+        ));
+    }
+    if ifname == "." || ifname == ".." {
+        return Err(format!("`{ifname}` is not a valid interface name"));
+    }
+    if let Some(c) = ifname
+        .chars()
+        .find(|c| c.is_whitespace() || *c == '/' || *c == ':' || c.is_control())
+    {
+        return Err(format!(
+            "interface name `{ifname}` contains {c:?}, which Linux does not allow"
+        ));
+    }
+    if ifname.matches('%').count() > 1 || (ifname.contains('%') && !ifname.contains("%d")) {
+        return Err(format!(
+            "interface name `{ifname}`: the only template allowed is one `%d`"
+        ));
+    }
+    Ok(())
+}
+
+impl Tap {
+    /// Create the tap `ifname`, or attach to an existing (persistent) one with that name.
+    /// `ifname` may hold one `%d`, which the kernel replaces by the first free number;
+    /// [`Tap::ifname`] gives the real name.
+    ///
+    /// Errors say what went wrong in words: missing `CAP_NET_ADMIN`, the name in use by
+    /// another process or by a non-tap interface, no `/dev/net/tun`.
+    pub fn open(ifname: &str) -> io::Result<Self> {
+        validate_ifname(ifname).map_err(|m| io::Error::new(ErrorKind::InvalidInput, m))?;
+        let iface = tun_tap::Iface::without_packet_info(ifname, tun_tap::Mode::Tap)
+            .map_err(|e| explain_open_error(ifname, e))?;
+        let name = iface.name().to_owned();
+        // SAFETY: `into_raw_fd` hands over ownership of the open /dev/net/tun descriptor
+        // (the `Iface` is consumed and will not close it), so exactly one owner remains.
+        let fd = unsafe { OwnedFd::from_raw_fd(iface.into_raw_fd()) };
+        let tap = Self::from_fd(fd, name)?;
+        log::info!(
+            "tap {}: attached (IFF_TAP, IFF_NO_PI, non-blocking)",
+            tap.name
+        );
+        Ok(tap)
+    }
+
+    /// Wrap a descriptor that reads and writes one frame per call: a tap opened elsewhere
+    /// (passed by a management program), or a datagram socketpair in tests. The
+    /// descriptor is put in non-blocking mode. `name` is used in logs.
+    pub fn from_fd(fd: OwnedFd, name: impl Into<String>) -> io::Result<Self> {
+        sys::set_nonblocking(fd.as_fd())?;
+        Ok(Self {
+            file: File::from(fd),
+            name: name.into(),
+            scratch: vec![0; SCRATCH],
+            counters: TapCounters::default(),
+        })
+    }
+
+    /// The interface name the kernel gave (or the name passed to [`Tap::from_fd`]).
+    pub fn ifname(&self) -> &str {
+        &self.name
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> TapCounters {
+        self.counters
+    }
+}
+
+fn explain_open_error(ifname: &str, e: io::Error) -> io::Error {
+    let msg = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => format!(
+            "tap {ifname}: permission denied: creating or attaching a tap needs \
+             CAP_NET_ADMIN (run as root, or create it beforehand with \
+             `ip tuntap add {ifname} mode tap user $USER`)"
+        ),
+        Some(libc::EBUSY) => {
+            format!("tap {ifname}: the name is taken: another process has this tap open")
+        }
+        Some(libc::EINVAL) => format!(
+            "tap {ifname}: the name is taken by an interface that is not a tap \
+             (or the name is invalid)"
+        ),
+        Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => {
+            format!("tap {ifname}: /dev/net/tun is missing (is the `tun` module loaded?)")
+        }
+        _ => format!("tap {ifname}: {e}"),
+    };
+    io::Error::new(e.kind(), msg)
+}
+
+impl PacketBackend for Tap {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
+        match (&self.file).write(frame) {
+            Ok(_) => {
+                self.counters.sent += 1;
+                Ok(true)
+            }
+            // Queue full, or (EIO) the interface is down: the frame is lost, as on a wire.
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EIO) => {
+                if self.counters.send_dropped.is_power_of_two() || self.counters.send_dropped == 0 {
+                    log::warn!(
+                        "tap {}: frame dropped ({e}); {} dropped so far",
+                        self.name,
+                        self.counters.send_dropped + 1
+                    );
+                }
+                self.counters.send_dropped += 1;
+                Ok(false)
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(false),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("tap {}: write: {e}", self.name),
+            )),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        // Bounded: each oversize frame consumed makes progress; give up after a burst.
+        for _ in 0..64 {
+            let n = match (&self.file).read(&mut self.scratch) {
+                Ok(0) => return Ok(None),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(None),
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("tap {}: read: {e}", self.name),
+                    ))
+                }
+            };
+            match (buf.get_mut(..n), self.scratch.get(..n)) {
+                (Some(dst), Some(src)) => {
+                    dst.copy_from_slice(src);
+                    self.counters.received += 1;
+                    return Ok(Some(n));
+                }
+                _ => {
+                    if self.counters.rx_oversize == 0 {
+                        log::warn!(
+                            "tap {}: dropped a {n}-byte frame larger than the {}-byte buffer",
+                            self.name,
+                            buf.len()
+                        );
+                    }
+                    self.counters.rx_oversize += 1;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn rx_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixDatagram;
+
+    #[test]
+    fn names_are_checked_before_the_kernel_sees_them() {
+        assert!(validate_ifname("tap0").is_ok());
+        assert!(validate_ifname("nicemu%d").is_ok());
+        assert!(validate_ifname("").is_err());
+        assert!(validate_ifname("a-name-that-is-too-long").is_err());
+        assert!(validate_ifname("ta p").is_err());
+        assert!(validate_ifname("a/b").is_err());
+        assert!(validate_ifname("tap%s").is_err());
+        assert!(validate_ifname("t%d%d").is_err());
+    }
+
+    #[test]
+    fn from_fd_is_non_blocking_and_moves_frames_both_ways() {
+        let (ours, theirs) = UnixDatagram::pair().unwrap();
+        let mut tap = Tap::from_fd(OwnedFd::from(ours), "pair").unwrap();
+        assert!(sys::is_nonblocking(tap.file.as_fd()).unwrap());
+        assert_eq!(tap.rx_fd(), Some(tap.file.as_raw_fd()));
+
+        let mut buf = vec![0u8; super::super::MAX_FRAME];
+        assert_eq!(tap.recv(&mut buf).unwrap(), None);
+        theirs.send(&[7u8; 60]).unwrap();
+        assert_eq!(tap.recv(&mut buf).unwrap(), Some(60));
+        assert_eq!(&buf[..60], &[7u8; 60][..]);
+
+        assert!(tap.send(&[9u8; 1514]).unwrap());
+        let mut back = [0u8; 2000];
+        assert_eq!(theirs.recv(&mut back).unwrap(), 1514);
+        assert_eq!(tap.counters().sent, 1);
+        assert_eq!(tap.counters().received, 1);
+    }
+
+    #[test]
+    fn oversize_frames_are_dropped_and_counted_not_truncated() {
+        let (ours, theirs) = UnixDatagram::pair().unwrap();
+        let mut tap = Tap::from_fd(OwnedFd::from(ours), "pair").unwrap();
+        theirs.send(&[1u8; 200]).unwrap();
+        theirs.send(&[2u8; 50]).unwrap();
+        let mut small = [0u8; 100];
+        assert_eq!(tap.recv(&mut small).unwrap(), Some(50));
+        assert_eq!(small[0], 2);
+        assert_eq!(tap.counters().rx_oversize, 1);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let (ours, _theirs) = UnixDatagram::pair().unwrap();
+        let mut tap = Tap::from_fd(OwnedFd::from(ours), "pair").unwrap();
+        let mut accepted = 0u32;
+        let mut refused = false;
+        for _ in 0..100_000 {
+            if tap.send(&[0u8; 1500]).unwrap() {
+                accepted += 1;
+            } else {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused, "never refused after {accepted} frames");
+        assert_eq!(tap.counters().send_dropped, 1);
+        assert_eq!(tap.counters().sent, u64::from(accepted));
+    }
+}

@@ -1,0 +1,183 @@
+//! UDP tunnel: one bare Ethernet frame per datagram, no header, as QEMU's
+//! `-netdev dgram` (and the older `-netdev socket,udp=`) sends them. Two nic-emu
+//! instances, or nic-emu and a QEMU, can be joined this way without root.
+
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+
+use super::PacketBackend;
+
+/// Receive buffer: the largest UDP payload, so a datagram too big for the caller is
+/// detected and dropped rather than silently truncated.
+const SCRATCH: usize = 65536;
+
+/// Counters of a [`UdpTunnel`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpCounters {
+    /// Frames sent.
+    pub sent: u64,
+    /// Frames received and returned by `recv`.
+    pub received: u64,
+    /// Frames not sent: no remote known yet, socket buffer full, or too big.
+    pub send_dropped: u64,
+    /// Datagrams larger than the caller's buffer, or empty, dropped.
+    pub rx_dropped: u64,
+    /// Datagrams from an address other than the remote, dropped.
+    pub rx_foreign: u64,
+}
+
+/// A UDP socket carrying Ethernet frames to and from one peer.
+#[derive(Debug)]
+pub struct UdpTunnel {
+    socket: UdpSocket,
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
+    learn: bool,
+    scratch: Vec<u8>,
+    counters: UdpCounters,
+}
+
+impl UdpTunnel {
+    /// Bind `local` and send to `remote`. Without `remote`, the peer is learned from the
+    /// first datagram received (frames sent before that are dropped and counted); from
+    /// then on, as with a configured remote, datagrams from other addresses are dropped.
+    pub fn new(local: SocketAddr, remote: Option<SocketAddr>) -> io::Result<Self> {
+        let socket = UdpSocket::bind(local)
+            .map_err(|e| io::Error::new(e.kind(), format!("udp: cannot bind {local}: {e}")))?;
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        log::info!(
+            "udp {local}: tunnel to {}",
+            remote.map_or_else(
+                || "(learned from the first datagram)".to_string(),
+                |r| r.to_string()
+            )
+        );
+        Ok(Self {
+            socket,
+            local,
+            remote,
+            learn: remote.is_none(),
+            scratch: vec![0; SCRATCH],
+            counters: UdpCounters::default(),
+        })
+    }
+
+    /// The bound address (with the real port when `local` asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The peer: configured, learned, or not known yet.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote
+    }
+
+    /// Whether the remote was learned rather than configured.
+    pub fn remote_learned(&self) -> bool {
+        self.learn && self.remote.is_some()
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> UdpCounters {
+        self.counters
+    }
+
+    fn drop_tx(&mut self, why: &str) -> io::Result<bool> {
+        if self.counters.send_dropped == 0 || self.counters.send_dropped.is_power_of_two() {
+            log::warn!(
+                "udp {}: frame not sent ({why}); {} dropped so far",
+                self.local,
+                self.counters.send_dropped + 1
+            );
+        }
+        self.counters.send_dropped += 1;
+        Ok(false)
+    }
+}
+
+impl PacketBackend for UdpTunnel {
+    fn name(&self) -> String {
+        format!("udp {}", self.local)
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
+        let Some(remote) = self.remote else {
+            return self.drop_tx("no remote address learned yet");
+        };
+        match self.socket.send_to(frame, remote) {
+            Ok(_) => {
+                self.counters.sent += 1;
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+                self.drop_tx("socket buffer full")
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => self.drop_tx("frame too big"),
+            // An ICMP error from an earlier datagram: the peer is not listening (yet).
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => self.drop_tx("peer refused"),
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("udp {}: send to {remote}: {e}", self.local),
+            )),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        // Bounded: every dropped datagram is consumed, so each turn makes progress.
+        for _ in 0..64 {
+            let (n, from) = match self.socket.recv_from(&mut self.scratch) {
+                Ok(x) => x,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(None),
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("udp {}: receive: {e}", self.local),
+                    ))
+                }
+            };
+            match self.remote {
+                Some(r) if r != from => {
+                    if self.counters.rx_foreign == 0 {
+                        log::warn!(
+                            "udp {}: ignoring datagrams from {from} (peer is {r})",
+                            self.local
+                        );
+                    }
+                    self.counters.rx_foreign += 1;
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    log::info!("udp {}: learned remote {from}", self.local);
+                    self.remote = Some(from);
+                }
+            }
+            match (buf.get_mut(..n), self.scratch.get(..n)) {
+                (Some(dst), Some(src)) if n > 0 => {
+                    dst.copy_from_slice(src);
+                    self.counters.received += 1;
+                    return Ok(Some(n));
+                }
+                _ => {
+                    if self.counters.rx_dropped == 0 {
+                        log::warn!(
+                            "udp {}: dropped a {n}-byte datagram (buffer {} bytes)",
+                            self.local,
+                            buf.len()
+                        );
+                    }
+                    self.counters.rx_dropped += 1;
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn rx_fd(&self) -> Option<RawFd> {
+        Some(self.socket.as_raw_fd())
+    }
+}
