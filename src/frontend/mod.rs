@@ -6,7 +6,10 @@
 
 use std::sync::atomic::AtomicBool;
 
+pub mod event_loop;
 pub mod fake_bus;
+#[cfg(feature = "vfio-user")]
+pub mod vfio_user;
 
 /// A way for a guest to reach the device.
 pub trait Frontend {

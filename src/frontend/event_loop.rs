@@ -1,0 +1,370 @@
+//! The device's own thread: receive frames and fire mitigation timers while the frontend
+//! thread serves register accesses.
+//!
+//! A frontend that reaches the device from one thread (the vfio-user socket thread, say)
+//! cannot also wait for frames arriving from the backend. [`EventLoop`] does that part: it
+//! sleeps in `poll(2)` on the backend's [`rx_fd`](crate::PacketBackend::rx_fd) and on a
+//! [`Waker`], with a timeout taken from the device's next timer deadline and the backend's
+//! [`next_rx_deadline`](crate::PacketBackend::next_rx_deadline), and then calls
+//! [`E1000::run_timers`] and [`E1000::poll_backend`].
+//!
+//! The frontend wakes the loop (see [`Waker::wake`]) when the guest gives the device new
+//! receive buffers or transmits, so a frame that could not be delivered earlier, or one a
+//! loopback backend just queued, goes in at once.
+//!
+//! When the receive ring is full, the backend's fd stays readable. The loop notices that
+//! it made no progress and stops watching the fd until it is woken (or `max_sleep`
+//! passes), so it never spins.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::clock::Clock;
+use crate::device::{Metrics, E1000};
+
+/// Lock the shared device, recovering it if a thread panicked while holding the lock (the
+/// device's state is still consistent register-wise; refusing service would be worse).
+pub fn lock_device(device: &Mutex<E1000>) -> MutexGuard<'_, E1000> {
+    device
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Wakes an [`EventLoop`] from another thread: a non-blocking eventfd.
+#[derive(Debug)]
+pub struct Waker {
+    fd: File,
+}
+
+impl Waker {
+    /// A new, unsignalled waker.
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes an initial count and flags and returns a new descriptor
+        // or -1; no memory is passed.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Self { fd: File::from(fd) })
+    }
+
+    /// Make the loop run an iteration soon. Cheap (one `write(2)`); never blocks.
+    pub fn wake(&self) {
+        // EAGAIN means the counter is saturated: the loop is already due to wake.
+        let _ = (&self.fd).write(&1u64.to_ne_bytes());
+    }
+
+    /// Consume pending wake-ups.
+    fn drain(&self) {
+        let mut b = [0u8; 8];
+        let _ = (&self.fd).read(&mut b);
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Something the loop runs on every iteration, returning how soon it wants to run again
+/// (`None`: no deadline). The vfio-user frontend uses it for deferred interrupt work.
+pub type LoopHook = Box<dyn FnMut() -> Option<Duration> + Send>;
+
+/// Waits for frames and timer deadlines and lets the device act on them.
+pub struct EventLoop {
+    device: Arc<Mutex<E1000>>,
+    clock: Arc<dyn Clock>,
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+    hook: Option<LoopHook>,
+    max_sleep: Duration,
+    /// The last iteration found the backend fd readable but made no receive progress.
+    stalled: bool,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("max_sleep", &self.max_sleep)
+            .field("stalled", &self.stalled)
+            .finish()
+    }
+}
+
+/// What one iteration saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Iteration {
+    /// Frames the device delivered to the guest.
+    pub delivered: usize,
+    /// The waker had been signalled.
+    pub woken: bool,
+    /// The backend's fd was readable.
+    pub rx_readable: bool,
+}
+
+impl EventLoop {
+    /// A loop for `device`, whose timers read `clock` (the same clock the device uses).
+    pub fn new(device: Arc<Mutex<E1000>>, clock: Arc<dyn Clock>) -> io::Result<Self> {
+        Ok(Self {
+            device,
+            clock,
+            waker: Arc::new(Waker::new()?),
+            stop: Arc::new(AtomicBool::new(false)),
+            hook: None,
+            max_sleep: Duration::from_millis(100),
+            stalled: false,
+        })
+    }
+
+    /// The waker that interrupts this loop's sleep.
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    /// Longest sleep between iterations even when nothing is due (default 100 ms).
+    pub fn set_max_sleep(&mut self, d: Duration) {
+        self.max_sleep = d.max(Duration::from_millis(1));
+    }
+
+    /// Run `hook` on every iteration (replacing any earlier hook).
+    pub fn set_hook(&mut self, hook: LoopHook) {
+        self.hook = Some(hook);
+    }
+
+    /// Run iterations until [`EventLoopHandle::stop`] (or the stop flag) is set.
+    pub fn run(&mut self) {
+        while !self.stop.load(Ordering::Acquire) {
+            if let Err(e) = self.iterate() {
+                log::warn!("event loop: poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Start [`run`](Self::run) on a thread named `nic-emu-io`.
+    pub fn spawn(mut self) -> io::Result<EventLoopHandle> {
+        let stop = self.stop.clone();
+        let waker = self.waker.clone();
+        let thread = std::thread::Builder::new()
+            .name("nic-emu-io".into())
+            .spawn(move || self.run())?;
+        Ok(EventLoopHandle {
+            stop,
+            waker,
+            thread: Some(thread),
+        })
+    }
+
+    /// Let the device work, then sleep until something is due: one iteration.
+    pub fn iterate(&mut self) -> io::Result<Iteration> {
+        let (delivered, progress, rx_fd, rx_deadline, timer_deadline) = {
+            let mut d = lock_device(&self.device);
+            d.run_timers();
+            let before = rx_progress(&d.metrics());
+            let delivered = d.poll_backend();
+            let progress = rx_progress(&d.metrics()) != before;
+            let backend = d.backend_mut();
+            let rx_fd = backend.rx_fd();
+            let rx_deadline = backend.next_rx_deadline();
+            (
+                delivered,
+                progress,
+                rx_fd,
+                rx_deadline,
+                d.next_timer_deadline(),
+            )
+        };
+        let mut it = Iteration {
+            delivered,
+            ..Iteration::default()
+        };
+        if progress {
+            self.stalled = false;
+        }
+
+        let mut wait = self.max_sleep;
+        if let Some(hook) = self.hook.as_mut() {
+            if let Some(w) = hook() {
+                wait = wait.min(w);
+            }
+        }
+        if let Some(deadline) = timer_deadline {
+            let now = self.clock.now_ns();
+            wait = wait.min(Duration::from_nanos(deadline.saturating_sub(now)));
+        }
+        if let Some(deadline) = rx_deadline {
+            wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+        }
+
+        let watch_rx = rx_fd.filter(|_| !self.stalled);
+        let (woken, rx_readable) = poll_two(self.waker.raw_fd(), watch_rx, wait)?;
+        if woken {
+            self.waker.drain();
+            self.stalled = false;
+        }
+        if rx_readable && !progress && delivered == 0 {
+            // Readable again right after a pass that took nothing: the ring is full (or
+            // RX is off). Wait for the guest (a wake-up) instead of spinning.
+            self.stalled = true;
+        }
+        if !woken && !rx_readable {
+            // Timed out: look at the fd again next time.
+            self.stalled = false;
+        }
+        it.woken = woken;
+        it.rx_readable = rx_readable;
+        Ok(it)
+    }
+}
+
+/// Receive-side counters that change whenever the device takes a frame from the backend.
+fn rx_progress(m: &Metrics) -> u64 {
+    m.rx_frames
+        .wrapping_add(m.rx_filtered)
+        .wrapping_add(m.rx_dropped)
+}
+
+/// Controls a spawned [`EventLoop`]; stops and joins it when dropped.
+#[derive(Debug)]
+pub struct EventLoopHandle {
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EventLoopHandle {
+    /// The loop's waker.
+    pub fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    /// Ask the loop to end and wait for its thread.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake();
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log::error!("event loop thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for EventLoopHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Wait up to `timeout` for `a` or `b` (if any) to become readable. Returns which were.
+/// EINTR counts as a timeout.
+fn poll_two(a: RawFd, b: Option<RawFd>, timeout: Duration) -> io::Result<(bool, bool)> {
+    let mut fds = [
+        libc::pollfd {
+            fd: a,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: b.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let n = poll_fds(&mut fds, timeout)?;
+    if n == 0 {
+        return Ok((false, false));
+    }
+    let ready = |p: &libc::pollfd| p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
+    Ok((ready(&fds[0]), b.is_some() && ready(&fds[1])))
+}
+
+/// Wait up to `timeout` for `fd` to become readable.
+pub(crate) fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    let mut fds = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    Ok(poll_fds(&mut fds, timeout)? > 0 && fds[0].revents != 0)
+}
+
+fn poll_fds(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<usize> {
+    // Round up so a deadline 0.3 ms away does not turn into a busy zero-timeout poll.
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd structures for the
+    // duration of the call; negative fds are ignored by poll(2).
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(rc as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Loopback;
+    use crate::clock::MonotonicClock;
+    use crate::device::DeviceConfig;
+    use crate::irq::NoIrq;
+
+    fn device() -> (Arc<Mutex<E1000>>, Arc<dyn Clock>) {
+        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+        let d = E1000::new(
+            DeviceConfig::default(),
+            Box::new(Loopback::new()),
+            Box::new(NoIrq),
+            clock.clone(),
+        );
+        (Arc::new(Mutex::new(d)), clock)
+    }
+
+    #[test]
+    fn waker_cuts_the_sleep_short_and_stop_joins() {
+        let (dev, clock) = device();
+        let mut lp = EventLoop::new(dev, clock).unwrap();
+        lp.set_max_sleep(Duration::from_secs(5));
+        let waker = lp.waker();
+        waker.wake();
+        let t = Instant::now();
+        let it = lp.iterate().unwrap();
+        assert!(it.woken);
+        assert!(t.elapsed() < Duration::from_secs(1));
+
+        // Spawned: stop() returns promptly although max_sleep is 5 s.
+        let mut h = lp.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let t = Instant::now();
+        h.stop();
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn hook_bounds_the_sleep() {
+        let (dev, clock) = device();
+        let mut lp = EventLoop::new(dev, clock).unwrap();
+        lp.set_max_sleep(Duration::from_secs(5));
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let c = calls.clone();
+        lp.set_hook(Box::new(move || {
+            c.fetch_add(1, Ordering::Relaxed);
+            Some(Duration::from_millis(2))
+        }));
+        let t = Instant::now();
+        let it = lp.iterate().unwrap();
+        assert!(!it.woken);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,316 @@
+//! INTx over vfio-user: the device's level-triggered line, delivered as eventfd signals.
+//!
+//! The client (QEMU) hands over an eventfd in SET_IRQS (`DATA_EVENTFD | ACTION_TRIGGER`,
+//! flags 0x24). Like the kernel's vfio-pci INTx, the line is *automasked*: a signal masks
+//! it, and the client unmasks it (`DATA_NONE | ACTION_UNMASK`, 0x11) after the guest has
+//! serviced the interrupt. QEMU sends that unmask just before forwarding the guest's next
+//! BAR access (usually the ICR read that lowers the line), so a line still high at unmask
+//! time is re-signalled only after that next access, or after [`RECHECK_DELAY`] at the
+//! latest: the level semantics of a real line without a spurious interrupt per interrupt.
+//! `DATA_NONE | ACTION_TRIGGER` with count 0 (0x21) disables the line.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::irq::IrqLine;
+
+/// `VFIO_IRQ_SET_DATA_NONE`.
+pub const IRQ_SET_DATA_NONE: u32 = 1 << 0;
+/// `VFIO_IRQ_SET_DATA_BOOL`.
+pub const IRQ_SET_DATA_BOOL: u32 = 1 << 1;
+/// `VFIO_IRQ_SET_DATA_EVENTFD`.
+pub const IRQ_SET_DATA_EVENTFD: u32 = 1 << 2;
+/// `VFIO_IRQ_SET_ACTION_MASK`.
+pub const IRQ_SET_ACTION_MASK: u32 = 1 << 3;
+/// `VFIO_IRQ_SET_ACTION_UNMASK`.
+pub const IRQ_SET_ACTION_UNMASK: u32 = 1 << 4;
+/// `VFIO_IRQ_SET_ACTION_TRIGGER`.
+pub const IRQ_SET_ACTION_TRIGGER: u32 = 1 << 5;
+
+const DATA_MASK: u32 = IRQ_SET_DATA_NONE | IRQ_SET_DATA_BOOL | IRQ_SET_DATA_EVENTFD;
+const ACTION_MASK: u32 = IRQ_SET_ACTION_MASK | IRQ_SET_ACTION_UNMASK | IRQ_SET_ACTION_TRIGGER;
+
+/// Longest a re-signal after an unmask waits for the client's next access.
+pub const RECHECK_DELAY: Duration = Duration::from_millis(1);
+
+/// The INTx line of a vfio-user device. Clones share the same line: give one to the
+/// device as its [`IrqLine`] and keep one in the frontend for SET_IRQS.
+#[derive(Clone, Debug, Default)]
+pub struct IntxEventfd {
+    inner: Arc<Mutex<IntxState>>,
+}
+
+#[derive(Debug, Default)]
+struct IntxState {
+    eventfd: Option<File>,
+    /// The device's line level.
+    level: bool,
+    /// Automasked (signalled, not yet unmasked) or masked by the client.
+    masked: bool,
+    /// Unmasked while the line was high: re-signal if it is still high after the next
+    /// access (or at this instant).
+    recheck_at: Option<Instant>,
+    /// Signals written to the eventfd.
+    signals: u64,
+}
+
+impl IntxState {
+    fn signal(&mut self) {
+        self.recheck_at = None;
+        let Some(fd) = self.eventfd.as_mut() else {
+            return;
+        };
+        if let Err(e) = fd.write_all(&1u64.to_ne_bytes()) {
+            log::warn!("INTx: writing the eventfd failed: {e}");
+            return;
+        }
+        self.masked = true;
+        self.signals += 1;
+    }
+
+    fn recheck(&mut self) {
+        if self.recheck_at.take().is_some() && self.level && !self.masked {
+            self.signal();
+        }
+    }
+}
+
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
+
+impl IntxEventfd {
+    /// A disabled line (no eventfd), low.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, IntxState> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Signals written to the eventfd so far.
+    pub fn signals(&self) -> u64 {
+        self.lock().signals
+    }
+
+    /// Whether an eventfd is installed.
+    pub fn enabled(&self) -> bool {
+        self.lock().eventfd.is_some()
+    }
+
+    /// Forget the client's eventfd and mask state (a new client connects); the level is
+    /// the device's and stays.
+    pub fn disconnect(&self) {
+        let mut s = self.lock();
+        s.eventfd = None;
+        s.masked = false;
+        s.recheck_at = None;
+    }
+
+    /// Run a re-signal deferred by an unmask: call after serving each client access.
+    pub fn after_access(&self) {
+        let mut s = self.lock();
+        if s.recheck_at.is_some() {
+            s.recheck();
+        }
+    }
+
+    /// For the event loop: run a deferred re-signal that is due, and say how long until
+    /// the next one is.
+    pub fn poll_recheck(&self) -> Option<Duration> {
+        let mut s = self.lock();
+        let at = s.recheck_at?;
+        let now = Instant::now();
+        if now >= at {
+            s.recheck();
+            None
+        } else {
+            Some(at - now)
+        }
+    }
+
+    /// Apply a SET_IRQS message for the INTx index. `fds` are the descriptors that came
+    /// with it. Unsupported combinations are `InvalidInput` errors (the client sees an
+    /// error reply).
+    pub fn set_irqs(
+        &self,
+        flags: u32,
+        start: u32,
+        count: u32,
+        mut fds: Vec<File>,
+    ) -> io::Result<()> {
+        if start != 0 || count > 1 {
+            return Err(invalid("INTx has exactly one vector"));
+        }
+        let data = flags & DATA_MASK;
+        let action = flags & ACTION_MASK;
+        if data.count_ones() != 1 || action.count_ones() != 1 {
+            return Err(invalid(
+                "SET_IRQS needs exactly one data type and one action",
+            ));
+        }
+        let mut s = self.lock();
+        match (action, data) {
+            (IRQ_SET_ACTION_TRIGGER, IRQ_SET_DATA_EVENTFD) => {
+                if count == 0 || fds.is_empty() {
+                    s.eventfd = None;
+                    s.masked = false;
+                    s.recheck_at = None;
+                    log::debug!("INTx: eventfd removed");
+                } else {
+                    let was_enabled = s.eventfd.is_some();
+                    s.eventfd = fds.pop();
+                    if !was_enabled {
+                        s.masked = false;
+                    }
+                    log::debug!("INTx: eventfd installed (level {})", s.level);
+                    // A line already high is signalled on the new eventfd.
+                    if s.level && !s.masked {
+                        s.signal();
+                    }
+                }
+            }
+            (IRQ_SET_ACTION_TRIGGER, IRQ_SET_DATA_NONE) => {
+                if count == 0 {
+                    s.eventfd = None;
+                    s.masked = false;
+                    s.recheck_at = None;
+                    log::debug!("INTx: disabled");
+                } else {
+                    // Loopback test of the interrupt path.
+                    s.signal();
+                }
+            }
+            (IRQ_SET_ACTION_UNMASK, IRQ_SET_DATA_NONE) => {
+                if count == 1 {
+                    s.masked = false;
+                    if s.level {
+                        s.recheck_at = Some(Instant::now() + RECHECK_DELAY);
+                    }
+                }
+            }
+            (IRQ_SET_ACTION_MASK, IRQ_SET_DATA_NONE) => {
+                if count == 1 {
+                    s.masked = true;
+                    s.recheck_at = None;
+                }
+            }
+            // Unmask through an eventfd (KVM's resampling irqfd) and boolean data are
+            // not supported; QEMU falls back to the plain path.
+            _ => return Err(invalid("unsupported SET_IRQS action for INTx")),
+        }
+        Ok(())
+    }
+}
+
+impl IrqLine for IntxEventfd {
+    fn set_level(&mut self, asserted: bool) {
+        let mut s = self.lock();
+        let rising = asserted && !s.level;
+        s.level = asserted;
+        if !asserted {
+            s.recheck_at = None;
+        } else if rising && !s.masked {
+            s.signal();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    fn eventfd() -> File {
+        // SAFETY: eventfd takes two integers and returns a new descriptor or -1.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        assert!(raw >= 0);
+        // SAFETY: `raw` is a new descriptor nobody else owns.
+        File::from(unsafe { OwnedFd::from_raw_fd(raw) })
+    }
+
+    fn count(fd: &mut File) -> u64 {
+        let mut b = [0u8; 8];
+        match fd.read(&mut b) {
+            Ok(8) => u64::from_ne_bytes(b),
+            _ => 0,
+        }
+    }
+
+    const TRIGGER_FD: u32 = IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER;
+    const UNMASK: u32 = IRQ_SET_DATA_NONE | IRQ_SET_ACTION_UNMASK;
+    const DISABLE: u32 = IRQ_SET_DATA_NONE | IRQ_SET_ACTION_TRIGGER;
+
+    #[test]
+    fn automask_unmask_and_deferred_resignal() {
+        let mut efd = eventfd();
+        let mut line = IntxEventfd::new();
+        let shared = line.clone();
+        shared
+            .set_irqs(TRIGGER_FD, 0, 1, vec![efd.try_clone().unwrap()])
+            .unwrap();
+        line.set_level(true);
+        assert_eq!(count(&mut efd), 1);
+        // Automasked: a new edge is not signalled.
+        line.set_level(false);
+        line.set_level(true);
+        assert_eq!(count(&mut efd), 0);
+        // Unmask with the line high: nothing until the next access...
+        shared.set_irqs(UNMASK, 0, 1, vec![]).unwrap();
+        assert_eq!(count(&mut efd), 0);
+        shared.after_access();
+        assert_eq!(count(&mut efd), 1);
+        // ...and nothing at all if that access lowered the line.
+        shared.set_irqs(UNMASK, 0, 1, vec![]).unwrap();
+        line.set_level(false);
+        shared.after_access();
+        assert_eq!(count(&mut efd), 0);
+        // Unmasked and low: the next edge signals at once.
+        line.set_level(true);
+        assert_eq!(count(&mut efd), 1);
+        // Without an access, the event loop's recheck does it.
+        shared.set_irqs(UNMASK, 0, 1, vec![]).unwrap();
+        assert!(shared.poll_recheck().is_some());
+        std::thread::sleep(RECHECK_DELAY * 2);
+        assert!(shared.poll_recheck().is_none());
+        assert_eq!(count(&mut efd), 1);
+        assert_eq!(shared.signals(), 4);
+    }
+
+    #[test]
+    fn disable_and_bad_requests() {
+        let mut efd = eventfd();
+        let mut line = IntxEventfd::new();
+        let shared = line.clone();
+        shared
+            .set_irqs(TRIGGER_FD, 0, 1, vec![efd.try_clone().unwrap()])
+            .unwrap();
+        shared.set_irqs(DISABLE, 0, 0, vec![]).unwrap();
+        assert!(!shared.enabled());
+        line.set_level(true);
+        assert_eq!(count(&mut efd), 0);
+        // Re-enabled while high: signalled on installation.
+        shared
+            .set_irqs(TRIGGER_FD, 0, 1, vec![efd.try_clone().unwrap()])
+            .unwrap();
+        assert_eq!(count(&mut efd), 1);
+        assert!(shared.set_irqs(TRIGGER_FD, 1, 1, vec![]).is_err());
+        assert!(shared.set_irqs(TRIGGER_FD, 0, 2, vec![]).is_err());
+        assert!(shared
+            .set_irqs(IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_UNMASK, 0, 1, vec![])
+            .is_err());
+        assert!(shared
+            .set_irqs(
+                IRQ_SET_DATA_NONE | IRQ_SET_DATA_EVENTFD | IRQ_SET_ACTION_TRIGGER,
+                0,
+                1,
+                vec![]
+            )
+            .is_err());
+        assert!(shared.set_irqs(0, 0, 1, vec![]).is_err());
+    }
+}
