@@ -1,0 +1,160 @@
+//! UDP tunnel backend: frames both ways over 127.0.0.1, remote learning, foreign and
+//! oversize datagrams, and two in-process e1000s joined by a tunnel.
+#![cfg(feature = "udp")]
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use nic_emu::backend::{PacketBackend, UdpTunnel, MAX_FRAME};
+use proptest::prelude::*;
+
+fn any_local() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// Poll `b` until it yields a frame or a second passes.
+fn recv_wait(b: &mut dyn PacketBackend) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; MAX_FRAME];
+    let end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < end {
+        if let Some(n) = b.recv(&mut buf).unwrap() {
+            return Some(buf[..n].to_vec());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
+}
+
+/// Two tunnels pointing at each other.
+fn pair() -> (UdpTunnel, UdpTunnel) {
+    let a_sock = UdpSocket::bind(any_local()).unwrap();
+    let b_sock = UdpSocket::bind(any_local()).unwrap();
+    let (a_addr, b_addr) = (a_sock.local_addr().unwrap(), b_sock.local_addr().unwrap());
+    drop((a_sock, b_sock));
+    let a = UdpTunnel::new(a_addr, Some(b_addr)).unwrap();
+    let b = UdpTunnel::new(b_addr, Some(a_addr)).unwrap();
+    (a, b)
+}
+
+#[test]
+fn frames_cross_both_ways() {
+    let (mut a, mut b) = pair();
+    assert!(a.rx_fd().is_some());
+    let f1 = common::frame(common::PEER, common::MAC, 0x0800, 100, 1);
+    let f2 = common::frame(common::MAC, common::PEER, 0x86DD, 9000, 2);
+    assert!(a.send(&f1).unwrap());
+    assert!(b.send(&f2).unwrap());
+    assert_eq!(recv_wait(&mut b).as_deref(), Some(&f1[..]));
+    assert_eq!(recv_wait(&mut a).as_deref(), Some(&f2[..]));
+    let mut buf = vec![0u8; MAX_FRAME];
+    assert_eq!(
+        a.recv(&mut buf).unwrap(),
+        None,
+        "non-blocking: nothing more"
+    );
+    assert_eq!(a.counters().sent, 1);
+    assert_eq!(a.counters().received, 1);
+    assert!(!a.remote_learned());
+}
+
+#[test]
+fn remote_is_learned_from_the_first_datagram() {
+    let mut server = UdpTunnel::new(any_local(), None).unwrap();
+    let f = common::frame(common::PEER, common::MAC, 0x0800, 60, 3);
+    // Nothing known yet: the frame is dropped and counted.
+    assert!(!server.send(&f).unwrap());
+    assert_eq!(server.counters().send_dropped, 1);
+
+    let mut client = UdpTunnel::new(any_local(), Some(server.local_addr())).unwrap();
+    assert!(client.send(&f).unwrap());
+    assert_eq!(recv_wait(&mut server).as_deref(), Some(&f[..]));
+    assert_eq!(server.remote_addr(), Some(client.local_addr()));
+    assert!(server.remote_learned());
+
+    let reply = common::frame(common::MAC, common::PEER, 0x0800, 70, 4);
+    assert!(server.send(&reply).unwrap());
+    assert_eq!(recv_wait(&mut client).as_deref(), Some(&reply[..]));
+
+    // A third party is not the peer any more: ignored and counted.
+    let stranger = UdpSocket::bind(any_local()).unwrap();
+    stranger.send_to(&f, server.local_addr()).unwrap();
+    client.send(&reply).unwrap();
+    assert_eq!(recv_wait(&mut server).as_deref(), Some(&reply[..]));
+    assert_eq!(server.counters().rx_foreign, 1);
+}
+
+#[test]
+fn datagrams_larger_than_the_buffer_are_dropped_and_counted() {
+    let mut rx = UdpTunnel::new(any_local(), None).unwrap();
+    let raw = UdpSocket::bind(any_local()).unwrap();
+    raw.send_to(&[0xAB; 3000], rx.local_addr()).unwrap();
+    raw.send_to(&[0xCD; 500], rx.local_addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let mut small = vec![0u8; 1514];
+    let mut got = None;
+    for _ in 0..100 {
+        got = rx.recv(&mut small).unwrap();
+        if got.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(got, Some(500));
+    assert_eq!(small[0], 0xCD);
+    assert_eq!(rx.counters().rx_dropped, 1);
+}
+
+#[test]
+fn bind_failure_names_the_address() {
+    let taken = UdpSocket::bind(any_local()).unwrap();
+    let addr = taken.local_addr().unwrap();
+    let err = UdpTunnel::new(addr, None).unwrap_err();
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn any_frame_arrives_unchanged(frame in proptest::collection::vec(any::<u8>(), 1..MAX_FRAME)) {
+        let (mut a, mut b) = pair();
+        prop_assert!(a.send(&frame).unwrap());
+        let got = recv_wait(&mut b);
+        prop_assert_eq!(got.as_deref(), Some(&frame[..]));
+    }
+}
+
+/// Two e1000s on in-process buses, joined by a UDP tunnel: what one side's backend
+/// sends, the other guest receives through its RX ring, both ways.
+#[test]
+fn two_devices_joined_by_a_tunnel_exchange_frames() {
+    let (ta, tb) = pair();
+    let mut a = common::FakeGuest::new(Box::new(ta));
+    let mut b = common::FakeGuest::new(Box::new(tb));
+    for g in [&mut a, &mut b] {
+        g.linux_probe();
+        g.linux_open(8, 8);
+    }
+    let to_b = common::frame(common::MAC, common::PEER, 0x0800, 200, 5);
+    let to_a = common::frame(common::MAC, common::PEER, 0x0806, 46, 6);
+    // The device's transmit side hands frames to its backend like this.
+    assert!(a.bus.device().backend_mut().send(&to_b).unwrap());
+    assert!(b.bus.device().backend_mut().send(&to_a).unwrap());
+    let got_b = poll_until_frame(&mut b);
+    let got_a = poll_until_frame(&mut a);
+    assert_eq!(got_b.as_deref(), Some(&to_b[..]));
+    assert_eq!(got_a.as_deref(), Some(&to_a[..]));
+}
+
+fn poll_until_frame(g: &mut common::FakeGuest) -> Option<Vec<u8>> {
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        g.advance_us(10);
+        if let Some(f) = g.recv() {
+            return Some(f);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
+}
