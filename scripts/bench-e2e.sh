@@ -1,0 +1,217 @@
+#!/bin/bash
+# scripts/bench-e2e.sh - end-to-end network benchmark: nic-emu (vfio-user, tap backend)
+# against QEMU's built-in e1000 and virtio-net (vhost=off), same guest, kernel and host.
+#
+# Usage: scripts/bench-e2e.sh [options]
+#   --runs N          boots per NIC (default 3); boots alternate A B C A B C ...
+#   --secs S          seconds per iperf3 test (default 5)
+#   --nics LIST       comma list of nic-emu,qemu-e1000,virtio (default: all three;
+#                     nic-emu is skipped with a warning if its CLI cannot serve)
+#   --udp-bw BW       iperf3 -b for the 64-byte UDP tests (default 100M, which offers
+#                     about 195k packets/s, far above what a TCG guest takes)
+#   --pings N         measured pings (default 20, at 0.2 s, after 5 warm-up pings)
+#   --accel A         auto (default) | tcg | kvm, passed to boot-guest.sh
+#   --out DIR         keep logs and results.tsv here (default /tmp/nic-emu-bench.<time>)
+#   --no-build        do not run `cargo build --release` (use the existing binary)
+#   --cli-arg ARG     extra nic-emu-cli argument (repeatable)
+# Env: NIC_EMU_CLI (nic-emu-cli binary; default target/release/nic-emu-cli) and the
+#      NIC_EMU_* variables of boot-guest.sh.
+#
+# Every boot runs, in one guest: 5 warm-up pings, N pings at 0.2 s (median RTT),
+# iperf3 TCP guest->host and host->guest (-O 1 -t S), iperf3 UDP -l 64 -b BW
+# guest->host and host->guest (packets/s received = (total - lost) / interval of the
+# receiver's summary line). The iperf3 server (the guest's own iperf3 run through
+# the guest's ld.so) and every tap live in a network namespace this script creates
+# and deletes; addresses are 10.233.77.1 (host side) and 10.233.77.2 (guest).
+# nic-emu: a persistent tap is created and addressed first; nic-emu-cli attaches to
+# it (--backend tap,ifname=TAP) and is stopped with SIGTERM after the boot; its exit
+# output is kept (nic-emu-<run>.log) and any counters in it are turned into per-packet
+# costs (see bench-lib.sh).
+#
+# Output: min/median/max per figure and NIC, the ratios nic-emu / QEMU e1000 and
+# nic-emu / virtio, the accelerator (TCG or KVM), and a markdown table.
+# Exit: 0 when every boot produced numbers, 1 otherwise (partial tables still print).
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$NE_SCRIPTS/bench-lib.sh"
+need_root
+ARGV="$*"
+
+RUNS=3 SECS=5 NICS=nic-emu,qemu-e1000,virtio UDPBW=100M PINGS=20 ACCEL=${NIC_EMU_ACCEL:-auto}
+OUT= BUILD=1 CLIARGS=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) RUNS=$2; shift 2;;        --secs) SECS=$2; shift 2;;
+    --nics) NICS=$2; shift 2;;        --udp-bw) UDPBW=$2; shift 2;;
+    --pings) PINGS=$2; shift 2;;      --accel) ACCEL=$2; shift 2;;
+    --out) OUT=$2; shift 2;;          --no-build) BUILD=0; shift;;
+    --cli-arg) CLIARGS+=("$2"); shift 2;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
+    *) die "unknown option $1 (see --help)";;
+  esac
+done
+[[ $RUNS =~ ^[1-9][0-9]*$ && $SECS =~ ^[1-9][0-9]*$ && $PINGS =~ ^[1-9][0-9]*$ ]] \
+  || die "--runs, --secs and --pings want positive integers"
+[[ $UDPBW =~ ^[0-9]+[KMG]?$ ]] || die "--udp-bw wants e.g. 100M"
+
+REPO=$(cd "$NE_SCRIPTS/.." && pwd)
+CLI=${NIC_EMU_CLI:-$REPO/target/release/nic-emu-cli}
+OUT=${OUT:-/tmp/nic-emu-bench.$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+RES=$OUT/results.tsv
+: >"$RES"
+
+NS=nb-e2e-$$ TAP=nb-tap0 HOST=10.233.77.1 GUEST=10.233.77.2 PFX=24
+SOCK=$OUT/nic-emu.sock
+SPID= CPID=
+cleanup() {
+  [ -n "$CPID" ] && kill "$CPID" 2>/dev/null
+  [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
+  ip netns del "$NS" 2>/dev/null || true   # takes its taps with it
+  rm -f "$SOCK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- which NICs -------------------------------------------------------------------
+IFS=, read -r -a NICLIST <<<"$NICS"
+for n in "${NICLIST[@]}"; do
+  case $n in nic-emu|qemu-e1000|virtio) ;; *) die "unknown NIC $n";; esac
+done
+if [[ ",$NICS," == *,nic-emu,* ]]; then
+  if [ "$BUILD" = 1 ] && [ -z "${NIC_EMU_CLI:-}" ]; then
+    log "cargo build --release --bin nic-emu-cli"
+    (cd "$REPO" && cargo build --release --bin nic-emu-cli) >"$OUT/build.log" 2>&1 \
+      || warn "release build failed (see $OUT/build.log)"
+  fi
+  if ! cli_usable "$CLI"; then
+    warn "nic-emu-cli ($CLI) cannot serve vfio-user with a tap backend yet: skipping nic-emu"
+    NICLIST=($(printf '%s\n' "${NICLIST[@]}" | grep -vx nic-emu))
+  fi
+fi
+[ ${#NICLIST[@]} -gt 0 ] || die "no NIC to measure"
+
+ip netns add "$NS"
+ip netns exec "$NS" ip link set lo up
+
+# ---- the guest's part: one boot runs every measurement --------------------------------
+GCMD="echo RIG-KERNEL \$(uname -r); sleep 1
+ping -c 5 -i 0.2 -W 5 $HOST >/dev/null 2>&1
+echo RIG-B ping; ping -c $PINGS -i 0.2 -W 5 $HOST
+echo RIG-B tcp_g2h; timeout $((SECS + 30)) iperf3 -c $HOST -O 1 -t $SECS -f m
+echo RIG-B tcp_h2g; timeout $((SECS + 30)) iperf3 -c $HOST -O 1 -t $SECS -f m -R
+echo RIG-B udp_g2h; timeout $((SECS + 30)) iperf3 -c $HOST -t $SECS -u -l 64 -b $UDPBW
+echo RIG-B udp_h2g; timeout $((SECS + 30)) iperf3 -c $HOST -t $SECS -u -l 64 -b $UDPBW -R
+echo RIG-B end"
+BOOT_TIMEOUT=$((90 + PINGS + 4 * (SECS + 35)))
+
+start_iperf_server() {
+  rm -f "$OUT/iperf.pid"
+  ip netns exec "$NS" "$NE_GROOT/lib64/ld-linux-x86-64.so.2" \
+    --library-path "$NE_GROOT/lib/x86_64-linux-gnu:$NE_GROOT/usr/lib/x86_64-linux-gnu" \
+    "$NE_GROOT/usr/bin/iperf3" -s -D -I "$OUT/iperf.pid" --logfile "$OUT/iperf-server.log"
+  local i
+  for i in $(seq 50); do [ -s "$OUT/iperf.pid" ] && break; sleep 0.1; done
+  SPID=$(cat "$OUT/iperf.pid" 2>/dev/null || true)
+  [ -n "$SPID" ] || die "iperf3 server did not start"
+}
+stop_pid() { # PID [seconds to wait]
+  local p=$1 t=${2:-5} i
+  kill -TERM "$p" 2>/dev/null || return 0
+  for i in $(seq $((t * 10))); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$p" 2>/dev/null || true
+}
+
+# start nic-emu-cli on a fresh, addressed tap; sets CPID
+start_nic_emu() { # LOGFILE
+  local ns=(ip netns exec "$NS") i
+  "${ns[@]}" ip link del "$TAP" 2>/dev/null || true
+  "${ns[@]}" ip tuntap add dev "$TAP" mode tap
+  "${ns[@]}" ip addr add "$HOST/$PFX" dev "$TAP"
+  "${ns[@]}" ip link set "$TAP" up
+  rm -f "$SOCK"
+  "${ns[@]}" "$CLI" --backend "tap,ifname=$TAP" --socket "$SOCK" "${CLIARGS[@]}" >"$1" 2>&1 &
+  CPID=$!
+  for i in $(seq 100); do
+    [ -S "$SOCK" ] && return 0
+    kill -0 "$CPID" 2>/dev/null || break
+    sleep 0.1
+  done
+  warn "nic-emu-cli did not create $SOCK (log: $1)"
+  return 1
+}
+stop_nic_emu() {
+  [ -n "$CPID" ] && stop_pid "$CPID" 5
+  wait "$CPID" 2>/dev/null || true
+  CPID=
+  ip netns exec "$NS" ip link del "$TAP" 2>/dev/null || true
+}
+
+# ---- runs -------------------------------------------------------------------------------
+ACCEL_USED=
+FAIL=0
+T0=$(date +%s.%N)
+log "runs=$RUNS secs=$SECS nics=${NICLIST[*]} udp-bw=$UDPBW pings=$PINGS out=$OUT"
+for run in $(seq "$RUNS"); do
+  for nic in "${NICLIST[@]}"; do
+    tag=$nic-$run con=$OUT/console-$nic-$run.log err=$OUT/boot-$nic-$run.log
+    start_iperf_server
+    bopts=(--netns "$NS" --host-ip "$HOST/$PFX" --guest-ip "$GUEST/$PFX" --accel "$ACCEL"
+           --timeout "$BOOT_TIMEOUT" --quiet --log "$con")
+    ok=1
+    case $nic in
+      nic-emu)
+        if start_nic_emu "$OUT/nic-emu-$run.log"; then
+          bopts+=(--nic vfio-user --socket "$SOCK")
+        else ok=0; fi;;
+      qemu-e1000) bopts+=(--nic qemu-e1000 --tap "$TAP");;
+      virtio) bopts+=(--nic virtio --tap "$TAP");;
+    esac
+    rc=0
+    if [ "$ok" = 1 ]; then
+      "$NE_SCRIPTS/boot-guest.sh" "${bopts[@]}" "$GCMD" >/dev/null 2>"$err" || rc=$?
+    else
+      rc=255
+    fi
+    [ "$nic" = nic-emu ] && stop_nic_emu
+    stop_pid "$SPID" 2; SPID=
+    a=$(sed -n 's/.*\[boot-guest\] nic=[^ ]* accel=\([a-z]*\).*/\1/p' "$err" 2>/dev/null | tail -n1)
+    [ -n "$a" ] && ACCEL_USED=${ACCEL_USED:-$a}
+    [ -n "$a" ] && [ "$a" != "$ACCEL_USED" ] && ACCEL_USED="$ACCEL_USED+$a"
+    n=0
+    if [ -f "$con" ]; then
+      n=$(parse_console "$con" "$nic" "$run" "$PINGS" | tee -a "$RES" | wc -l)
+    fi
+    if [ "$nic" = nic-emu ] && [ -f "$OUT/nic-emu-$run.log" ]; then
+      parse_nic_emu_log "$OUT/nic-emu-$run.log" "$run" >>"$RES" || true
+    fi
+    if [ "$rc" != 0 ] || [ "$n" -lt 5 ]; then
+      FAIL=1
+      warn "$tag: boot rc=$rc, $n/5 figures (console: $con, boot log: $err)"
+    fi
+    log "$tag: done rc=$rc figures=$n ($(elapsed "$T0")s)"
+  done
+done
+
+# ---- report -------------------------------------------------------------------------
+CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -n1)
+HYP=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -n1)
+{
+  echo
+  echo "nic-emu end-to-end benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  if [ "${ACCEL_USED:-}" = kvm ]; then AN="KVM, hardware virtualisation"; else AN="TCG: QEMU emulates the guest CPU, so every figure is CPU-bound"; fi
+  echo "accel: ${ACCEL_USED:-unknown} ($AN)"
+  echo "host: $CPU, $(nproc) CPUs${HYP:+, itself a VM under $HYP}; kernel $(uname -r); $("$NE_QEMU" --version | head -n1)"
+  GK=$(cat "$OUT"/console-*.log 2>/dev/null | tr -d '\r' | sed -n 's/^RIG-KERNEL //p' | sort -u | tr '\n' ' ')
+  echo "guest: Linux ${GK:-?}(Debian 12 initramfs, busybox + iperf3 3.12), 1 vCPU, 256 MB"
+  echo "runs=$RUNS secs=$SECS udp: -l 64 -b $UDPBW; pings=$PINGS at 0.2 s; load avg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "command: scripts/bench-e2e.sh $ARGV"
+  echo
+  report_text "$RES" "${NICLIST[@]}"
+  echo
+  echo "Markdown:"
+  echo
+  report_markdown "$RES" "${NICLIST[@]}"
+} | tee "$OUT/report.txt"
+log "raw results: $RES; logs: $OUT; total $(elapsed "$T0")s"
+exit "$FAIL"
