@@ -19,6 +19,8 @@
 
 pub mod backend;
 pub mod clock;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod device;
 pub mod frontend;
 pub mod irq;

@@ -1,0 +1,393 @@
+//! backends.toml: named packet backends, the default one, and device settings.
+//!
+//! ```toml
+//! default = "lo"                 # which [backends.NAME] to use without --backend
+//!
+//! [device]
+//! mac = "52:54:00:12:34:56"      # optional
+//! link_up = true                 # optional: cable plugged in at power-on
+//!
+//! [backends.lo]
+//! kind = "loopback"
+//!
+//! [backends.wire]
+//! kind = "udp"
+//! local = "127.0.0.1:7001"
+//! remote = "127.0.0.1:7002"
+//! record = "wire.pcap"           # any backend: record both directions
+//! ```
+//!
+//! The keys of a backend table are those of [`BackendSpec`] (see
+//! [`crate::backend::spec`]). Unknown keys, values of the wrong type and missing
+//! required keys are errors that name the key and the file. Without `default`, the
+//! backend named `loopback` is used if defined, else a built-in loopback.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::backend::{BackendKind, BackendSpec};
+use crate::mac::MacAddress;
+
+/// A configuration that could not be loaded or used. Every message names the file
+/// (or "built-in defaults") and the key or name at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse, or a key is unknown, mistyped or missing.
+    #[error("config file {origin}: {message}")]
+    Parse {
+        /// The file.
+        origin: String,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A value parsed but is not acceptable.
+    #[error("config file {origin}: key `{key}`: {message}")]
+    BadValue {
+        /// The file.
+        origin: String,
+        /// The key, dotted (`device.mac`).
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `default` names a backend the file does not define.
+    #[error("config file {origin}: key `default` names backend `{name}`, which is not defined (defined: {defined})")]
+    UnknownDefault {
+        /// The file.
+        origin: String,
+        /// The name.
+        name: String,
+        /// The names that are defined.
+        defined: String,
+    },
+    /// `--backend NAME` is neither a defined name nor an inline spec.
+    #[error("backend `{name}` is not defined in {origin} (defined: {defined}) and is not an inline spec ({reason}); inline specs look like `loopback`, `tap,ifname=tap0`, `udp,local=127.0.0.1:7001,remote=127.0.0.1:7002` or `pcap,replay=in.pcap`")]
+    UnknownBackend {
+        /// The file (or "built-in defaults").
+        origin: String,
+        /// The name given.
+        name: String,
+        /// The names that are defined.
+        defined: String,
+        /// Why it is not an inline spec either.
+        reason: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    default: Option<String>,
+    device: Option<RawDevice>,
+    #[serde(default)]
+    backends: BTreeMap<String, BackendSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    mac: Option<String>,
+    link_up: Option<bool>,
+}
+
+/// A loaded configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Where it came from: a file path, or `None` for the built-in defaults.
+    pub source: Option<PathBuf>,
+    /// Name of the backend used when none is asked for.
+    pub default_backend: String,
+    /// `[device] mac`, if given.
+    pub mac: Option<MacAddress>,
+    /// `[device] link_up` (default true).
+    pub link_up: bool,
+    /// `[backends.NAME]` tables.
+    pub backends: BTreeMap<String, BackendSpec>,
+}
+
+/// The backend name of the built-in configuration.
+pub const BUILTIN_BACKEND: &str = "loopback";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl Config {
+    /// The built-in defaults: one backend, `loopback`, used by default.
+    pub fn builtin() -> Self {
+        let mut backends = BTreeMap::new();
+        backends.insert(
+            BUILTIN_BACKEND.to_string(),
+            BackendSpec {
+                kind: BackendKind::Loopback,
+                record: None,
+            },
+        );
+        Self {
+            source: None,
+            default_backend: BUILTIN_BACKEND.into(),
+            mac: None,
+            link_up: true,
+            backends,
+        }
+    }
+
+    /// Read and check the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut c = Self::parse(&text, &path.display().to_string())?;
+        c.source = Some(path.to_path_buf());
+        Ok(c)
+    }
+
+    /// Check `text`; `origin` names it in errors (and becomes [`source`](Self::source)).
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.into(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let device = raw.device.unwrap_or(RawDevice {
+            mac: None,
+            link_up: None,
+        });
+        let mac = device
+            .mac
+            .map(|m| {
+                m.parse::<MacAddress>().map_err(|e| ConfigError::BadValue {
+                    origin: origin.into(),
+                    key: "device.mac".into(),
+                    message: e.to_string(),
+                })
+            })
+            .transpose()?;
+        let mut backends = raw.backends;
+        let default_backend = match raw.default {
+            Some(name) => {
+                if !backends.contains_key(&name) {
+                    return Err(ConfigError::UnknownDefault {
+                        origin: origin.into(),
+                        name,
+                        defined: names(&backends),
+                    });
+                }
+                name
+            }
+            None => {
+                backends
+                    .entry(BUILTIN_BACKEND.to_string())
+                    .or_insert(BackendSpec {
+                        kind: BackendKind::Loopback,
+                        record: None,
+                    });
+                BUILTIN_BACKEND.into()
+            }
+        };
+        Ok(Self {
+            source: Some(PathBuf::from(origin)),
+            default_backend,
+            mac,
+            link_up: device.link_up.unwrap_or(true),
+            backends,
+        })
+    }
+
+    /// `path` if given; else `backends.toml` in the current directory if it exists; else
+    /// the built-in defaults.
+    pub fn discover(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::load(p),
+            None => {
+                let p = Path::new("backends.toml");
+                if p.exists() {
+                    Self::load(p)
+                } else {
+                    Ok(Self::builtin())
+                }
+            }
+        }
+    }
+
+    /// Where the configuration came from, for messages.
+    pub fn origin(&self) -> String {
+        match &self.source {
+            Some(p) => p.display().to_string(),
+            None => "built-in defaults".into(),
+        }
+    }
+
+    /// The backend to use: `choice` is a name defined here or an inline spec
+    /// (`tap,ifname=tap0`); `None` is the default backend. Returns a label for logs (the
+    /// name, or "inline") and the spec.
+    pub fn resolve_backend(
+        &self,
+        choice: Option<&str>,
+    ) -> Result<(String, BackendSpec), ConfigError> {
+        let name = choice.unwrap_or(&self.default_backend);
+        if let Some(spec) = self.backends.get(name) {
+            return Ok((name.to_string(), spec.clone()));
+        }
+        match BackendSpec::parse_inline(name) {
+            Ok(spec) => Ok(("inline".into(), spec)),
+            Err(e) => Err(ConfigError::UnknownBackend {
+                origin: self.origin(),
+                name: name.to_string(),
+                defined: names(&self.backends),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+fn names(backends: &BTreeMap<String, BackendSpec>) -> String {
+    if backends.is_empty() {
+        return "none".into();
+    }
+    backends
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for Config {
+    /// The configuration as a backends.toml (inline specs shown as comments).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "# from {}", self.origin())?;
+        writeln!(f, "default = {:?}", self.default_backend)?;
+        writeln!(f, "\n[device]")?;
+        if let Some(mac) = self.mac {
+            writeln!(f, "mac = \"{mac}\"")?;
+        }
+        writeln!(f, "link_up = {}", self.link_up)?;
+        for (name, spec) in &self.backends {
+            writeln!(f, "\n[backends.{name:?}]  # {spec}")?;
+            writeln!(f, "kind = {:?}", spec.kind.name())?;
+            match &spec.kind {
+                BackendKind::Tap { ifname } => writeln!(f, "ifname = {ifname:?}")?,
+                BackendKind::Udp { local, remote } => {
+                    writeln!(f, "local = \"{local}\"")?;
+                    if let Some(r) = remote {
+                        writeln!(f, "remote = \"{r}\"")?;
+                    }
+                }
+                BackendKind::Pcap {
+                    replay,
+                    timing,
+                    repeat,
+                } => {
+                    writeln!(f, "replay = {:?}", replay.display().to_string())?;
+                    writeln!(f, "timing = \"{timing}\"")?;
+                    writeln!(f, "repeat = {repeat}")?;
+                }
+                BackendKind::Loopback => {}
+            }
+            if let Some(r) = &spec.record {
+                writeln!(f, "record = {:?}", r.path.display().to_string())?;
+                if let Some(n) = r.limits.max_bytes {
+                    writeln!(f, "record_max_bytes = {n}")?;
+                }
+                if let Some(n) = r.limits.max_frames {
+                    writeln!(f, "record_max_frames = {n}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_file_and_resolution() {
+        let c = Config::parse(
+            r#"
+default = "wire"
+[device]
+mac = "52:54:00:00:00:07"
+link_up = false
+[backends.wire]
+kind = "udp"
+local = "127.0.0.1:7001"
+record = "w.pcap"
+[backends.lo]
+kind = "loopback"
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.mac, Some("52:54:00:00:00:07".parse().unwrap()));
+        assert!(!c.link_up);
+        let (label, spec) = c.resolve_backend(None).unwrap();
+        assert_eq!(label, "wire");
+        assert!(matches!(spec.kind, BackendKind::Udp { remote: None, .. }));
+        assert!(spec.record.is_some());
+        assert_eq!(c.resolve_backend(Some("lo")).unwrap().0, "lo");
+        let (label, spec) = c.resolve_backend(Some("tap,ifname=tap7")).unwrap();
+        assert_eq!(label, "inline");
+        assert_eq!(
+            spec.kind,
+            BackendKind::Tap {
+                ifname: "tap7".into()
+            }
+        );
+        let e = c.resolve_backend(Some("nosuch")).unwrap_err().to_string();
+        assert!(
+            e.contains("`nosuch`") && e.contains("t.toml") && e.contains("lo, wire"),
+            "{e}"
+        );
+        // What Display prints reads back the same.
+        let again = Config::parse(&c.to_string(), "again").unwrap();
+        assert_eq!(again.backends, c.backends);
+        assert_eq!(again.mac, c.mac);
+    }
+
+    #[test]
+    fn errors_name_key_and_file() {
+        let cases = [
+            ("colour = 1\n", "colour"),
+            ("[device]\nmac = 5\n", "mac"),
+            ("[device]\nmac = \"nope\"\n", "device.mac"),
+            ("[device]\nlink_up = \"yes\"\n", "link_up"),
+            ("[backends.a]\nkind = \"udp\"\n", "local"),
+            ("[backends.a]\nkind = \"tap\"\nifnam = \"x\"\n", "ifnam"),
+            (
+                "default = \"zz\"\n[backends.a]\nkind = \"loopback\"\n",
+                "zz",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::parse(text, "my.toml").unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("my.toml"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn builtin_and_missing_default() {
+        let b = Config::builtin();
+        assert_eq!(
+            b.resolve_backend(None).unwrap().1.kind,
+            BackendKind::Loopback
+        );
+        let c = Config::parse("[backends.x]\nkind = \"loopback\"\n", "f").unwrap();
+        assert_eq!(c.default_backend, BUILTIN_BACKEND);
+        assert!(c.backends.contains_key("x"));
+    }
+}
