@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 use std::time::Instant;
 
 mod loopback;
-pub use loopback::Loopback;
+pub use loopback::{Loopback, DEFAULT_LOOPBACK_DEPTH};
 pub mod spec;
 pub use spec::{
     BackendError, BackendKind, BackendSpec, RecordLimits, RecordSpec, ReplayTiming, SpecError,

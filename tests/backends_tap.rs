@@ -1,0 +1,217 @@
+//! Tap backend against a real kernel tap, inside a private network namespace made by
+//! `unshare(CLONE_NEWNET)` on a test thread: the host's interfaces are never touched and
+//! the namespace disappears with the thread. Needs root; otherwise prints SKIP.
+#![cfg(feature = "tap")]
+
+mod common;
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nic_emu::backend::{PacketBackend, Tap, MAX_FRAME};
+
+/// Local experimental ethertype: nothing else in the namespace sends it.
+const ETHERTYPE: u16 = 0x88B5;
+
+fn ifindex(name: &str) -> u32 {
+    let c = CString::new(name).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    unsafe { libc::if_nametoindex(c.as_ptr()) }
+}
+
+/// Run `body` on a thread with its own, empty network namespace.
+fn in_private_netns<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: unshare only changes this thread's namespaces; no memory is passed.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", std::io::Error::last_os_error());
+        body()
+    })
+    .join()
+    .unwrap()
+}
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().expect("ip(8)");
+    assert!(st.success(), "ip {args:?}");
+}
+
+/// A raw packet socket bound to `ifindex`: the kernel's side of the tap.
+fn packet_socket(ifindex: u32) -> OwnedFd {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = proto;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: `sll` is a valid sockaddr_ll and its exact size is passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    fd
+}
+
+/// Read frames from the packet socket until one has our ethertype (2 s at most).
+fn kernel_recv(fd: &OwnedFd) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 65536];
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        // SAFETY: `buf` is valid for writes of its length; MSG_DONTWAIT never blocks.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n > 14 && buf[12..14] == ETHERTYPE.to_be_bytes() {
+            return Some(buf[..n as usize].to_vec());
+        }
+        if n < 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    None
+}
+
+fn kernel_send(fd: &OwnedFd, frame: &[u8]) {
+    // SAFETY: `frame` is valid for reads of its length.
+    let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+    assert_eq!(
+        n,
+        frame.len() as isize,
+        "send: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+fn tap_recv(tap: &mut Tap) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; MAX_FRAME];
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        match tap.recv(&mut buf).unwrap() {
+            Some(n) if buf[12..14] == ETHERTYPE.to_be_bytes() => return Some(buf[..n].to_vec()),
+            Some(_) => {} // IPv6 router solicitations and the like
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    None
+}
+
+#[test]
+fn tap_carries_jumbo_frames_both_ways_in_a_private_netns() {
+    if !common::can_run(
+        "tap_carries_jumbo_frames_both_ways_in_a_private_netns",
+        common::is_root(),
+        "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for unshare)",
+    ) {
+        return;
+    }
+    let (name_tx, name_rx) = mpsc::channel::<String>();
+    let (ack_tx, ack_rx) = mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        in_private_netns(move || {
+            let mut tap = Tap::open("nicemu%d").expect("create tap");
+            let name = tap.ifname().to_string();
+            assert!(name.starts_with("nicemu"), "{name}");
+            assert_ne!(ifindex(&name), 0, "exists in the private namespace");
+            assert!(tap.rx_fd().is_some());
+            name_tx.send(name.clone()).unwrap();
+            ack_rx.recv().unwrap();
+
+            // Nothing to read yet, and no blocking.
+            let mut buf = vec![0u8; MAX_FRAME];
+            assert_eq!(tap.recv(&mut buf).unwrap(), None);
+
+            ip(&["link", "set", "dev", &name, "mtu", "9000", "up"]);
+            let sock = packet_socket(ifindex(&name));
+
+            let out = common::frame(common::PEER, common::MAC, ETHERTYPE, 9000, 1);
+            assert!(tap.send(&out).unwrap());
+            assert_eq!(
+                kernel_recv(&sock).as_deref(),
+                Some(&out[..]),
+                "guest -> kernel"
+            );
+
+            let inbound = common::frame(common::MAC, common::PEER, ETHERTYPE, 8000, 2);
+            kernel_send(&sock, &inbound);
+            assert_eq!(
+                tap_recv(&mut tap).as_deref(),
+                Some(&inbound[..]),
+                "kernel -> guest"
+            );
+            assert_eq!(tap.counters().sent, 1);
+
+            // The name is taken while we hold it.
+            let err = Tap::open(&name).unwrap_err().to_string();
+            assert!(err.contains("taken"), "{err}");
+
+            // Closing the descriptor removes the interface we created.
+            drop(tap);
+            let end = Instant::now() + Duration::from_secs(2);
+            while ifindex(&name) != 0 && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(ifindex(&name), 0, "removed on drop");
+        })
+    });
+    let name = name_rx.recv().expect("worker created the tap");
+    assert_eq!(ifindex(&name), 0, "the host namespace never sees {name}");
+    ack_tx.send(()).unwrap();
+    worker.join().unwrap();
+}
+
+#[test]
+fn tap_attaches_to_an_existing_persistent_tap_and_leaves_it() {
+    if !common::can_run(
+        "tap_attaches_to_an_existing_persistent_tap_and_leaves_it",
+        common::is_root(),
+        "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for unshare)",
+    ) {
+        return;
+    }
+    in_private_netns(|| {
+        ip(&["tuntap", "add", "dev", "nicemu-p0", "mode", "tap"]);
+        let tap = Tap::open("nicemu-p0").expect("attach");
+        assert_eq!(tap.ifname(), "nicemu-p0");
+        drop(tap);
+        assert_ne!(
+            ifindex("nicemu-p0"),
+            0,
+            "a persistent tap we did not create stays"
+        );
+        ip(&["tuntap", "del", "dev", "nicemu-p0", "mode", "tap"]);
+    });
+}
+
+#[test]
+fn tap_open_rejects_a_name_used_by_a_non_tap() {
+    if !common::can_run(
+        "tap_open_rejects_a_name_used_by_a_non_tap",
+        common::is_root(),
+        "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for unshare)",
+    ) {
+        return;
+    }
+    in_private_netns(|| {
+        let err = Tap::open("lo").unwrap_err().to_string();
+        assert!(err.contains("tap lo") && err.contains("not a tap"), "{err}");
+        let err = Tap::open("a-name-far-too-long").unwrap_err().to_string();
+        assert!(err.contains("longer than 15"), "{err}");
+    });
+}
