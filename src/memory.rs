@@ -66,6 +66,47 @@ impl GuestRam {
         Ok(Self { mem })
     }
 
+    /// Guest memory over host memory the caller already owns (the C API's mapping): each
+    /// `(guest address, host pointer, length)` becomes one region. Host pointers must be
+    /// page-aligned; empty, wrapping or overlapping ranges are errors.
+    ///
+    /// # Safety
+    ///
+    /// Each `[host, host + len)` must be readable and writable memory of this process that
+    /// stays mapped, and is not freed, for as long as the returned value or any clone of it
+    /// lives. Other writers may change it concurrently (accesses are volatile).
+    pub unsafe fn from_raw_regions(regions: &[(u64, *mut u8, usize)]) -> Result<Self, MemoryError> {
+        let mut list = Vec::with_capacity(regions.len());
+        for &(addr, host, len) in regions {
+            if len == 0 || host.is_null() || (host as usize).checked_add(len).is_none() {
+                return Err(MemoryError::Map(format!(
+                    "bad host range {host:p}+{len:#x} for guest address {addr:#x}"
+                )));
+            }
+            // SAFETY: the caller guarantees `[host, host + len)` is valid, mapped
+            // read/write memory that outlives the map; `build_raw` checks alignment and
+            // does not take ownership (it never unmaps it).
+            let mapping = unsafe {
+                MmapRegion::build_raw(
+                    host,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                )
+            }
+            .map_err(|e| MemoryError::Map(format!("host range {host:p}: {e}")))?;
+            let region = GuestRegionMmap::new(mapping, GuestAddress(addr))
+                .ok_or_else(|| MemoryError::Map("region wraps the address space".into()))?;
+            list.push(region);
+        }
+        if list.is_empty() {
+            return Ok(Self::empty());
+        }
+        let mem =
+            GuestMemoryMmap::from_regions(list).map_err(|e| MemoryError::Map(e.to_string()))?;
+        Ok(Self { mem })
+    }
+
     /// A copy of this map without the region that starts at `addr` and is `size` long.
     pub fn without_region(&self, addr: u64, size: u64) -> Result<Self, MemoryError> {
         let (mem, _) = self
