@@ -160,7 +160,7 @@ impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.into(),
-            message: e.to_string().trim_end().to_string(),
+            message: describe_toml_error(text, &e),
         })?;
         let device = raw.device.unwrap_or(RawDevice {
             mac: None,
@@ -252,6 +252,46 @@ impl Config {
             }),
         }
     }
+}
+
+/// "line 3, key `backends.wire.local`: invalid type: ..." from a TOML error: the
+/// parser's message names the problem; the key it happened at is read off the line the
+/// error points to (and the table header above it).
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(pos) = e.span().map(|s| s.start) else {
+        return message.to_string();
+    };
+    let Some(before) = text.get(..pos) else {
+        return message.to_string();
+    };
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let rest = text.get(line_start..).unwrap_or("");
+    let line = rest.split('\n').next().unwrap_or("").trim();
+    let header = |l: &str| -> Option<String> {
+        let l = l.trim();
+        l.starts_with('[')
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+    };
+    let table = text
+        .get(..line_start)
+        .unwrap_or("")
+        .lines()
+        .rev()
+        .find_map(|l| header(l.split('#').next().unwrap_or("")));
+    let place = if let Some(h) = header(line) {
+        format!("table `{h}`")
+    } else if let Some((key, _)) = line.split_once('=') {
+        let key = key.trim();
+        match table {
+            Some(t) => format!("key `{t}.{key}`"),
+            None => format!("key `{key}`"),
+        }
+    } else {
+        return format!("line {line_no}: {message}");
+    };
+    format!("line {line_no}, {place}: {message}")
 }
 
 fn names(backends: &BTreeMap<String, BackendSpec>) -> String {
