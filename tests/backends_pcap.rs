@@ -429,3 +429,16 @@ proptest! {
         prop_assert!(r.finished());
     }
 }
+
+#[test]
+fn a_long_recording_reaches_the_file_without_an_explicit_flush() {
+    let path = tmp("periodic.pcap");
+    let mut rec = PcapRecorder::create(Loopback::new(), &path, RecordLimits::default()).unwrap();
+    rec.send(&[1u8; 60]).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    rec.send(&[2u8; 60]).unwrap();
+    // Both records are on disk while the recorder is still open.
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 24 + 2 * 76);
+    assert_eq!(read_back(&path).1.len(), 2);
+    drop(rec);
+}

@@ -125,6 +125,11 @@ fn inline_errors_name_the_problem() {
         msg.contains("`local`") && msg.contains("localhost:7"),
         "{msg}"
     );
+    let msg = err("udp,local=127.0.0.1:1,remote=[::1]:2").to_string();
+    assert!(
+        msg.contains("`remote`") && msg.contains("IP version"),
+        "{msg}"
+    );
     let msg = err("pcap,replay=x.pcap,timing=slow").to_string();
     assert!(msg.contains("`timing`") && msg.contains("slow"), "{msg}");
     assert!(err("pcap,replay=x.pcap,timing=0pps")

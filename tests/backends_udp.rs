@@ -67,6 +67,15 @@ fn remote_is_learned_from_the_first_datagram() {
     assert!(!server.send(&f).unwrap());
     assert_eq!(server.counters().send_dropped, 1);
 
+    // An empty datagram is no frame: dropped, and not taken as the peer.
+    let nobody = UdpSocket::bind(any_local()).unwrap();
+    nobody.send_to(&[], server.local_addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    let mut buf = vec![0u8; MAX_FRAME];
+    assert_eq!(server.recv(&mut buf).unwrap(), None);
+    assert_eq!(server.counters().rx_dropped, 1);
+    assert_eq!(server.remote_addr(), None);
+
     let mut client = UdpTunnel::new(any_local(), Some(server.local_addr())).unwrap();
     assert!(client.send(&f).unwrap());
     assert_eq!(recv_wait(&mut server).as_deref(), Some(&f[..]));

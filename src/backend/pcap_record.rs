@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, ErrorKind};
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriteError, PcapWriter};
 use pcap_file::{DataLink, Endianness};
@@ -23,6 +23,8 @@ pub const SNAPLEN: u32 = 262_144;
 const FILE_HEADER: u64 = 24;
 /// Size of each record header.
 const RECORD_HEADER: u64 = 16;
+/// Buffered records reach the file at least this often while traffic flows.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counters of a [`PcapRecorder`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +62,7 @@ pub struct PcapRecorder<B: PacketBackend> {
     /// they never go backwards in one file.
     epoch: SystemTime,
     base: Instant,
+    last_flush: Instant,
 }
 
 impl<B: PacketBackend> std::fmt::Debug for PcapRecorder<B> {
@@ -109,6 +112,7 @@ impl<B: PacketBackend> PcapRecorder<B> {
             stopped: None,
             epoch: SystemTime::now(),
             base: Instant::now(),
+            last_flush: Instant::now(),
         })
     }
 
@@ -187,6 +191,16 @@ impl<B: PacketBackend> PcapRecorder<B> {
             .and_then(|p| writer.write_packet(&p).map_err(write_error));
         match result {
             Ok(_) => {
+                // Keep the file readable while running (and after a crash): flush at
+                // most once a second.
+                if self.last_flush.elapsed() >= FLUSH_INTERVAL {
+                    self.last_flush = Instant::now();
+                    if let Err(e) = writer.flush() {
+                        self.counters.not_recorded += 1;
+                        self.stop(RecordStop::WriteError(write_error(e).to_string()));
+                        return;
+                    }
+                }
                 self.counters.bytes += size;
                 if tx {
                     self.counters.tx_recorded += 1;

@@ -264,17 +264,24 @@ impl TryFrom<RawSpec> for BackendSpec {
                 check_ifname(&ifname)?;
                 BackendKind::Tap { ifname }
             }
-            "udp" => BackendKind::Udp {
-                local: addr(
+            "udp" => {
+                let local = addr(
                     "local",
                     raw.local.as_deref().ok_or_else(|| missing("local"))?,
-                )?,
-                remote: raw
+                )?;
+                let remote = raw
                     .remote
                     .as_deref()
                     .map(|r| addr("remote", r))
-                    .transpose()?,
-            },
+                    .transpose()?;
+                if let Some(r) = remote.filter(|r| r.is_ipv4() != local.is_ipv4()) {
+                    return Err(SpecError::BadValue {
+                        key: "remote".into(),
+                        reason: format!("{r} and local {local} are not the same IP version"),
+                    });
+                }
+                BackendKind::Udp { local, remote }
+            }
             "pcap" => BackendKind::Pcap {
                 replay: non_empty("replay", raw.replay.ok_or_else(|| missing("replay"))?)?,
                 timing: raw

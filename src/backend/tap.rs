@@ -175,7 +175,14 @@ impl PacketBackend for Tap {
         // Bounded: each oversize frame consumed makes progress; give up after a burst.
         for _ in 0..64 {
             let n = match (&self.file).read(&mut self.scratch) {
-                Ok(0) => return Ok(None),
+                // A tap never reads 0 bytes; a descriptor given to `from_fd` does when
+                // its other end closed, and would stay readable: report it.
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!("tap {}: end of file (the other end closed)", self.name),
+                    ))
+                }
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(None),
@@ -259,6 +266,16 @@ mod tests {
         assert_eq!(tap.recv(&mut small).unwrap(), Some(50));
         assert_eq!(small[0], 2);
         assert_eq!(tap.counters().rx_oversize, 1);
+    }
+
+    #[test]
+    fn a_closed_peer_is_an_error_not_a_busy_loop() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut tap = Tap::from_fd(OwnedFd::from(ours), "stream").unwrap();
+        drop(theirs);
+        let mut buf = [0u8; 64];
+        let err = tap.recv(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -139,27 +139,25 @@ impl PacketBackend for UdpTunnel {
                     ))
                 }
             };
-            match self.remote {
-                Some(r) if r != from => {
-                    if self.counters.rx_foreign == 0 {
-                        log::warn!(
-                            "udp {}: ignoring datagrams from {from} (peer is {r})",
-                            self.local
-                        );
-                    }
-                    self.counters.rx_foreign += 1;
-                    continue;
+            if let Some(r) = self.remote.filter(|r| *r != from) {
+                if self.counters.rx_foreign == 0 {
+                    log::warn!(
+                        "udp {}: ignoring datagrams from {from} (peer is {r})",
+                        self.local
+                    );
                 }
-                Some(_) => {}
-                None => {
-                    log::info!("udp {}: learned remote {from}", self.local);
-                    self.remote = Some(from);
-                }
+                self.counters.rx_foreign += 1;
+                continue;
             }
             match (buf.get_mut(..n), self.scratch.get(..n)) {
                 (Some(dst), Some(src)) if n > 0 => {
                     dst.copy_from_slice(src);
                     self.counters.received += 1;
+                    if self.remote.is_none() {
+                        // Learned only from a datagram that was a usable frame.
+                        log::info!("udp {}: learned remote {from}", self.local);
+                        self.remote = Some(from);
+                    }
                     return Ok(Some(n));
                 }
                 _ => {
