@@ -442,3 +442,63 @@ fn a_long_recording_reaches_the_file_without_an_explicit_flush() {
     assert_eq!(read_back(&path).1.len(), 2);
     drop(rec);
 }
+
+/// Read a damaged file to the end: errors are fine, panics and endless loops are not.
+fn replay_all(path: &Path) {
+    let Ok(mut r) = PcapReplay::open(path, ReplayTiming::Fast, 2) else {
+        return;
+    };
+    let mut buf = vec![0u8; MAX_FRAME];
+    for _ in 0..10_000 {
+        match r.recv(&mut buf) {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert!(r.finished() || r.recv(&mut buf).is_ok());
+}
+
+fn pcapng_bytes(fs: &[Vec<u8>]) -> Vec<u8> {
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.write_pcapng_block(InterfaceDescriptionBlock::new(DataLink::ETHERNET, 0))
+        .unwrap();
+    for f in fs {
+        w.write_pcapng_block(EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: Duration::from_millis(1),
+            original_len: f.len() as u32,
+            data: Cow::Borrowed(&f[..]),
+            options: vec![],
+        })
+        .unwrap();
+    }
+    w.into_inner()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    /// Damaged pcap and pcapng files (bytes changed, cut short) never panic the replay.
+    #[test]
+    fn damaged_files_never_panic(
+        ng in any::<bool>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..8),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let fs = frames(4);
+        let mut bytes = if ng {
+            pcapng_bytes(&fs)
+        } else {
+            let path = tmp("damage-src.pcap");
+            write_pcap(&path, &fs, Duration::from_millis(1), DataLink::ETHERNET);
+            std::fs::read(&path).unwrap()
+        };
+        for (at, v) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = v;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        let path = tmp(if ng { "damaged.pcapng" } else { "damaged.pcap" });
+        std::fs::write(&path, &bytes).unwrap();
+        replay_all(&path);
+    }
+}
