@@ -1,0 +1,427 @@
+//! The vfio-user server driven over a real Unix socket by the `vfio_user` crate's client:
+//! configuration space, registers, DMA into a memfd, a loopback TX->RX round trip,
+//! INTx through an eventfd, reconnection, and hostile clients.
+#![cfg(feature = "vfio-user")]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nic_emu::backend::Loopback;
+use nic_emu::device::regs::*;
+use nic_emu::frontend::vfio_user::{
+    IntxEventfd, ShutdownHandle, VfioUserServer, REGION_BAR0, REGION_BAR1, REGION_CONFIG,
+};
+use nic_emu::{DeviceConfig, MacAddress, E1000};
+use vfio_user::Client;
+use vmm_sys_util::eventfd::EventFd;
+
+const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xAB, 0xCD, 0x01];
+const IRQ_TRIGGER_EVENTFD: u32 = 0x24;
+const IRQ_UNMASK: u32 = 0x11;
+
+/// A server on its own thread; shut down and joined on drop.
+struct Running {
+    path: PathBuf,
+    device: Arc<Mutex<E1000>>,
+    intx: IntxEventfd,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<VfioUserServer>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        assert!(!self.path.exists(), "socket file left behind");
+    }
+}
+
+fn socket_path() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("nic-emu-vu-{}-{n}.sock", std::process::id()))
+}
+
+fn start() -> Running {
+    let path = socket_path();
+    let config = DeviceConfig {
+        mac: MacAddress::new(MAC),
+        link_up: true,
+    };
+    let mut server = VfioUserServer::new(&path, config, Box::new(Loopback::new())).unwrap();
+    let device = server.device();
+    let intx = server.intx();
+    let handle = server.shutdown_handle();
+    let thread = std::thread::spawn(move || {
+        server.serve().unwrap();
+        server
+    });
+    Running {
+        path,
+        device,
+        intx,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+fn rd(c: &mut Client, off: u32) -> u32 {
+    let mut b = [0u8; 4];
+    c.region_read(REGION_BAR0, u64::from(off), &mut b).unwrap();
+    u32::from_le_bytes(b)
+}
+
+fn wr(c: &mut Client, off: u32, v: u32) {
+    c.region_write(REGION_BAR0, u64::from(off), &v.to_le_bytes())
+        .unwrap();
+}
+
+fn cfg_rd(c: &mut Client, off: u64) -> u32 {
+    let mut b = [0u8; 4];
+    c.region_read(REGION_CONFIG, off, &mut b).unwrap();
+    u32::from_le_bytes(b)
+}
+
+fn cfg_wr16(c: &mut Client, off: u64, v: u16) {
+    c.region_write(REGION_CONFIG, off, &v.to_le_bytes())
+        .unwrap();
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn eventfd_count(efd: &EventFd) -> u64 {
+    efd.read().unwrap_or(0)
+}
+
+fn memfd(size: u64) -> File {
+    // SAFETY: the name is a valid NUL-terminated string; memfd_create returns a new
+    // descriptor or -1.
+    let raw = unsafe { libc::memfd_create(c"nic-emu-test".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(raw >= 0, "memfd_create failed");
+    // SAFETY: `raw` is a new descriptor owned by nobody else.
+    let f = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+    f.set_len(size).unwrap();
+    f
+}
+
+#[test]
+fn regions_config_space_and_registers() {
+    let s = start();
+    let mut c = Client::new(&s.path).unwrap();
+    assert_eq!(c.region(REGION_BAR0).unwrap().size, 0x2_0000);
+    assert_eq!(c.region(REGION_BAR1).unwrap().size, 0x40);
+    assert_eq!(c.region(REGION_CONFIG).unwrap().size, 256);
+    assert_eq!(c.region(2).unwrap().size, 0);
+    let intx = c.get_irq_info(0).unwrap();
+    assert_eq!(
+        (intx.count, intx.flags & 1),
+        (1, 1),
+        "INTx: one vector, eventfd"
+    );
+    assert_eq!(c.get_irq_info(1).unwrap().count, 0, "no MSI");
+    assert_eq!(c.get_irq_info(2).unwrap().count, 0, "no MSI-X");
+
+    assert_eq!(cfg_rd(&mut c, 0), 0x100E_8086);
+    assert_eq!(
+        cfg_rd(&mut c, 0x08) >> 8,
+        0x02_0000,
+        "class: Ethernet controller"
+    );
+    assert_eq!((cfg_rd(&mut c, 0x3C) >> 8) & 0xFF, 1, "interrupt pin INTA");
+
+    assert_ne!(rd(&mut c, STATUS) & STATUS_LU, 0, "link up");
+    // The MAC through EERD, word by word.
+    for (word, expect) in [(0u32, 0x5452u32), (1, 0xAB00), (2, 0x01CD)] {
+        wr(&mut c, EERD, (word << EERD_ADDR_SHIFT) | EERD_START);
+        let v = rd(&mut c, EERD);
+        assert_ne!(v & EERD_DONE, 0);
+        assert_eq!(v >> EERD_DATA_SHIFT, expect, "EEPROM word {word}");
+    }
+    // The same register through the I/O window (IOADDR at 0, IODATA at 4).
+    c.region_write(REGION_BAR1, 0, &STATUS.to_le_bytes())
+        .unwrap();
+    let mut b = [0u8; 4];
+    c.region_read(REGION_BAR1, 4, &mut b).unwrap();
+    assert_ne!(u32::from_le_bytes(b) & STATUS_LU, 0);
+    assert!(s.device.lock().unwrap().metrics().reg_reads >= 4);
+}
+
+#[test]
+fn interrupt_through_eventfd_with_automask_and_unmask() {
+    let s = start();
+    let mut c = Client::new(&s.path).unwrap();
+    let efd = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+    c.set_irqs(0, IRQ_TRIGGER_EVENTFD, 0, 1, &[efd.as_raw_fd()])
+        .unwrap();
+    wr(&mut c, IMS, ICR_TXDW | ICR_LSC);
+    assert_eq!(eventfd_count(&efd), 0);
+
+    wr(&mut c, ICS, ICR_TXDW);
+    wait_for("the INTx eventfd", || eventfd_count(&efd) == 1);
+    // Automasked: another cause while masked signals nothing.
+    wr(&mut c, ICS, ICR_LSC);
+    // QEMU's order: unmask, then the guest's ICR read (which lowers the line).
+    c.set_irqs(0, IRQ_UNMASK, 0, 1, &[]).unwrap();
+    let icr = rd(&mut c, ICR);
+    assert_eq!(icr & (ICR_TXDW | ICR_LSC), ICR_TXDW | ICR_LSC);
+    let _ = rd(&mut c, STATUS);
+    std::thread::sleep(Duration::from_millis(10));
+    assert_eq!(
+        eventfd_count(&efd),
+        0,
+        "no spurious interrupt after the ICR read"
+    );
+
+    // Unmask while the line is still high: signalled again after the next access.
+    wr(&mut c, ICS, ICR_TXDW);
+    wait_for("the second interrupt", || eventfd_count(&efd) == 1);
+    c.set_irqs(0, IRQ_UNMASK, 0, 1, &[]).unwrap();
+    let _ = rd(&mut c, STATUS);
+    wait_for("the re-asserted interrupt", || eventfd_count(&efd) == 1);
+    assert_eq!(s.intx.signals(), 3);
+}
+
+/// Guest memory layout inside the memfd, mapped at `GPA`.
+const GPA: u64 = 0x4000_0000;
+const TX_RING: u64 = 0x0;
+const RX_RING: u64 = 0x1000;
+const TX_BUF: u64 = 0x2000;
+const RX_BUFS: u64 = 0x10000;
+const RING_LEN: u32 = 8;
+
+#[test]
+fn dma_map_and_loopback_tx_to_rx() {
+    let s = start();
+    let mut c = Client::new(&s.path).unwrap();
+    let mem = memfd(1 << 20);
+    c.dma_map(0, GPA, 1 << 20, mem.as_raw_fd()).unwrap();
+    assert_eq!(s.device.lock().unwrap().memory().region_count(), 1);
+    cfg_wr16(&mut c, 0x04, 0x0007); // I/O, memory, bus master
+
+    // Receive ring: 8 descriptors with 2 KiB buffers.
+    for i in 0..u64::from(RING_LEN) {
+        let buf = GPA + RX_BUFS + i * 2048;
+        mem.write_all_at(&buf.to_le_bytes(), RX_RING + i * 16)
+            .unwrap();
+    }
+    wr(&mut c, RDBAL, (GPA + RX_RING) as u32);
+    wr(&mut c, RDBAH, 0);
+    wr(&mut c, RDLEN, RING_LEN * 16);
+    wr(&mut c, RDH, 0);
+    wr(&mut c, RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
+    wr(&mut c, RDT, RING_LEN - 1);
+
+    // One frame to ourselves, in one legacy TX descriptor (EOP | IFCS | RS).
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&MAC);
+    frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x09]);
+    frame.extend_from_slice(&0x88B5u16.to_be_bytes());
+    frame.extend((0..100u8).map(|i| i.wrapping_mul(7)));
+    mem.write_all_at(&frame, TX_BUF).unwrap();
+    let mut d = [0u8; 16];
+    d[..8].copy_from_slice(&(GPA + TX_BUF).to_le_bytes());
+    d[8..10].copy_from_slice(&(frame.len() as u16).to_le_bytes());
+    d[11] = 0x01 | 0x02 | 0x08;
+    mem.write_all_at(&d, TX_RING).unwrap();
+    wr(&mut c, TDBAL, (GPA + TX_RING) as u32);
+    wr(&mut c, TDBAH, 0);
+    wr(&mut c, TDLEN, RING_LEN * 16);
+    wr(&mut c, TDH, 0);
+    wr(&mut c, TDT, 0);
+    wr(&mut c, TCTL, TCTL_EN | TCTL_PSP);
+    wr(&mut c, TDT, 1);
+
+    let status = |off: u64| {
+        let mut b = [0u8; 1];
+        mem.read_exact_at(&mut b, off + 12).unwrap();
+        b[0]
+    };
+    wait_for("TX descriptor done", || status(TX_RING) & 1 != 0);
+    wait_for("RX descriptor done", || status(RX_RING) & 1 != 0);
+    let mut rd_desc = [0u8; 16];
+    mem.read_exact_at(&mut rd_desc, RX_RING).unwrap();
+    let len = usize::from(u16::from_le_bytes([rd_desc[8], rd_desc[9]]));
+    assert_eq!(len, frame.len());
+    assert_ne!(rd_desc[12] & 0x02, 0, "EOP");
+    let mut got = vec![0u8; len];
+    mem.read_exact_at(&mut got, RX_BUFS).unwrap();
+    assert_eq!(got, frame);
+    let m = s.device.lock().unwrap().metrics();
+    assert_eq!((m.tx_frames, m.rx_frames, m.dma_errors), (1, 1, 0));
+
+    c.dma_unmap(GPA, 1 << 20).unwrap();
+    assert_eq!(s.device.lock().unwrap().memory().region_count(), 0);
+}
+
+#[test]
+fn bad_dma_maps_are_refused_and_the_server_goes_on() {
+    let s = start();
+    let mut c = Client::new(&s.path).unwrap();
+    // Larger than the file: refused (a later DMA there would be SIGBUS).
+    let small = memfd(4096);
+    c.dma_map(0, GPA, 1 << 20, small.as_raw_fd()).unwrap();
+    // Offset past the end, zero size, wrapping address.
+    c.dma_map(8192, GPA, 4096, small.as_raw_fd()).unwrap();
+    c.dma_map(0, GPA, 0, small.as_raw_fd()).unwrap();
+    c.dma_map(0, u64::MAX - 10, 4096, small.as_raw_fd())
+        .unwrap();
+    // Not a regular file.
+    let efd = EventFd::new(0).unwrap();
+    c.dma_map(0, GPA, 4096, efd.as_raw_fd()).unwrap();
+    assert_eq!(s.device.lock().unwrap().memory().region_count(), 0);
+    // Overlapping maps: the second is refused, the first stays.
+    let good = memfd(1 << 16);
+    c.dma_map(0, GPA, 1 << 16, good.as_raw_fd()).unwrap();
+    c.dma_map(0, GPA + 4096, 4096, good.as_raw_fd()).unwrap();
+    assert_eq!(s.device.lock().unwrap().memory().region_count(), 1);
+    // Unmapping something never mapped is harmless.
+    c.dma_unmap(0xdead_0000, 4096).unwrap();
+    assert_eq!(cfg_rd(&mut c, 0), 0x100E_8086, "still serving");
+}
+
+#[test]
+fn reconnecting_client_sees_a_reset_device() {
+    let s = start();
+    {
+        let mut c = Client::new(&s.path).unwrap();
+        let mem = memfd(1 << 16);
+        c.dma_map(0, GPA, 1 << 16, mem.as_raw_fd()).unwrap();
+        cfg_wr16(&mut c, 0x04, 0x0007);
+        wr(&mut c, RDBAL, 0x1234_5000);
+        wr(&mut c, IMS, 0xFF);
+        assert_eq!(rd(&mut c, RDBAL), 0x1234_5000);
+        c.shutdown().unwrap();
+    }
+    let mut c = Client::new(&s.path).unwrap();
+    assert_eq!(rd(&mut c, RDBAL), 0);
+    assert_eq!(rd(&mut c, IMS), 0);
+    assert_eq!(cfg_rd(&mut c, 0x04) & 0x7, 0, "command register reset");
+    assert_eq!(
+        s.device.lock().unwrap().memory().region_count(),
+        0,
+        "old client's RAM unmapped"
+    );
+    assert!(!s.intx.enabled(), "old client's eventfd dropped");
+}
+
+/// Send raw bytes as a client, read whatever comes back until the server closes or
+/// goes quiet, and return it.
+fn raw_session(path: &Path, bytes: &[u8], close_write: bool) -> Vec<u8> {
+    let mut s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let _ = s.write_all(bytes);
+    if close_write {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let mut out = Vec::new();
+    let mut b = [0u8; 256];
+    while let Ok(n) = s.read(&mut b) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[..n]);
+    }
+    out
+}
+
+fn header(id: u16, command: u16, size: u32, flags: u32) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(&id.to_le_bytes());
+    h.extend_from_slice(&command.to_le_bytes());
+    h.extend_from_slice(&size.to_le_bytes());
+    h.extend_from_slice(&flags.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    h
+}
+
+#[test]
+fn malformed_messages_leave_the_server_serving() {
+    let s = start();
+    // Unknown command: an error reply (flags Reply|Error), then the server waits for more.
+    let reply = raw_session(&s.path, &header(7, 0x7777, 16, 0), true);
+    assert!(reply.len() >= 16, "error reply expected, got {reply:?}");
+    assert_ne!(
+        u32::from_le_bytes(reply[8..12].try_into().unwrap()) & 0x20,
+        0
+    );
+    // Garbage shorter than a header, then close.
+    raw_session(&s.path, &[0xde, 0xad, 0xbe, 0xef, 0x01], true);
+    // A VERSION whose size is smaller than the message (the protocol library's size
+    // arithmetic underflows): the connection is dropped, the server survives.
+    let mut v = header(1, 1, 0, 0);
+    v.extend_from_slice(&[0, 0, 1, 0]);
+    raw_session(&s.path, &v, true);
+    // A VERSION with capabilities that are not NUL-terminated JSON.
+    let mut v = header(1, 1, 16 + 4 + 3, 0);
+    v.extend_from_slice(&[0, 0, 1, 0]);
+    v.extend_from_slice(b"{{{");
+    raw_session(&s.path, &v, true);
+    // Region read outside the region and of an unknown region.
+    let mut r = header(2, 9, 32, 0);
+    r.extend_from_slice(&0x1_0000_0000u64.to_le_bytes());
+    r.extend_from_slice(&REGION_CONFIG.to_le_bytes());
+    r.extend_from_slice(&4u32.to_le_bytes());
+    raw_session(&s.path, &r, true);
+    // 64 KiB of noise.
+    let noise: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    raw_session(&s.path, &noise, true);
+
+    let mut c = Client::new(&s.path).unwrap();
+    assert_eq!(cfg_rd(&mut c, 0), 0x100E_8086);
+    assert_ne!(rd(&mut c, STATUS) & STATUS_LU, 0);
+}
+
+#[test]
+fn stale_socket_is_replaced_live_one_is_refused() {
+    let path = socket_path();
+    drop(UnixListener::bind(&path).unwrap()); // leaves a socket file nobody listens on
+    assert!(path.exists());
+    let server = VfioUserServer::new(&path, DeviceConfig::default(), Box::new(Loopback::new()))
+        .expect("a stale socket is replaced");
+    let e = VfioUserServer::new(&path, DeviceConfig::default(), Box::new(Loopback::new()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("already listening"), "{e}");
+    drop(server);
+    assert!(!path.exists(), "socket removed on drop");
+
+    std::fs::write(&path, b"not a socket").unwrap();
+    let e = VfioUserServer::new(&path, DeviceConfig::default(), Box::new(Loopback::new()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a socket"), "{e}");
+    assert!(path.exists(), "a regular file is never removed");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn shutdown_disconnects_a_connected_client() {
+    let s = start();
+    let mut c = Client::new(&s.path).unwrap();
+    assert_eq!(cfg_rd(&mut c, 0), 0x100E_8086);
+    let t = Instant::now();
+    drop(s); // shutdown + join while the client is still connected
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
