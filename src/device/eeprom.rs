@@ -168,7 +168,7 @@ mod tests {
     fn bitbang_read(e: &mut Eeprom, addr: u16) -> u16 {
         let mut eecd = EECD_REQ | EECD_CS;
         e.write_eecd(eecd);
-        let mut out = |e: &mut Eeprom, v: u32, n: u32, eecd: &mut u32| {
+        let out = |e: &mut Eeprom, v: u32, n: u32, eecd: &mut u32| {
             for i in (0..n).rev() {
                 *eecd = if (v >> i) & 1 != 0 {
                     *eecd | EECD_DI
