@@ -286,6 +286,7 @@ fn poll_two(a: RawFd, b: Option<RawFd>, timeout: Duration) -> io::Result<(bool, 
 }
 
 /// Wait up to `timeout` for `fd` to become readable.
+#[cfg(feature = "vfio-user")]
 pub(crate) fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
     let mut fds = [libc::pollfd {
         fd,
