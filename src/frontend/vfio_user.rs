@@ -505,7 +505,12 @@ impl ServerBackend for Connection<'_> {
             fds.len()
         );
         if index == IRQ_INTX {
-            return self.shared.intx.set_irqs(flags, start, count, fds);
+            self.shared.intx.set_irqs(flags, start, count, fds)?;
+            if self.shared.intx.recheck_pending() {
+                // The event loop re-signals if no access comes first.
+                self.shared.waker.wake();
+            }
+            return Ok(());
         }
         // MSI, MSI-X, ERR, REQ have no vectors: only "disable" (count 0) is accepted.
         if count == 0 {

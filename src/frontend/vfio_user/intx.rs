@@ -110,6 +110,12 @@ impl IntxEventfd {
         s.recheck_at = None;
     }
 
+    /// Whether a re-signal deferred by an unmask is waiting (the event loop should run
+    /// [`poll_recheck`](Self::poll_recheck) soon).
+    pub fn recheck_pending(&self) -> bool {
+        self.lock().recheck_at.is_some()
+    }
+
     /// Run a re-signal deferred by an unmask: call after serving each client access.
     pub fn after_access(&self) {
         let mut s = self.lock();
