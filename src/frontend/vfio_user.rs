@@ -57,6 +57,10 @@ pub const IRQ_INTX: u32 = 0;
 /// Number of vfio-pci irq indexes (INTx, MSI, MSI-X, ERR, REQ).
 pub const NUM_IRQS: u32 = 5;
 
+/// Most DMA regions a client may map (QEMU maps about ten; each is an mmap and every map
+/// copies the region list).
+pub const MAX_DMA_REGIONS: usize = 1024;
+
 const REGION_FLAG_READ: u32 = 1 << 0;
 const REGION_FLAG_WRITE: u32 = 1 << 1;
 const IRQ_INFO_EVENTFD: u32 = 1 << 0;
@@ -464,6 +468,11 @@ impl ServerBackend for Connection<'_> {
             )));
         }
         let current = lock_device(&self.shared.device).memory().clone();
+        if current.region_count() >= MAX_DMA_REGIONS {
+            return Err(invalid(format!(
+                "DMA_MAP {address:#x}+{size:#x}: already {MAX_DMA_REGIONS} regions mapped"
+            )));
+        }
         let mem = current
             .with_file_region(address, size, file, offset)
             .map_err(|e| invalid(format!("DMA_MAP {address:#x}+{size:#x}: {e}")))?;
