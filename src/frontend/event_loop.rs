@@ -351,6 +351,115 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(2));
     }
 
+    /// A backend fed through a Unix datagram socket, so it has a real readable fd.
+    struct SocketBackend(std::os::unix::net::UnixDatagram);
+
+    impl crate::backend::PacketBackend for SocketBackend {
+        fn name(&self) -> String {
+            "socket".into()
+        }
+        fn send(&mut self, _frame: &[u8]) -> io::Result<bool> {
+            Ok(true)
+        }
+        fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+            match self.0.recv(buf) {
+                Ok(n) => Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+        fn rx_fd(&self) -> Option<RawFd> {
+            Some(self.0.as_raw_fd())
+        }
+    }
+
+    /// A device with RAM at 0, bus mastering on and a receive ring of `n` descriptors (a
+    /// multiple of 8; buffers at 0x10000 + i * 2048), all given to the device but one.
+    fn rx_device(
+        n: u32,
+    ) -> (
+        Arc<Mutex<E1000>>,
+        Arc<dyn Clock>,
+        std::os::unix::net::UnixDatagram,
+    ) {
+        use crate::device::regs::*;
+        let (ours, theirs) = std::os::unix::net::UnixDatagram::pair().unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+        let mut d = E1000::new(
+            DeviceConfig::default(),
+            Box::new(SocketBackend(theirs)),
+            Box::new(NoIrq),
+            clock.clone(),
+        );
+        let ram = crate::memory::GuestRam::anonymous(0, 1 << 20).unwrap();
+        for i in 0..u64::from(n) {
+            ram.write_u64(0x1000 + i * 16, 0x10000 + i * 2048).unwrap();
+        }
+        d.set_memory(ram);
+        d.config_write(4, &7u16.to_le_bytes());
+        d.write_reg(RDBAL, 0x1000);
+        d.write_reg(RDLEN, n * 16);
+        d.write_reg(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
+        d.write_reg(RDT, n - 1);
+        (Arc::new(Mutex::new(d)), clock, ours)
+    }
+
+    #[test]
+    fn frames_arriving_later_are_delivered_and_a_full_ring_does_not_spin() {
+        let (dev, clock, wire) = rx_device(8);
+        let mut lp = EventLoop::new(dev.clone(), clock).unwrap();
+        let iterations = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let it = iterations.clone();
+        lp.set_hook(Box::new(move || {
+            it.fetch_add(1, Ordering::Relaxed);
+            None
+        }));
+        let waker = lp.waker();
+        let _h = lp.spawn().unwrap();
+        let frame = [0xFFu8; 64];
+        let delivered = || lock_device(&dev).metrics().rx_frames;
+        wire.send(&frame).unwrap();
+        let t = Instant::now();
+        while delivered() < 1 {
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "frame not delivered: {:?}",
+                lock_device(&dev).metrics()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Fill the ring (7 usable descriptors) and queue more: the fd stays readable.
+        for _ in 0..10 {
+            wire.send(&frame).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(delivered(), 7);
+        let before = iterations.load(Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(300));
+        let spins = iterations.load(Ordering::Relaxed) - before;
+        assert!(spins <= 10, "{spins} iterations in 300 ms with a full ring");
+        // The guest frees descriptors (RDT write) and wakes the loop: the rest go in.
+        {
+            let mut d = lock_device(&dev);
+            let ram = d.memory().clone();
+            for i in 0..8u64 {
+                ram.write_u64(0x1000 + i * 16 + 8, 0).unwrap();
+            }
+            let rdh = d.read_reg(crate::device::regs::RDH);
+            d.write_reg(crate::device::regs::RDT, (rdh + 7) % 8);
+        }
+        waker.wake();
+        let t = Instant::now();
+        while delivered() < 11 {
+            assert!(
+                t.elapsed() < Duration::from_secs(2),
+                "ring refilled but frames stuck"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn hook_bounds_the_sleep() {
         let (dev, clock) = device();
