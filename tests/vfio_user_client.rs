@@ -139,6 +139,15 @@ fn regions_config_space_and_registers() {
     );
     assert_eq!(c.get_irq_info(1).unwrap().count, 0, "no MSI");
     assert_eq!(c.get_irq_info(2).unwrap().count, 0, "no MSI-X");
+    assert_eq!(
+        c.get_irq_info(3).unwrap().count,
+        1,
+        "ERR: one silent vector"
+    );
+    assert_eq!(c.get_irq_info(4).unwrap().count, 0, "no REQ");
+    let err_fd = EventFd::new(libc::EFD_NONBLOCK).unwrap();
+    c.set_irqs(3, IRQ_TRIGGER_EVENTFD, 0, 1, &[err_fd.as_raw_fd()])
+        .unwrap();
 
     assert_eq!(cfg_rd(&mut c, 0), 0x100E_8086);
     assert_eq!(

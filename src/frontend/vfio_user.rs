@@ -4,8 +4,8 @@
 //! Built on the rust-vmm `vfio_user` crate. The device exposes the regions a PCI vfio
 //! device has: BAR0 (128 KiB of registers), BAR1 (the 64-byte I/O window) and 256 bytes
 //! of configuration space; the other BARs, the ROM and VGA have size 0. Interrupts are
-//! INTx only, through the eventfd the client sends (see [`intx`]); MSI, MSI-X, ERR and
-//! REQ are declared with a count of 0.
+//! INTx only, through the eventfd the client sends (see [`intx`]); MSI, MSI-X and REQ
+//! are declared with a count of 0, ERR with one vector that is never signalled.
 //!
 //! Threads: the caller's thread serves the socket (one client at a time; the next one is
 //! accepted when it leaves, and sees a freshly reset device); an [`EventLoop`] thread
@@ -54,6 +54,8 @@ pub const REGION_CONFIG: u32 = 7;
 pub const NUM_REGIONS: u32 = 9;
 /// vfio irq index of INTx.
 pub const IRQ_INTX: u32 = 0;
+/// vfio irq index of the error (AER) notification.
+pub const IRQ_ERR: u32 = 3;
 /// Number of vfio-pci irq indexes (INTx, MSI, MSI-X, ERR, REQ).
 pub const NUM_IRQS: u32 = 5;
 
@@ -98,14 +100,24 @@ fn server_regions() -> Vec<ServerRegion> {
 
 fn server_irqs() -> Vec<IrqInfo> {
     (0..NUM_IRQS)
-        .map(|index| IrqInfo {
-            index,
-            flags: if index == IRQ_INTX {
-                IRQ_INFO_EVENTFD | IRQ_INFO_MASKABLE | IRQ_INFO_AUTOMASKED
-            } else {
-                0
+        .map(|index| match index {
+            IRQ_INTX => IrqInfo {
+                index,
+                flags: IRQ_INFO_EVENTFD | IRQ_INFO_MASKABLE | IRQ_INFO_AUTOMASKED,
+                count: 1,
             },
-            count: u32::from(index == IRQ_INTX),
+            // One error-notification vector, which the device never signals: declaring
+            // it keeps QEMU from warning that it "could not enable error recovery".
+            IRQ_ERR => IrqInfo {
+                index,
+                flags: IRQ_INFO_EVENTFD,
+                count: 1,
+            },
+            _ => IrqInfo {
+                index,
+                flags: 0,
+                count: 0,
+            },
         })
         .collect()
 }
@@ -521,7 +533,15 @@ impl ServerBackend for Connection<'_> {
             }
             return Ok(());
         }
-        // MSI, MSI-X, ERR, REQ have no vectors: only "disable" (count 0) is accepted.
+        if index == IRQ_ERR {
+            // Accepted (eventfd installed or removed) and never signalled.
+            return if start == 0 && count <= 1 {
+                Ok(())
+            } else {
+                Err(invalid(format!("irq index {index} has one vector")))
+            };
+        }
+        // MSI, MSI-X, REQ have no vectors: only "disable" (count 0) is accepted.
         if count == 0 {
             Ok(())
         } else {
