@@ -18,6 +18,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod backend;
+pub mod capi;
 pub mod clock;
 #[cfg(feature = "config")]
 pub mod config;

@@ -1,0 +1,864 @@
+//! The C API: the device for programs written in C (or anything with a C FFI).
+//!
+//! The crate builds as a static library (`libnic_emu.a`); with the `generate-bindings`
+//! feature, `build.rs` runs cbindgen over this module and writes the header to
+//! `$OUT_DIR/nic_emu.h` and `include/nic_emu.h`. `examples/c/embed.c` is a complete
+//! program; link it with `libnic_emu.a -lpthread -ldl -lm`.
+//!
+//! # Model
+//!
+//! The embedder is the machine: it owns guest RAM, decodes the guest's PCI accesses and
+//! forwards them here BAR-relative, delivers the frames the outside world sends to the
+//! guest, and keeps time. The device calls back for the frames the guest transmits and
+//! when its interrupt line changes level.
+//!
+//! ```c
+//! NicEmuConfig cfg;
+//! nic_emu_config_init(&cfg);               // default MAC, link up, manual clock
+//! cfg.send_frame = my_send;                // bool my_send(void *user, const uint8_t *f, size_t n)
+//! cfg.set_irq_level = my_irq;              // void my_irq(void *user, bool asserted)
+//! NicEmuDevice *dev;
+//! if (nic_emu_create(&cfg, &dev) != NIC_EMU_STATUS_OK) abort();
+//! NicEmuMemRegion ram = { .guest_addr = 0, .host_addr = buf, .len = size };
+//! nic_emu_set_memory(dev, &ram, 1);        // buf page-aligned, lives until destroy
+//! nic_emu_bar_write(dev, 0, 0x0100 /* RCTL */, bytes, 4);
+//! nic_emu_receive_frame(dev, frame, len, &outcome);
+//! nic_emu_destroy(dev);
+//! ```
+//!
+//! # Rules
+//!
+//! * Every function returns a [`NicEmuStatus`] (0 is success, errors are negative) or, for
+//!   the two string functions, a static string. Results go through out-pointers, which
+//!   are written only on success.
+//! * NULL pointers, lengths that are zero, too large or not an access size (1, 2, 4, 8),
+//!   and offsets outside a region are rejected with an error; nothing is done.
+//! * No panic crosses the boundary: each call runs under `catch_unwind`. After a caught
+//!   panic the device answers [`NicEmuStatus::Panicked`] to every call but destroy.
+//! * A device may be used from any thread, one call at a time (calls from several threads
+//!   are serialised by a lock). Callbacks run on the calling thread, inside the call, with
+//!   the device locked: a callback that calls into *the same* device gets
+//!   [`NicEmuStatus::Reentrant`]; calling into another device is fine.
+//! * `user_data` and the callbacks may be used from whichever thread calls the device.
+//! * Guest memory is a list of (guest physical address, host pointer, length) ranges: the
+//!   host memory must be page-aligned (`mmap`, `posix_memalign`), readable and writable,
+//!   and must stay valid until the device is destroyed or given another map. The device
+//!   never reads or writes outside these ranges; a DMA elsewhere fails and is counted in
+//!   `dma_errors`.
+
+use std::ffi::{c_char, c_void};
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::backend::PacketBackend;
+use crate::clock::{Clock, ManualClock, MonotonicClock};
+use crate::device::{Bar, DeviceConfig, RxOutcome, E1000};
+use crate::irq::IrqLine;
+use crate::mac::MacAddress;
+use crate::memory::GuestRam;
+
+#[cfg(test)]
+mod tests;
+
+/// The result of a C API call: `NIC_EMU_STATUS_OK` (0) or a negative error.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NicEmuStatus {
+    /// Success.
+    Ok = 0,
+    /// A required pointer argument was NULL (or misaligned for its type).
+    NullPointer = -1,
+    /// A length is zero, too large, or not an allowed access size.
+    InvalidLength = -2,
+    /// An offset plus length is outside the configuration space or the BAR.
+    OutOfRange = -3,
+    /// An argument has a value outside its allowed set (BAR index, clock kind).
+    InvalidArgument = -4,
+    /// The guest memory ranges are unaligned, empty, wrapping or overlapping.
+    MemoryMap = -5,
+    /// The device's clock is the host's monotonic clock, not driven by the embedder.
+    ClockNotManual = -6,
+    /// Called from inside one of this device's own callbacks.
+    Reentrant = -7,
+    /// A panic was caught inside the library; only `nic_emu_destroy` is still allowed.
+    Panicked = -8,
+}
+
+/// What became of a frame passed to `nic_emu_receive_frame`.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NicEmuRxOutcome {
+    /// Written into the guest's receive ring.
+    Delivered = 0,
+    /// Rejected by the address or VLAN filters the guest programmed.
+    Filtered = 1,
+    /// The receive ring is full: offer the frame again once `nic_emu_rx_ready` says so.
+    NoRoom = 2,
+    /// Dropped: receiver disabled, link down, runt, oversize, or can never fit.
+    Dropped = 3,
+}
+
+impl From<RxOutcome> for NicEmuRxOutcome {
+    fn from(o: RxOutcome) -> Self {
+        match o {
+            RxOutcome::Delivered => Self::Delivered,
+            RxOutcome::Filtered => Self::Filtered,
+            RxOutcome::NoRoom => Self::NoRoom,
+            RxOutcome::Dropped => Self::Dropped,
+        }
+    }
+}
+
+/// `NicEmuConfig.clock`: time moves only through `nic_emu_set_time_ns` and
+/// `nic_emu_advance_time_ns` (starts at 0).
+pub const NIC_EMU_CLOCK_MANUAL: u32 = 0;
+/// `NicEmuConfig.clock`: the host's monotonic clock.
+pub const NIC_EMU_CLOCK_MONOTONIC: u32 = 1;
+/// `nic_emu_next_timer_deadline` when no timer is pending.
+pub const NIC_EMU_NO_DEADLINE: u64 = 0xFFFF_FFFF_FFFF_FFFF;
+/// Largest frame `nic_emu_receive_frame` accepts (destination MAC first, no FCS).
+pub const NIC_EMU_MAX_FRAME: usize = 16384;
+/// Size of the PCI configuration space.
+pub const NIC_EMU_CONFIG_SPACE_SIZE: u64 = 256;
+/// BAR0: the memory-mapped register file.
+pub const NIC_EMU_BAR_MMIO: u32 = 0;
+/// BAR1: the I/O window (IOADDR at 0, IODATA at 4).
+pub const NIC_EMU_BAR_IO: u32 = 1;
+/// Most ranges `nic_emu_set_memory` takes.
+pub const NIC_EMU_MAX_MEM_REGIONS: usize = 1024;
+
+/// Called with each frame the guest transmits (destination MAC first, no FCS). Return
+/// true if the frame was sent, false if it was dropped (counted in `tx_backend_drops`).
+/// `frame` is valid only during the call.
+pub type NicEmuSendFrameFn =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, frame: *const u8, len: usize) -> bool>;
+
+/// Called when the device's INTx line changes level (true: asserted).
+pub type NicEmuSetIrqLevelFn = Option<unsafe extern "C" fn(user_data: *mut c_void, asserted: bool)>;
+
+/// How to create a device. Fill it with `nic_emu_config_init`, then change fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct NicEmuConfig {
+    /// MAC address in the EEPROM, first octet first.
+    pub mac: [u8; 6],
+    /// Whether the cable is plugged in at power-on.
+    pub link_up: bool,
+    /// `NIC_EMU_CLOCK_MANUAL` or `NIC_EMU_CLOCK_MONOTONIC`.
+    pub clock: u32,
+    /// Passed unchanged to the callbacks.
+    pub user_data: *mut c_void,
+    /// Transmit callback; NULL discards transmitted frames (counted as sent).
+    pub send_frame: NicEmuSendFrameFn,
+    /// Interrupt callback; NULL: poll with `nic_emu_irq_level`.
+    pub set_irq_level: NicEmuSetIrqLevelFn,
+}
+
+/// One range of guest RAM: `len` bytes at guest physical `guest_addr`, held by the
+/// embedder at `host_addr` (page-aligned).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct NicEmuMemRegion {
+    /// Guest physical address of the first byte.
+    pub guest_addr: u64,
+    /// Where the range is in this process; page-aligned.
+    pub host_addr: *mut c_void,
+    /// Length in bytes (not zero).
+    pub len: usize,
+}
+
+/// Emulator-side counters (see the Rust `Metrics` for the meaning of each).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NicEmuMetrics {
+    /// Register reads (MMIO and I/O window).
+    pub reg_reads: u64,
+    /// Register writes (MMIO and I/O window).
+    pub reg_writes: u64,
+    /// Frames handed to the send callback.
+    pub tx_frames: u64,
+    /// Bytes handed to the send callback.
+    pub tx_bytes: u64,
+    /// Frames the send callback refused.
+    pub tx_backend_drops: u64,
+    /// Transmit descriptors or packets rejected as malformed.
+    pub tx_malformed: u64,
+    /// Frames written into the guest's receive ring.
+    pub rx_frames: u64,
+    /// Bytes written into the guest's receive ring.
+    pub rx_bytes: u64,
+    /// Frames dropped by the guest's address/VLAN filters.
+    pub rx_filtered: u64,
+    /// Frames dropped for other reasons (receiver off, no link, oversize, ...).
+    pub rx_dropped: u64,
+    /// Times the receive ring was found full.
+    pub rx_backpressure: u64,
+    /// DMA accesses outside guest memory or with bus mastering off.
+    pub dma_errors: u64,
+    /// Errors from the backend.
+    pub backend_errors: u64,
+    /// Rising edges of the interrupt line.
+    pub irq_asserts: u64,
+}
+
+/// A device created by `nic_emu_create`; opaque to C.
+pub struct NicEmuDevice {
+    device: Mutex<E1000>,
+    /// Token of the thread inside a call (0: none), to detect reentry from a callback.
+    owner: AtomicUsize,
+    /// The clock the device reads.
+    clock: Arc<dyn Clock>,
+    /// The same clock when the embedder drives time.
+    manual_clock: Option<ManualClock>,
+}
+
+/// The transmit side for C: frames go to the send callback; received frames come in
+/// through `nic_emu_receive_frame`, so `recv` never has one.
+struct CallbackBackend {
+    send: NicEmuSendFrameFn,
+    user_data: *mut c_void,
+}
+
+// SAFETY: the C contract (module docs, header) is that `user_data` and the callbacks may
+// be used from whichever thread calls the device; the device lock ensures one at a time.
+unsafe impl Send for CallbackBackend {}
+
+impl PacketBackend for CallbackBackend {
+    fn name(&self) -> String {
+        "C callback".into()
+    }
+    fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
+        match self.send {
+            // SAFETY: the embedder supplied this function for exactly this signature;
+            // `frame` is a valid slice for the duration of the call.
+            Some(f) => Ok(unsafe { f(self.user_data, frame.as_ptr(), frame.len()) }),
+            None => Ok(true),
+        }
+    }
+    fn recv(&mut self, _buf: &mut [u8]) -> io::Result<Option<usize>> {
+        Ok(None)
+    }
+}
+
+/// The interrupt line for C: level changes go to the callback.
+struct CallbackIrq {
+    set_level: NicEmuSetIrqLevelFn,
+    user_data: *mut c_void,
+}
+
+// SAFETY: as for `CallbackBackend`.
+unsafe impl Send for CallbackIrq {}
+
+impl IrqLine for CallbackIrq {
+    fn set_level(&mut self, asserted: bool) {
+        if let Some(f) = self.set_level {
+            // SAFETY: the embedder supplied this function for exactly this signature.
+            unsafe { f(self.user_data, asserted) }
+        }
+    }
+}
+
+/// A nonzero number unique to the calling thread while it lives.
+fn thread_token() -> usize {
+    thread_local!(static TOKEN: u8 = const { 0 });
+    TOKEN.with(|t| t as *const u8 as usize)
+}
+
+/// Clears `owner` when a call ends, also when it unwinds.
+struct OwnerReset<'a>(&'a AtomicUsize);
+
+impl Drop for OwnerReset<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// Run `f`, turning a panic into [`NicEmuStatus::Panicked`].
+fn guard(f: impl FnOnce() -> NicEmuStatus) -> NicEmuStatus {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(NicEmuStatus::Panicked)
+}
+
+/// The handle behind `dev`, or `None` for NULL.
+///
+/// # Safety
+///
+/// `dev` is NULL or a live pointer from `nic_emu_create`.
+unsafe fn handle<'a>(dev: *const NicEmuDevice) -> Option<&'a NicEmuDevice> {
+    // SAFETY: by the caller's contract `dev` is NULL or from `nic_emu_create` and not yet
+    // destroyed. Only shared references to the handle are ever made, so a reentrant or
+    // concurrent call aliases nothing mutable; the device itself is behind the mutex.
+    unsafe { dev.as_ref() }
+}
+
+/// Run `f` on the locked device, with the checks every call makes.
+fn with_device(
+    handle: Option<&NicEmuDevice>,
+    f: impl FnOnce(&NicEmuDevice, &mut E1000) -> NicEmuStatus,
+) -> NicEmuStatus {
+    let Some(handle) = handle else {
+        return NicEmuStatus::NullPointer;
+    };
+    guard(|| {
+        let me = thread_token();
+        if handle.owner.load(Ordering::Acquire) == me {
+            return NicEmuStatus::Reentrant;
+        }
+        let Ok(mut device) = handle.device.lock() else {
+            return NicEmuStatus::Panicked;
+        };
+        handle.owner.store(me, Ordering::Release);
+        // Dropped before `device`: the owner is cleared while the lock is still held.
+        let _reset = OwnerReset(&handle.owner);
+        f(handle, &mut device)
+    })
+}
+
+/// A valid access size for config space and BARs.
+fn access_len_ok(len: usize) -> bool {
+    matches!(len, 1 | 2 | 4 | 8)
+}
+
+/// Whether `[offset, offset + len)` lies within `size` bytes.
+fn in_range(offset: u64, len: usize, size: u64) -> bool {
+    u64::try_from(len)
+        .ok()
+        .and_then(|l| offset.checked_add(l))
+        .is_some_and(|end| end <= size)
+}
+
+/// Check a caller's buffer pointer and access size; `Ok` carries nothing.
+fn check_access(data_null: bool, offset: u64, len: usize, size: u64) -> Result<(), NicEmuStatus> {
+    if data_null {
+        Err(NicEmuStatus::NullPointer)
+    } else if !access_len_ok(len) {
+        Err(NicEmuStatus::InvalidLength)
+    } else if !in_range(offset, len, size) {
+        Err(NicEmuStatus::OutOfRange)
+    } else {
+        Ok(())
+    }
+}
+
+/// Write `value` through `out`, or fail if it is NULL or misaligned.
+///
+/// # Safety
+///
+/// `out` is NULL or valid for writes of a `T`.
+unsafe fn put<T>(out: *mut T, value: T) -> NicEmuStatus {
+    if out.is_null() || !out.is_aligned() {
+        return NicEmuStatus::NullPointer;
+    }
+    // SAFETY: non-null, aligned, and valid for writes by the caller's contract.
+    unsafe { out.write(value) };
+    NicEmuStatus::Ok
+}
+
+/// Fill `config` with defaults: MAC 52:54:00:12:34:56, link up, manual clock, no
+/// callbacks, NULL `user_data`.
+///
+/// # Safety
+///
+/// `config` is NULL or valid for writes of a `NicEmuConfig`.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_config_init(config: *mut NicEmuConfig) -> NicEmuStatus {
+    let defaults = NicEmuConfig {
+        mac: MacAddress::DEFAULT.octets(),
+        link_up: true,
+        clock: NIC_EMU_CLOCK_MANUAL,
+        user_data: std::ptr::null_mut(),
+        send_frame: None,
+        set_irq_level: None,
+    };
+    // SAFETY: forwarded contract.
+    guard(|| unsafe { put(config, defaults) })
+}
+
+/// Create a device at power-on, with no guest memory (see `nic_emu_set_memory`). On
+/// success `*out` is the new device; otherwise `*out` is set to NULL (if `out` is not).
+///
+/// # Safety
+///
+/// `config` is NULL or points to a valid `NicEmuConfig` whose callbacks, if not NULL,
+/// have the declared signatures; `out` is NULL or valid for writes of a pointer.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_create(
+    config: *const NicEmuConfig,
+    out: *mut *mut NicEmuDevice,
+) -> NicEmuStatus {
+    guard(|| {
+        if out.is_null() || !out.is_aligned() {
+            return NicEmuStatus::NullPointer;
+        }
+        // SAFETY: checked non-null and aligned; valid for writes by contract.
+        unsafe { out.write(std::ptr::null_mut()) };
+        if config.is_null() || !config.is_aligned() {
+            return NicEmuStatus::NullPointer;
+        }
+        // SAFETY: non-null, aligned, valid by contract; the struct is `Copy`.
+        let cfg = unsafe { config.read() };
+        let manual_clock = match cfg.clock {
+            NIC_EMU_CLOCK_MANUAL => Some(ManualClock::new()),
+            NIC_EMU_CLOCK_MONOTONIC => None,
+            _ => return NicEmuStatus::InvalidArgument,
+        };
+        let clock: Arc<dyn Clock> = match &manual_clock {
+            Some(c) => Arc::new(c.clone()),
+            None => Arc::new(MonotonicClock::new()),
+        };
+        let backend = CallbackBackend {
+            send: cfg.send_frame,
+            user_data: cfg.user_data,
+        };
+        let irq = CallbackIrq {
+            set_level: cfg.set_irq_level,
+            user_data: cfg.user_data,
+        };
+        let device_config = DeviceConfig {
+            mac: MacAddress::new(cfg.mac),
+            link_up: cfg.link_up,
+        };
+        let device = E1000::new(
+            device_config,
+            Box::new(backend),
+            Box::new(irq),
+            clock.clone(),
+        );
+        let handle = Box::new(NicEmuDevice {
+            device: Mutex::new(device),
+            owner: AtomicUsize::new(0),
+            clock,
+            manual_clock,
+        });
+        // SAFETY: checked above.
+        unsafe { out.write(Box::into_raw(handle)) };
+        NicEmuStatus::Ok
+    })
+}
+
+/// Destroy a device. No other call on it may be running or start afterwards. Guest
+/// memory is not freed (it belongs to the embedder) and may be released after this.
+///
+/// # Safety
+///
+/// `dev` is NULL or a live pointer from `nic_emu_create`, not used again afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_destroy(dev: *mut NicEmuDevice) -> NicEmuStatus {
+    if dev.is_null() {
+        return NicEmuStatus::NullPointer;
+    }
+    guard(|| {
+        // SAFETY: live by contract; only a shared reference, to check for reentry.
+        if unsafe { &*dev }.owner.load(Ordering::Acquire) == thread_token() {
+            return NicEmuStatus::Reentrant;
+        }
+        // SAFETY: `dev` came from `Box::into_raw` in `nic_emu_create` and, by contract,
+        // no other call uses it now or later.
+        drop(unsafe { Box::from_raw(dev) });
+        NicEmuStatus::Ok
+    })
+}
+
+/// Replace the device's guest memory with `count` ranges (0: no memory; every DMA fails).
+///
+/// # Safety
+///
+/// `dev` as for every call; `regions` is NULL or points to `count` valid
+/// `NicEmuMemRegion`s, each describing page-aligned, readable and writable memory of this
+/// process that stays valid until the device is destroyed or given another map.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_set_memory(
+    dev: *mut NicEmuDevice,
+    regions: *const NicEmuMemRegion,
+    count: usize,
+) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        if count > NIC_EMU_MAX_MEM_REGIONS {
+            return NicEmuStatus::InvalidLength;
+        }
+        let list: &[NicEmuMemRegion] = if count == 0 {
+            &[]
+        } else if regions.is_null() || !regions.is_aligned() {
+            return NicEmuStatus::NullPointer;
+        } else {
+            // SAFETY: non-null, aligned, `count` (bounded above) valid elements by
+            // contract.
+            unsafe { std::slice::from_raw_parts(regions, count) }
+        };
+        let raw: Vec<(u64, *mut u8, usize)> = list
+            .iter()
+            .map(|r| (r.guest_addr, r.host_addr.cast::<u8>(), r.len))
+            .collect();
+        // SAFETY: the embedder guarantees each range is valid read/write memory until
+        // destroy or the next map, which is as long as the device holds this map.
+        match unsafe { GuestRam::from_raw_regions(&raw) } {
+            Ok(ram) => {
+                d.set_memory(ram);
+                NicEmuStatus::Ok
+            }
+            Err(e) => {
+                log::warn!("nic_emu_set_memory: {e}");
+                NicEmuStatus::MemoryMap
+            }
+        }
+    })
+}
+
+/// Read `len` (1, 2, 4 or 8) bytes of PCI configuration space at `offset`.
+///
+/// # Safety
+///
+/// `dev` as for every call; `data` is NULL or valid for writes of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_config_read(
+    dev: *mut NicEmuDevice,
+    offset: u64,
+    data: *mut u8,
+    len: usize,
+) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        if let Err(e) = check_access(data.is_null(), offset, len, NIC_EMU_CONFIG_SPACE_SIZE) {
+            return e;
+        }
+        // SAFETY: non-null, `len` bytes writable by contract; u8 needs no alignment.
+        let buf = unsafe { std::slice::from_raw_parts_mut(data, len) };
+        d.config_read(offset, buf);
+        NicEmuStatus::Ok
+    })
+}
+
+/// Write `len` (1, 2, 4 or 8) bytes of PCI configuration space at `offset`.
+///
+/// # Safety
+///
+/// `dev` as for every call; `data` is NULL or valid for reads of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_config_write(
+    dev: *mut NicEmuDevice,
+    offset: u64,
+    data: *const u8,
+    len: usize,
+) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        if let Err(e) = check_access(data.is_null(), offset, len, NIC_EMU_CONFIG_SPACE_SIZE) {
+            return e;
+        }
+        // SAFETY: non-null, `len` bytes readable by contract.
+        let buf = unsafe { std::slice::from_raw_parts(data, len) };
+        d.config_write(offset, buf);
+        NicEmuStatus::Ok
+    })
+}
+
+/// The BAR with index `bar`, or the error for a bad index.
+fn bar_of(bar: u32) -> Result<Bar, NicEmuStatus> {
+    Bar::from_index(bar).ok_or(NicEmuStatus::InvalidArgument)
+}
+
+/// Read `len` (1, 2, 4 or 8) bytes at `offset` within BAR `bar` (0: registers, 1: I/O
+/// window), with the read's side effects (reading ICR clears it).
+///
+/// # Safety
+///
+/// `dev` as for every call; `data` is NULL or valid for writes of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_bar_read(
+    dev: *mut NicEmuDevice,
+    bar: u32,
+    offset: u64,
+    data: *mut u8,
+    len: usize,
+) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        let b = match bar_of(bar) {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        if let Err(e) = check_access(data.is_null(), offset, len, b.size()) {
+            return e;
+        }
+        // SAFETY: non-null, `len` bytes writable by contract.
+        let buf = unsafe { std::slice::from_raw_parts_mut(data, len) };
+        d.bar_read(b, offset, buf);
+        NicEmuStatus::Ok
+    })
+}
+
+/// Write `len` (1, 2, 4 or 8) bytes at `offset` within BAR `bar`. A write may transmit
+/// (the send callback runs before this returns) and change the interrupt level.
+///
+/// # Safety
+///
+/// `dev` as for every call; `data` is NULL or valid for reads of `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_bar_write(
+    dev: *mut NicEmuDevice,
+    bar: u32,
+    offset: u64,
+    data: *const u8,
+    len: usize,
+) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        let b = match bar_of(bar) {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
+        if let Err(e) = check_access(data.is_null(), offset, len, b.size()) {
+            return e;
+        }
+        // SAFETY: non-null, `len` bytes readable by contract.
+        let buf = unsafe { std::slice::from_raw_parts(data, len) };
+        d.bar_write(b, offset, buf);
+        NicEmuStatus::Ok
+    })
+}
+
+/// Offer one frame from the outside world (destination MAC first, no FCS, 1 to
+/// `NIC_EMU_MAX_FRAME` bytes) to the guest; `*outcome` says what became of it.
+///
+/// # Safety
+///
+/// `dev` as for every call; `frame` is NULL or valid for reads of `len` bytes; `outcome`
+/// is NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_receive_frame(
+    dev: *mut NicEmuDevice,
+    frame: *const u8,
+    len: usize,
+    outcome: *mut NicEmuRxOutcome,
+) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        if frame.is_null() || outcome.is_null() || !outcome.is_aligned() {
+            return NicEmuStatus::NullPointer;
+        }
+        if len == 0 || len > NIC_EMU_MAX_FRAME {
+            return NicEmuStatus::InvalidLength;
+        }
+        // SAFETY: non-null, `len` bytes readable by contract.
+        let buf = unsafe { std::slice::from_raw_parts(frame, len) };
+        let o = d.receive_frame(buf);
+        // SAFETY: `outcome` is valid for writes by contract.
+        unsafe { put(outcome, NicEmuRxOutcome::from(o)) }
+    })
+}
+
+/// `*ready` = whether the device can take a frame now (receiver on, link up, bus master
+/// on, a free receive descriptor).
+///
+/// # Safety
+///
+/// `dev` as for every call; `ready` is NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_rx_ready(
+    dev: *mut NicEmuDevice,
+    ready: *mut bool,
+) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    // SAFETY: `ready` is NULL or valid for writes by contract.
+    with_device(h, |_, d| unsafe { put(ready, d.rx_ready()) })
+}
+
+/// Plug (`up` true) or pull the cable; raises the link-status-change interrupt.
+///
+/// # Safety
+///
+/// `dev` as for every call.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_set_link(dev: *mut NicEmuDevice, up: bool) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        d.set_link(up);
+        NicEmuStatus::Ok
+    })
+}
+
+/// `*asserted` = the current level of the interrupt line.
+///
+/// # Safety
+///
+/// `dev` as for every call; `asserted` is NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_irq_level(
+    dev: *mut NicEmuDevice,
+    asserted: *mut bool,
+) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    // SAFETY: `asserted` is NULL or valid for writes by contract.
+    with_device(h, |_, d| unsafe { put(asserted, d.irq_level()) })
+}
+
+/// Fire the interrupt-mitigation timers that are due at the device's current time.
+///
+/// # Safety
+///
+/// `dev` as for every call.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_run_timers(dev: *mut NicEmuDevice) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        d.run_timers();
+        NicEmuStatus::Ok
+    })
+}
+
+/// `*deadline_ns` = when `nic_emu_run_timers` next has work, in the device's clock's
+/// nanoseconds, or `NIC_EMU_NO_DEADLINE`.
+///
+/// # Safety
+///
+/// `dev` as for every call; `deadline_ns` is NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_next_timer_deadline(
+    dev: *mut NicEmuDevice,
+    deadline_ns: *mut u64,
+) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        let deadline = d.next_timer_deadline().unwrap_or(NIC_EMU_NO_DEADLINE);
+        // SAFETY: `deadline_ns` is NULL or valid for writes by contract.
+        unsafe { put(deadline_ns, deadline) }
+    })
+}
+
+/// `*now_ns` = the device's current time in nanoseconds.
+///
+/// # Safety
+///
+/// `dev` as for every call; `now_ns` is NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_now_ns(dev: *mut NicEmuDevice, now_ns: *mut u64) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    // SAFETY: `now_ns` is NULL or valid for writes by contract.
+    with_device(h, |h, _| unsafe { put(now_ns, h.clock.now_ns()) })
+}
+
+/// Set a manual clock to `ns` (earlier than now is ignored: time never goes back). Does
+/// not run timers: call `nic_emu_run_timers` afterwards.
+///
+/// # Safety
+///
+/// `dev` as for every call.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_set_time_ns(dev: *mut NicEmuDevice, ns: u64) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |h, _| match &h.manual_clock {
+        Some(c) => {
+            c.set_ns(ns);
+            NicEmuStatus::Ok
+        }
+        None => NicEmuStatus::ClockNotManual,
+    })
+}
+
+/// Move a manual clock forward by `ns` nanoseconds (saturating).
+///
+/// # Safety
+///
+/// `dev` as for every call.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_advance_time_ns(dev: *mut NicEmuDevice, ns: u64) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |h, _| match &h.manual_clock {
+        Some(c) => {
+            c.set_ns(c.now_ns().saturating_add(ns));
+            NicEmuStatus::Ok
+        }
+        None => NicEmuStatus::ClockNotManual,
+    })
+}
+
+/// `*metrics` = the emulator-side counters.
+///
+/// # Safety
+///
+/// `dev` as for every call; `metrics` is NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_get_metrics(
+    dev: *mut NicEmuDevice,
+    metrics: *mut NicEmuMetrics,
+) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        let m = d.metrics();
+        let out = NicEmuMetrics {
+            reg_reads: m.reg_reads,
+            reg_writes: m.reg_writes,
+            tx_frames: m.tx_frames,
+            tx_bytes: m.tx_bytes,
+            tx_backend_drops: m.tx_backend_drops,
+            tx_malformed: m.tx_malformed,
+            rx_frames: m.rx_frames,
+            rx_bytes: m.rx_bytes,
+            rx_filtered: m.rx_filtered,
+            rx_dropped: m.rx_dropped,
+            rx_backpressure: m.rx_backpressure,
+            dma_errors: m.dma_errors,
+            backend_errors: m.backend_errors,
+            irq_asserts: m.irq_asserts,
+        };
+        // SAFETY: `metrics` is NULL or valid for writes by contract.
+        unsafe { put(metrics, out) }
+    })
+}
+
+/// Power-on reset: registers, PCI configuration space, interrupts, statistics and the
+/// TX/RX engines back to power-on values (guest memory and the MAC are kept).
+///
+/// # Safety
+///
+/// `dev` as for every call.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_reset(dev: *mut NicEmuDevice) -> NicEmuStatus {
+    // SAFETY: `dev` is NULL or live, by this function's contract.
+    let h = unsafe { handle(dev) };
+    with_device(h, |_, d| {
+        d.power_on_reset();
+        NicEmuStatus::Ok
+    })
+}
+
+/// A static, NUL-terminated description of a status code (any value is accepted).
+#[no_mangle]
+pub extern "C" fn nic_emu_status_string(status: i32) -> *const c_char {
+    let s: &'static [u8] = match status {
+        0 => b"ok\0",
+        -1 => b"NULL or misaligned pointer\0",
+        -2 => b"invalid length\0",
+        -3 => b"offset out of range\0",
+        -4 => b"invalid argument\0",
+        -5 => b"guest memory ranges cannot be mapped\0",
+        -6 => b"the device clock is not manual\0",
+        -7 => b"called from inside this device's callback\0",
+        -8 => b"the library panicked; destroy the device\0",
+        _ => b"unknown status\0",
+    };
+    s.as_ptr().cast()
+}
+
+/// The library version, a static NUL-terminated string such as "0.1.0".
+#[no_mangle]
+pub extern "C" fn nic_emu_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}

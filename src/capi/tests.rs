@@ -1,0 +1,531 @@
+//! Unit tests of the C API called from Rust: argument rejection, reentry, panics, clock,
+//! and a frame through guest memory the "embedder" owns.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ptr::{null, null_mut};
+
+use super::*;
+use crate::device::regs::*;
+
+const RAM_BASE: u64 = 0x1000_0000;
+const RAM_SIZE: usize = 64 << 10;
+const RX_RING: u64 = RAM_BASE;
+const RX_BUFS: u64 = RAM_BASE + 0x1000;
+
+/// Page-aligned host memory standing in for the embedder's guest RAM.
+struct HostRam {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+impl HostRam {
+    fn new(size: usize) -> Self {
+        let layout = Layout::from_size_align(size, 4096).unwrap();
+        // SAFETY: the layout has a nonzero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        assert!(!ptr.is_null());
+        Self { ptr, layout }
+    }
+    /// Copy `len` bytes out of guest RAM at `gpa`.
+    fn read(&self, gpa: u64, len: usize) -> Vec<u8> {
+        let off = (gpa - RAM_BASE) as usize;
+        assert!(off + len <= self.layout.size());
+        let mut v = vec![0u8; len];
+        // SAFETY: in bounds (asserted); the source is initialised memory we own.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(off), v.as_mut_ptr(), len) };
+        v
+    }
+    /// Copy `data` into guest RAM at `gpa`.
+    fn write(&self, gpa: u64, data: &[u8]) {
+        let off = (gpa - RAM_BASE) as usize;
+        assert!(off + data.len() <= self.layout.size());
+        // SAFETY: in bounds (asserted); nobody holds a reference into this memory.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(off), data.len()) };
+    }
+}
+
+impl Drop for HostRam {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.ptr, self.layout) }
+    }
+}
+
+/// What the callbacks record.
+#[derive(Default)]
+struct Seen {
+    dev: *mut NicEmuDevice,
+    other: *mut NicEmuDevice,
+    irq_levels: Vec<bool>,
+    reentry: Option<NicEmuStatus>,
+    other_call: Option<NicEmuStatus>,
+}
+
+unsafe extern "C" fn on_irq(user: *mut c_void, asserted: bool) {
+    // SAFETY: the tests pass a live `Seen` as user data.
+    let seen = unsafe { &mut *user.cast::<Seen>() };
+    seen.irq_levels.push(asserted);
+    if !seen.dev.is_null() && seen.reentry.is_none() {
+        let mut ready = false;
+        // SAFETY: `dev` is live for the whole test.
+        seen.reentry = Some(unsafe { nic_emu_rx_ready(seen.dev, &mut ready) });
+    }
+    if !seen.other.is_null() && seen.other_call.is_none() {
+        let mut ready = true;
+        // SAFETY: `other` is live for the whole test.
+        seen.other_call = Some(unsafe { nic_emu_rx_ready(seen.other, &mut ready) });
+    }
+}
+
+fn create(seen: *mut Seen) -> *mut NicEmuDevice {
+    let mut cfg = std::mem::MaybeUninit::<NicEmuConfig>::uninit();
+    // SAFETY: valid for writes; initialised on success, which is asserted.
+    let mut cfg = unsafe {
+        assert_eq!(nic_emu_config_init(cfg.as_mut_ptr()), NicEmuStatus::Ok);
+        cfg.assume_init()
+    };
+    cfg.user_data = seen.cast();
+    cfg.set_irq_level = Some(on_irq);
+    let mut dev = null_mut();
+    // SAFETY: valid config and out-pointer.
+    assert_eq!(unsafe { nic_emu_create(&cfg, &mut dev) }, NicEmuStatus::Ok);
+    assert!(!dev.is_null());
+    dev
+}
+
+fn wr32(dev: *mut NicEmuDevice, off: u32, v: u32) {
+    let b = v.to_le_bytes();
+    // SAFETY: live device, 4 readable bytes.
+    let st = unsafe { nic_emu_bar_write(dev, NIC_EMU_BAR_MMIO, u64::from(off), b.as_ptr(), 4) };
+    assert_eq!(st, NicEmuStatus::Ok);
+}
+
+fn rd32(dev: *mut NicEmuDevice, off: u32) -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: live device, 4 writable bytes.
+    let st = unsafe { nic_emu_bar_read(dev, NIC_EMU_BAR_MMIO, u64::from(off), b.as_mut_ptr(), 4) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    u32::from_le_bytes(b)
+}
+
+/// Map `ram`, enable bus mastering, post 8 receive buffers (RDLEN is a multiple of 128)
+/// and enable the receiver.
+fn bring_up_rx(dev: *mut NicEmuDevice, ram: &HostRam) {
+    let region = NicEmuMemRegion {
+        guest_addr: RAM_BASE,
+        host_addr: ram.ptr.cast(),
+        len: RAM_SIZE,
+    };
+    // SAFETY: `ram` outlives the device in every test (destroyed first).
+    let st = unsafe { nic_emu_set_memory(dev, &region, 1) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    let cmd = 0x7u16.to_le_bytes();
+    // SAFETY: live device, 2 readable bytes.
+    let st = unsafe { nic_emu_config_write(dev, 4, cmd.as_ptr(), 2) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    for i in 0..8u64 {
+        ram.write(RX_RING + 16 * i, &(RX_BUFS + 2048 * i).to_le_bytes());
+    }
+    wr32(dev, RDBAL, RX_RING as u32);
+    wr32(dev, RDBAH, (RX_RING >> 32) as u32);
+    wr32(dev, RDLEN, 8 * 16);
+    wr32(dev, RDH, 0);
+    wr32(dev, RDT, 7);
+    wr32(dev, IMS, ICR_RXT0);
+    wr32(dev, RCTL, RCTL_EN | RCTL_SECRC);
+}
+
+fn frame_to(mac: [u8; 6]) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[..6].copy_from_slice(&mac);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f
+}
+
+fn destroy(dev: *mut NicEmuDevice) {
+    // SAFETY: live device, not used afterwards.
+    assert_eq!(unsafe { nic_emu_destroy(dev) }, NicEmuStatus::Ok);
+}
+
+#[test]
+fn constants_match_the_device() {
+    assert_eq!(NIC_EMU_MAX_FRAME, crate::backend::MAX_FRAME);
+    assert_eq!(
+        NIC_EMU_CONFIG_SPACE_SIZE,
+        crate::device::pci_config::CONFIG_SIZE as u64
+    );
+    assert_eq!(Bar::from_index(NIC_EMU_BAR_MMIO), Some(Bar::Mmio));
+    assert_eq!(Bar::from_index(NIC_EMU_BAR_IO), Some(Bar::Io));
+}
+
+#[test]
+fn null_pointers_are_rejected() {
+    use NicEmuStatus::NullPointer;
+    let mut b = [0u8; 4];
+    let mut flag = false;
+    let mut n = 0u64;
+    let mut o = NicEmuRxOutcome::Dropped;
+    let mut m = NicEmuMetrics::default();
+    let d = null_mut();
+    // SAFETY: NULL is allowed for every pointer argument; the other pointers are valid.
+    unsafe {
+        assert_eq!(nic_emu_config_init(null_mut()), NullPointer);
+        assert_eq!(nic_emu_create(null(), null_mut()), NullPointer);
+        let mut out = std::ptr::dangling_mut::<NicEmuDevice>();
+        assert_eq!(nic_emu_create(null(), &mut out), NullPointer);
+        assert!(out.is_null(), "*out is cleared on failure");
+        assert_eq!(nic_emu_destroy(d), NullPointer);
+        assert_eq!(nic_emu_set_memory(d, null(), 0), NullPointer);
+        assert_eq!(nic_emu_config_read(d, 0, b.as_mut_ptr(), 4), NullPointer);
+        assert_eq!(nic_emu_config_write(d, 0, b.as_ptr(), 4), NullPointer);
+        assert_eq!(nic_emu_bar_read(d, 0, 0, b.as_mut_ptr(), 4), NullPointer);
+        assert_eq!(nic_emu_bar_write(d, 0, 0, b.as_ptr(), 4), NullPointer);
+        assert_eq!(nic_emu_receive_frame(d, b.as_ptr(), 4, &mut o), NullPointer);
+        assert_eq!(nic_emu_rx_ready(d, &mut flag), NullPointer);
+        assert_eq!(nic_emu_set_link(d, true), NullPointer);
+        assert_eq!(nic_emu_irq_level(d, &mut flag), NullPointer);
+        assert_eq!(nic_emu_run_timers(d), NullPointer);
+        assert_eq!(nic_emu_next_timer_deadline(d, &mut n), NullPointer);
+        assert_eq!(nic_emu_now_ns(d, &mut n), NullPointer);
+        assert_eq!(nic_emu_set_time_ns(d, 1), NullPointer);
+        assert_eq!(nic_emu_advance_time_ns(d, 1), NullPointer);
+        assert_eq!(nic_emu_get_metrics(d, &mut m), NullPointer);
+        assert_eq!(nic_emu_reset(d), NullPointer);
+
+        let mut seen = Seen::default();
+        let dev = create(&mut seen);
+        assert_eq!(nic_emu_config_read(dev, 0, null_mut(), 4), NullPointer);
+        assert_eq!(nic_emu_config_write(dev, 0, null(), 4), NullPointer);
+        assert_eq!(nic_emu_bar_read(dev, 0, 0, null_mut(), 4), NullPointer);
+        assert_eq!(nic_emu_bar_write(dev, 0, 0, null(), 4), NullPointer);
+        assert_eq!(nic_emu_receive_frame(dev, null(), 60, &mut o), NullPointer);
+        assert_eq!(
+            nic_emu_receive_frame(dev, b.as_ptr(), 4, null_mut()),
+            NullPointer
+        );
+        assert_eq!(nic_emu_rx_ready(dev, null_mut()), NullPointer);
+        assert_eq!(nic_emu_irq_level(dev, null_mut()), NullPointer);
+        assert_eq!(nic_emu_next_timer_deadline(dev, null_mut()), NullPointer);
+        assert_eq!(nic_emu_now_ns(dev, null_mut()), NullPointer);
+        assert_eq!(nic_emu_get_metrics(dev, null_mut()), NullPointer);
+        assert_eq!(nic_emu_set_memory(dev, null(), 1), NullPointer);
+        // Nothing was counted: rejected calls never reached the device.
+        assert_eq!(nic_emu_get_metrics(dev, &mut m), NicEmuStatus::Ok);
+        assert_eq!(m, NicEmuMetrics::default());
+        destroy(dev);
+    }
+}
+
+#[test]
+fn bad_lengths_offsets_and_indices_are_rejected() {
+    use NicEmuStatus::*;
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    let mut b = [0u8; 16];
+    let mut o = NicEmuRxOutcome::Delivered;
+    let big = vec![0u8; NIC_EMU_MAX_FRAME + 1];
+    // SAFETY: live device; buffers are at least as long as the lengths passed, except
+    // where the length is the thing rejected before any access.
+    unsafe {
+        for len in [0, 3, 5, 16] {
+            assert_eq!(
+                nic_emu_bar_read(dev, 0, 0, b.as_mut_ptr(), len),
+                InvalidLength
+            );
+            assert_eq!(nic_emu_bar_write(dev, 0, 0, b.as_ptr(), len), InvalidLength);
+            assert_eq!(
+                nic_emu_config_read(dev, 0, b.as_mut_ptr(), len),
+                InvalidLength
+            );
+            assert_eq!(nic_emu_config_write(dev, 0, b.as_ptr(), len), InvalidLength);
+        }
+        assert_eq!(
+            nic_emu_bar_read(dev, 0, 0x1_FFFC, b.as_mut_ptr(), 8),
+            OutOfRange
+        );
+        assert_eq!(
+            nic_emu_bar_read(dev, 0, u64::MAX - 1, b.as_mut_ptr(), 4),
+            OutOfRange
+        );
+        assert_eq!(nic_emu_bar_write(dev, 1, 0x40, b.as_ptr(), 4), OutOfRange);
+        assert_eq!(nic_emu_config_read(dev, 255, b.as_mut_ptr(), 2), OutOfRange);
+        assert_eq!(nic_emu_config_write(dev, 256, b.as_ptr(), 1), OutOfRange);
+        assert_eq!(
+            nic_emu_bar_read(dev, 2, 0, b.as_mut_ptr(), 4),
+            InvalidArgument
+        );
+        assert_eq!(
+            nic_emu_bar_write(dev, u32::MAX, 0, b.as_ptr(), 4),
+            InvalidArgument
+        );
+        assert_eq!(
+            nic_emu_receive_frame(dev, b.as_ptr(), 0, &mut o),
+            InvalidLength
+        );
+        assert_eq!(
+            nic_emu_receive_frame(dev, big.as_ptr(), big.len(), &mut o),
+            InvalidLength
+        );
+        assert_eq!(o, NicEmuRxOutcome::Delivered, "not written on error");
+        let r = NicEmuMemRegion {
+            guest_addr: 0,
+            host_addr: b.as_mut_ptr().cast(),
+            len: 16,
+        };
+        assert_eq!(
+            nic_emu_set_memory(dev, &r, NIC_EMU_MAX_MEM_REGIONS + 1),
+            InvalidLength
+        );
+        // The edges that are allowed.
+        assert_eq!(nic_emu_bar_read(dev, 0, 0x1_FFF8, b.as_mut_ptr(), 8), Ok);
+        assert_eq!(nic_emu_bar_read(dev, 1, 0x3C, b.as_mut_ptr(), 4), Ok);
+        assert_eq!(nic_emu_config_read(dev, 252, b.as_mut_ptr(), 4), Ok);
+        assert_eq!(nic_emu_config_read(dev, 0, b.as_mut_ptr(), 8), Ok);
+        assert_eq!(&b[..4], &[0x86, 0x80, 0x0E, 0x10]);
+    }
+    destroy(dev);
+}
+
+#[test]
+fn bad_memory_maps_are_rejected_and_the_old_map_kept() {
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    let ram = HostRam::new(RAM_SIZE);
+    bring_up_rx(dev, &ram);
+    let page = |off: usize, gpa: u64, len: usize| NicEmuMemRegion {
+        guest_addr: gpa,
+        // SAFETY: `off` is within `ram`.
+        host_addr: unsafe { ram.ptr.add(off) }.cast(),
+        len,
+    };
+    let bad: [&[NicEmuMemRegion]; 4] = [
+        &[page(1, RAM_BASE, 4096)],        // unaligned host
+        &[page(0, RAM_BASE, 0)],           // empty
+        &[page(0, u64::MAX - 4095, 8192)], // wraps
+        &[page(0, RAM_BASE, 8192), page(8192, RAM_BASE + 4096, 4096)], // overlaps
+    ];
+    for regions in bad {
+        // SAFETY: every range lies inside `ram`, which outlives the device.
+        let st = unsafe { nic_emu_set_memory(dev, regions.as_ptr(), regions.len()) };
+        assert_eq!(st, NicEmuStatus::MemoryMap, "{regions:?}");
+    }
+    // The map from bring-up still works.
+    let f = frame_to(MacAddress::DEFAULT.octets());
+    let mut o = NicEmuRxOutcome::Dropped;
+    // SAFETY: live device, valid frame and out-pointer.
+    let st = unsafe { nic_emu_receive_frame(dev, f.as_ptr(), f.len(), &mut o) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert_eq!(o, NicEmuRxOutcome::Delivered);
+    // Two disjoint regions are fine; an empty map makes every DMA fail (and be counted).
+    let two = [
+        page(0, RAM_BASE, 8192),
+        page(8192, RAM_BASE + 0x10_0000, 8192),
+    ];
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(nic_emu_set_memory(dev, two.as_ptr(), 2), NicEmuStatus::Ok);
+        assert_eq!(nic_emu_set_memory(dev, null(), 0), NicEmuStatus::Ok);
+    }
+    destroy(dev);
+}
+
+#[test]
+fn a_frame_lands_in_the_embedders_memory_and_raises_the_interrupt() {
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    seen.dev = dev;
+    let ram = HostRam::new(RAM_SIZE);
+    bring_up_rx(dev, &ram);
+    let mut ready = false;
+    // SAFETY: live device, valid out-pointer.
+    let st = unsafe { nic_emu_rx_ready(dev, &mut ready) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert!(ready);
+    let f = frame_to(MacAddress::DEFAULT.octets());
+    let mut o = NicEmuRxOutcome::Dropped;
+    // SAFETY: live device, valid frame and out-pointer.
+    let st = unsafe { nic_emu_receive_frame(dev, f.as_ptr(), f.len(), &mut o) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert_eq!(o, NicEmuRxOutcome::Delivered);
+    let desc = ram.read(RX_RING, 16);
+    assert_eq!(u16::from_le_bytes([desc[8], desc[9]]), 60);
+    assert_eq!(desc[12] & 0x03, 0x03, "DD|EOP");
+    assert_eq!(ram.read(RX_BUFS, 60), f);
+    assert_eq!(seen.irq_levels, [true]);
+    assert_eq!(
+        seen.reentry,
+        Some(NicEmuStatus::Reentrant),
+        "a callback calling into its own device is refused"
+    );
+    let mut level = false;
+    // SAFETY: live device, valid out-pointer.
+    let st = unsafe { nic_emu_irq_level(dev, &mut level) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert!(level);
+    assert_eq!(rd32(dev, ICR) & ICR_RXT0, ICR_RXT0);
+    assert_eq!(seen.irq_levels, [true, false]);
+    // A frame for another MAC is filtered; a runt is dropped.
+    let mut other = frame_to([2, 9, 9, 9, 9, 9]);
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(
+            nic_emu_receive_frame(dev, other.as_ptr(), other.len(), &mut o),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(o, NicEmuRxOutcome::Filtered);
+        other.truncate(10);
+        assert_eq!(
+            nic_emu_receive_frame(dev, other.as_ptr(), other.len(), &mut o),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(o, NicEmuRxOutcome::Dropped);
+    }
+    let mut m = NicEmuMetrics::default();
+    // SAFETY: live device, valid out-pointer.
+    let st = unsafe { nic_emu_get_metrics(dev, &mut m) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert_eq!((m.rx_frames, m.rx_filtered, m.rx_dropped), (1, 1, 1));
+    assert_eq!((m.irq_asserts, m.dma_errors), (1, 0));
+    destroy(dev);
+}
+
+#[test]
+fn a_callback_may_call_another_device() {
+    let mut seen_b = Seen::default();
+    let b = create(&mut seen_b);
+    let mut seen_a = Seen {
+        other: b,
+        ..Seen::default()
+    };
+    let a = create(&mut seen_a);
+    // Raise an interrupt on A by software (ICS), unmasked.
+    wr32(a, IMS, ICR_LSC);
+    wr32(a, ICS, ICR_LSC);
+    assert_eq!(seen_a.irq_levels, [true]);
+    assert_eq!(seen_a.other_call, Some(NicEmuStatus::Ok));
+    destroy(a);
+    destroy(b);
+}
+
+#[test]
+fn manual_clock_drives_the_mitigation_timers() {
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    let ram = HostRam::new(RAM_SIZE);
+    bring_up_rx(dev, &ram);
+    wr32(dev, RDTR, 100); // 100 x 1.024 us receive delay
+    let f = frame_to(MacAddress::DEFAULT.octets());
+    let (mut o, mut deadline, mut now) = (NicEmuRxOutcome::Dropped, 0u64, 0u64);
+    // SAFETY: live device, valid buffers and out-pointers throughout.
+    unsafe {
+        assert_eq!(
+            nic_emu_next_timer_deadline(dev, &mut deadline),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(deadline, NIC_EMU_NO_DEADLINE);
+        assert_eq!(nic_emu_set_time_ns(dev, 1_000), NicEmuStatus::Ok);
+        assert_eq!(nic_emu_set_time_ns(dev, 500), NicEmuStatus::Ok, "ignored");
+        assert_eq!(nic_emu_now_ns(dev, &mut now), NicEmuStatus::Ok);
+        assert_eq!(now, 1_000);
+        nic_emu_receive_frame(dev, f.as_ptr(), f.len(), &mut o);
+        assert_eq!(o, NicEmuRxOutcome::Delivered);
+        assert!(seen.irq_levels.is_empty(), "delayed by RDTR");
+        assert_eq!(
+            nic_emu_next_timer_deadline(dev, &mut deadline),
+            NicEmuStatus::Ok
+        );
+        assert!(
+            deadline > now && deadline != NIC_EMU_NO_DEADLINE,
+            "{deadline}"
+        );
+        assert_eq!(
+            nic_emu_advance_time_ns(dev, deadline - now - 1),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(nic_emu_run_timers(dev), NicEmuStatus::Ok);
+        assert!(seen.irq_levels.is_empty(), "not yet due");
+        assert_eq!(nic_emu_advance_time_ns(dev, 1), NicEmuStatus::Ok);
+        assert_eq!(nic_emu_run_timers(dev), NicEmuStatus::Ok);
+        assert_eq!(seen.irq_levels, [true]);
+        assert_eq!(nic_emu_advance_time_ns(dev, u64::MAX), NicEmuStatus::Ok);
+        assert_eq!(nic_emu_now_ns(dev, &mut now), NicEmuStatus::Ok);
+        assert_eq!(now, u64::MAX, "saturates");
+    }
+    destroy(dev);
+}
+
+#[test]
+fn monotonic_clock_and_bad_clock_kind() {
+    let mut cfg = std::mem::MaybeUninit::<NicEmuConfig>::uninit();
+    let mut dev = null_mut();
+    // SAFETY: valid pointers throughout; the device is destroyed at the end.
+    unsafe {
+        assert_eq!(nic_emu_config_init(cfg.as_mut_ptr()), NicEmuStatus::Ok);
+        let mut cfg = cfg.assume_init();
+        cfg.clock = 7;
+        assert_eq!(
+            nic_emu_create(&cfg, &mut dev),
+            NicEmuStatus::InvalidArgument
+        );
+        assert!(dev.is_null());
+        cfg.clock = NIC_EMU_CLOCK_MONOTONIC;
+        assert_eq!(nic_emu_create(&cfg, &mut dev), NicEmuStatus::Ok);
+        assert_eq!(nic_emu_set_time_ns(dev, 5), NicEmuStatus::ClockNotManual);
+        assert_eq!(
+            nic_emu_advance_time_ns(dev, 5),
+            NicEmuStatus::ClockNotManual
+        );
+        let (mut t1, mut t2) = (0, 0);
+        assert_eq!(nic_emu_now_ns(dev, &mut t1), NicEmuStatus::Ok);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert_eq!(nic_emu_now_ns(dev, &mut t2), NicEmuStatus::Ok);
+        assert!(t2 >= t1 + 1_000_000, "{t1} {t2}");
+    }
+    destroy(dev);
+}
+
+#[test]
+fn link_and_reset() {
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    // SAFETY: live device.
+    unsafe {
+        assert_eq!(nic_emu_set_link(dev, false), NicEmuStatus::Ok);
+        assert_eq!(rd32(dev, STATUS) & STATUS_LU, 0);
+        assert_eq!(nic_emu_set_link(dev, true), NicEmuStatus::Ok);
+        assert_eq!(rd32(dev, STATUS) & STATUS_LU, STATUS_LU);
+        wr32(dev, RDLEN, 4096);
+        assert_eq!(nic_emu_reset(dev), NicEmuStatus::Ok);
+        assert_eq!(rd32(dev, RDLEN), 0);
+    }
+    destroy(dev);
+}
+
+#[test]
+fn panics_become_a_status_and_poison_the_device() {
+    assert_eq!(guard(|| panic!("test panic")), NicEmuStatus::Panicked);
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    // SAFETY: live device.
+    let h = unsafe { handle(dev) };
+    assert_eq!(
+        with_device(h, |_, _| panic!("panic with the device locked")),
+        NicEmuStatus::Panicked
+    );
+    // SAFETY: live device.
+    assert_eq!(unsafe { nic_emu_run_timers(dev) }, NicEmuStatus::Panicked);
+    destroy(dev);
+}
+
+#[test]
+fn strings_are_static_and_nul_terminated() {
+    for st in [0, -1, -2, -3, -4, -5, -6, -7, -8, 42, i32::MIN] {
+        // SAFETY: the function returns a static NUL-terminated string.
+        let s = unsafe { std::ffi::CStr::from_ptr(nic_emu_status_string(st)) };
+        assert!(!s.to_bytes().is_empty());
+    }
+    // SAFETY: as above.
+    let v = unsafe { std::ffi::CStr::from_ptr(nic_emu_version()) };
+    assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+}
