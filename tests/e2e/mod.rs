@@ -354,7 +354,6 @@ impl NicEmu<'_> {
             socket.display().to_string(),
             "--mac".into(),
             self.mac.into(),
-            "-v".into(),
         ];
         if let Some(r) = &self.record {
             args.push("--record".into());
@@ -370,7 +369,8 @@ impl NicEmu<'_> {
             }
         };
         let mut cmd = cmd;
-        cmd.env("RUST_BACKTRACE", "1");
+        // Not the repository root: its backends.toml must not change the test's setup.
+        cmd.current_dir(&wd.0).env("RUST_BACKTRACE", "1");
         let mut p = Proc::spawn(name, cmd, &wd.path(&format!("{name}.log")));
         let t0 = Instant::now();
         loop {
