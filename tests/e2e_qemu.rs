@@ -250,14 +250,29 @@ fn e2e_tap_record_pcap_has_icmp_both_ways() {
     eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());
 }
 
-/// Guest command for a two-guest scenario: ping the peer, stay up a while so the peer's
-/// pings are answered, report.
+/// Guest command for a two-guest scenario: ping the peer, then stay up until the peer's
+/// pings have arrived too (at least 3 echo requests, or 30 s), report.
 fn peer_guest_cmd(peer_ip: &str) -> String {
     format!(
-        "{}sleep 6\n{}",
+        "{}echos() {{ awk '/^Icmp:/ {{ if (!c) {{ for (i = 2; i <= NF; i++) if ($i == \"InEchos\") c = i }} else print $c }}' /proc/net/snmp; }}\n\
+         i=0; while [ \"$(echos)\" -lt 3 ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done\n\
+         sleep 1\necho IN_ECHOS=$(echos)\n{}",
         guest_ping("PEER", peer_ip, 3),
         guest_report()
     )
+}
+
+/// The guest answered at least 3 echo requests (its peer's pings).
+fn assert_got_echos(r: &GuestRun) {
+    let n: u64 = r
+        .value("IN_ECHOS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        n >= 3,
+        "{}: only {n} echo requests arrived from the peer",
+        r.name
+    );
 }
 
 /// Scenario 3: two guests, each with its own nic-emu-cli, joined by the UDP backend on
@@ -325,6 +340,7 @@ fn e2e_udp_two_nic_emu_guests_ping_each_other() {
         r.assert_ok();
         r.assert_e1000_healthy(mac);
         r.assert_ping("PEER", 3);
+        assert_got_echos(r);
     }
     assert_cli_alive(&mut cli_a);
     assert_cli_alive(&mut cli_b);
@@ -395,6 +411,8 @@ fn e2e_udp_nic_emu_guest_pings_qemu_e1000_guest() {
     rb.assert_ok();
     rb.assert_no_e1000_errors();
     rb.assert_ping("PEER", 3);
+    assert_got_echos(&ra);
+    assert_got_echos(&rb);
     stop_cli(&mut cli);
     eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());
 }
