@@ -63,8 +63,9 @@ RES=$OUT/results.tsv
 
 NS=nb-e2e-$$ TAP=nb-tap0 HOST=10.233.77.1 GUEST=10.233.77.2 PFX=24
 SOCK=$OUT/nic-emu.sock
-SPID= CPID=
+SPID= CPID= BPID=
 cleanup() {
+  [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
   [ -n "$CPID" ] && kill "$CPID" 2>/dev/null
   [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
   ip netns del "$NS" 2>/dev/null || true   # takes its taps with it
@@ -95,15 +96,39 @@ ip netns add "$NS"
 ip netns exec "$NS" ip link set lo up
 
 # ---- the guest's part: one boot runs every measurement --------------------------------
-GCMD="echo RIG-KERNEL \$(uname -r); sleep 1
-ping -c 5 -i 0.2 -W 5 $HOST >/dev/null 2>&1
-echo RIG-B ping; ping -c $PINGS -i 0.2 -W 5 $HOST
-echo RIG-B tcp_g2h; timeout $((SECS + 30)) iperf3 -c $HOST -O 1 -t $SECS -f m
-echo RIG-B tcp_h2g; timeout $((SECS + 30)) iperf3 -c $HOST -O 1 -t $SECS -f m -R
-echo RIG-B udp_g2h; timeout $((SECS + 30)) iperf3 -c $HOST -t $SECS -u -l 64 -b $UDPBW
-echo RIG-B udp_h2g; timeout $((SECS + 30)) iperf3 -c $HOST -t $SECS -u -l 64 -b $UDPBW -R
-echo RIG-B end"
+# st NAME prints "RIG-B NAME <eth0/virtio interrupts> <rx packets> <tx packets>"; a
+# phase runs from its marker to the next one (a 1 s pause ends each phase). The host
+# stamps the markers as they reach the console (phases-*.log).
+mkdir -p "$OUT/guest"
+{
+  printf 'H=%s SECS=%s PINGS=%s BW=%s T=%s\n' "$HOST" "$SECS" "$PINGS" "$UDPBW" $((SECS + 30))
+  cat <<'EOF'
+st() {
+  i=$(awk '/eth0|virtio/ { for (k = 2; k <= NF && $k ~ /^[0-9]+$/; k++) s += $k } END { print s + 0 }' /proc/interrupts)
+  n=/sys/class/net/eth0/statistics
+  echo "RIG-B $1 $i $(cat $n/rx_packets) $(cat $n/tx_packets)"
+}
+echo "RIG-KERNEL $(uname -r)"
+sleep 1
+ping -c 5 -i 0.2 -W 5 $H >/dev/null 2>&1; sleep 1
+st ping; ping -c $PINGS -i 0.2 -W 5 $H; sleep 1
+st tcp_g2h; timeout $T iperf3 -c $H -O 1 -t $SECS -f m; sleep 1
+st tcp_h2g; timeout $T iperf3 -c $H -O 1 -t $SECS -f m -R; sleep 1
+st udp_g2h; timeout $T iperf3 -c $H -t $SECS -u -l 64 -b $BW; sleep 1
+st udp_h2g; timeout $T iperf3 -c $H -t $SECS -u -l 64 -b $BW -R; sleep 1
+st end
+EOF
+} >"$OUT/guest/ne-bench.sh"
+GCMD="sh /ne-bench.sh"
 BOOT_TIMEOUT=$((90 + PINGS + 4 * (SECS + 35)))
+
+stamp() { # prefix every line of stdin with the host's time (s.us)
+  local l
+  while IFS= read -r l; do printf '%s %s\n' "$EPOCHREALTIME" "${l%$'\r'}"; done
+}
+watch_console() { # CONSOLE PID: stamp the console's RIG-B lines until PID exits
+  tail -F -n +1 -s 0.1 --pid="$2" "$1" 2>/dev/null | grep --line-buffered '^RIG-B ' | stamp
+}
 
 start_iperf_server() {
   rm -f "$OUT/iperf.pid"
@@ -130,7 +155,8 @@ start_nic_emu() { # LOGFILE
   "${ns[@]}" ip addr add "$HOST/$PFX" dev "$TAP"
   "${ns[@]}" ip link set "$TAP" up
   rm -f "$SOCK"
-  "${ns[@]}" "$CLI" --backend "tap,ifname=$TAP" --socket "$SOCK" "${CLIARGS[@]}" >"$1" 2>&1 &
+  RUST_LOG=${RUST_LOG:-info} "${ns[@]}" "$CLI" --backend "tap,ifname=$TAP" --socket "$SOCK" \
+    --stats-interval 1 "${CLIARGS[@]}" > >(stamp >"$1") 2>&1 &
   CPID=$!
   for i in $(seq 100); do
     [ -S "$SOCK" ] && return 0
@@ -157,7 +183,7 @@ for run in $(seq "$RUNS"); do
     tag=$nic-$run con=$OUT/console-$nic-$run.log err=$OUT/boot-$nic-$run.log
     start_iperf_server
     bopts=(--netns "$NS" --host-ip "$HOST/$PFX" --guest-ip "$GUEST/$PFX" --accel "$ACCEL"
-           --timeout "$BOOT_TIMEOUT" --quiet --log "$con")
+           --timeout "$BOOT_TIMEOUT" --quiet --log "$con" --extra-dir "$OUT/guest")
     ok=1
     case $nic in
       nic-emu)
@@ -169,7 +195,14 @@ for run in $(seq "$RUNS"); do
     esac
     rc=0
     if [ "$ok" = 1 ]; then
-      "$NE_SCRIPTS/boot-guest.sh" "${bopts[@]}" "$GCMD" >/dev/null 2>"$err" || rc=$?
+      : >"$con"
+      "$NE_SCRIPTS/boot-guest.sh" "${bopts[@]}" "$GCMD" >/dev/null 2>"$err" &
+      BPID=$!
+      watch_console "$con" "$BPID" >"$OUT/phases-$tag.log" &
+      wpid=$!
+      wait "$BPID" || rc=$?
+      BPID=
+      wait "$wpid" 2>/dev/null || true
     else
       rc=255
     fi
@@ -177,13 +210,14 @@ for run in $(seq "$RUNS"); do
     stop_pid "$SPID" 2; SPID=
     a=$(sed -n 's/.*\[boot-guest\] nic=[^ ]* accel=\([a-z]*\).*/\1/p' "$err" 2>/dev/null | tail -n1)
     [ -n "$a" ] && ACCEL_USED=${ACCEL_USED:-$a}
-    [ -n "$a" ] && [ "$a" != "$ACCEL_USED" ] && ACCEL_USED="$ACCEL_USED+$a"
+    [ -n "$a" ] && [[ "+$ACCEL_USED+" != *"+$a+"* ]] && ACCEL_USED="$ACCEL_USED+$a"
     n=0
     if [ -f "$con" ]; then
-      n=$(parse_console "$con" "$nic" "$run" "$PINGS" | tee -a "$RES" | wc -l)
+      parse_console "$con" "$nic" "$run" >>"$RES"
+      n=$(awk -F'\t' -v k="$nic" -v r="$run" '$1 == k && $2 == r && $3 !~ /[.]/' "$RES" | wc -l)
     fi
     if [ "$nic" = nic-emu ] && [ -f "$OUT/nic-emu-$run.log" ]; then
-      parse_nic_emu_log "$OUT/nic-emu-$run.log" "$run" >>"$RES" || true
+      parse_nic_emu "$OUT/phases-$tag.log" "$OUT/nic-emu-$run.log" "$run" >>"$RES" || true
     fi
     if [ "$rc" != 0 ] || [ "$n" -lt 5 ]; then
       FAIL=1
@@ -209,9 +243,13 @@ HYP=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -n1)
   echo
   report_text "$RES" "${NICLIST[@]}"
   echo
+  report_costs text "$RES" "${NICLIST[@]}"
+  echo
   echo "Markdown:"
   echo
   report_markdown "$RES" "${NICLIST[@]}"
+  echo
+  report_costs md "$RES" "${NICLIST[@]}"
 } | tee "$OUT/report.txt"
 log "raw results: $RES; logs: $OUT; total $(elapsed "$T0")s"
 exit "$FAIL"

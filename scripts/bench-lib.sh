@@ -6,11 +6,18 @@
 #   tcp_h2g   iperf3 TCP host->guest, receiver Mbit/s
 #   udp_g2h   iperf3 UDP -l 64 guest->host, packets/s received by the host
 #   udp_h2g   iperf3 UDP -l 64 host->guest, packets/s received by the guest
-#   ne_*      nic-emu only: per-packet costs from nic-emu-cli's exit output
-#             (see parse_nic_emu_log)
+# Per-packet costs, per phase (PHASE = one of the figures above without _ms, or
+# `boot` for the whole boot):
+#   gi.PHASE      guest's view, any NIC: eth0/virtio interrupts / (rx + tx packets)
+#   ne_rd.PHASE   nic-emu: register reads / frames (tx + rx); each register access
+#                 is one vfio-user region message from QEMU
+#   ne_wr.PHASE   nic-emu: register writes / frames
+#   ne_msg.PHASE  nic-emu: (reads + writes) / frames
+#   ne_irq.PHASE  nic-emu: interrupts raised / frames
+#   ne_fr.PHASE   nic-emu: frames counted in the phase (for judging the sample)
 #
-# Functions: cli_usable BIN, parse_console LOG NIC RUN, parse_nic_emu_log LOG RUN,
-#   report_text RES NIC..., report_markdown RES NIC...
+# Functions: cli_usable BIN, parse_console LOG NIC RUN, parse_nic_emu PHASES CLILOG
+#   RUN, report_text RES NIC..., report_markdown RES NIC..., report_costs text|md RES NIC...
 
 # true if BIN looks like a nic-emu-cli that can serve vfio-user on a tap
 cli_usable() { # BIN
@@ -24,7 +31,14 @@ cli_usable() { # BIN
 parse_console() { # LOG NIC RUN
   tr -d '\r' <"$1" | awk -v nic="$2" -v run="$3" '
     function out(f, v) { printf "%s\t%s\t%s\t%s\n", nic, run, f, v }
-    /^RIG-B / { sec = $2; next }
+    /^RIG-B / {
+      if (sec != "" && NF >= 5 && pn >= 5) {
+        d = ($4 - prx) + ($5 - ptx)
+        if (d > 0) out("gi." sec, sprintf("%.4f", ($3 - pirq) / d))
+      }
+      sec = $2; pn = NF; pirq = $3; prx = $4; ptx = $5
+      next
+    }
     sec == "ping" && /time=/ {
       if (match($0, /time=[0-9.]+/)) { t[++nt] = substr($0, RSTART + 5, RLENGTH - 5) }
       next
@@ -53,45 +67,45 @@ parse_console() { # LOG NIC RUN
     }'
 }
 
-# per-packet costs from nic-emu-cli's exit output, as TSV lines (nic = nic-emu).
-# It looks for counters written as `name=NUMBER` or `name: NUMBER` anywhere in
-# the log (last value wins) and derives, over the whole boot:
-#   ne_vfio_per_pkt  (region reads + region writes) / (frames tx + frames rx)
-#   ne_irq_per_pkt   interrupts / (frames tx + frames rx)
-# Names recognised (case-insensitive, any prefix): *reads, *writes (vfio-user
-# region accesses), irqs|interrupts, tx_frames|frames_tx|tx_packets|tx, rx_frames|
-# frames_rx|rx_packets|rx. Nothing is printed when a counter is missing.
-parse_nic_emu_log() { # LOG RUN
-  tr -d '\r' <"$1" | awk -v run="$2" '
-    {
-      line = tolower($0)
-      while (match(line, /[a-z_.]+ *[=:] *[0-9]+/)) {
-        kv = substr(line, RSTART, RLENGTH); line = substr(line, RSTART + RLENGTH)
-        k = kv; sub(/ *[=:].*/, "", k); v = kv; sub(/.*[=:] */, "", v)
-        n = split(k, p, "."); k = p[n]
-        c[k] = v + 0; seen[k] = 1
-      }
+# nic-emu per-packet costs, as TSV lines. PHASES: host-stamped console markers
+# "<time> RIG-B <phase> ..."; CLILOG: nic-emu-cli's host-stamped output, with its
+# counter lines ("stats: ..." every second, "stopped after ..." at exit), as
+# "tx N frames ..., rx N frames ..., N interrupts, N register reads, N writes".
+# A phase uses the first and last counter samples taken strictly inside it; `boot`
+# uses the exit summary.
+parse_nic_emu() { # PHASES CLILOG RUN
+  awk -v run="$3" '
+    function num(re,   s) {
+      if (!match($0, re)) return -1
+      s = substr($0, RSTART, RLENGTH); gsub(/[^0-9]/, "", s); return s + 0
     }
-    function get(names,   a, n, i) {
-      n = split(names, a, ",")
-      for (i = 1; i <= n; i++) if (a[i] in seen) return c[a[i]]
-      return -1
+    function out(ph, rd, wr, irq, fr) {
+      if (fr <= 0) return
+      printf "nic-emu\t%s\tne_fr.%s\t%d\n", run, ph, fr
+      printf "nic-emu\t%s\tne_rd.%s\t%.4f\n", run, ph, rd / fr
+      printf "nic-emu\t%s\tne_wr.%s\t%.4f\n", run, ph, wr / fr
+      printf "nic-emu\t%s\tne_msg.%s\t%.4f\n", run, ph, (rd + wr) / fr
+      printf "nic-emu\t%s\tne_irq.%s\t%.4f\n", run, ph, irq / fr
+    }
+    FNR == NR { if ($2 == "RIG-B") { pt[++np] = $1; pname[np] = $3 } next }
+    / stats: tx | stopped after / {
+      tx = num("tx [0-9]+ frames"); rx = num("rx [0-9]+ frames")
+      irq = num("[0-9]+ interrupts"); rd = num("[0-9]+ register reads")
+      wr = num("[0-9]+ writes")
+      if (tx < 0 || rx < 0 || irq < 0 || rd < 0 || wr < 0) next
+      if ($0 ~ / stopped after /) { out("boot", rd, wr, irq, tx + rx); next }
+      n++; st[n] = $1; sfr[n] = tx + rx; sirq[n] = irq; srd[n] = rd; swr[n] = wr
     }
     END {
-      rd = get("region_reads,reads,mmio_reads,bar_reads")
-      wr = get("region_writes,writes,mmio_writes,bar_writes")
-      irq = get("interrupts,irqs,irq,msi,intx")
-      tx = get("tx_frames,frames_tx,tx_packets,packets_tx,tx")
-      rx = get("rx_frames,frames_rx,rx_packets,packets_rx,rx")
-      if (tx < 0 || rx < 0 || tx + rx == 0) exit
-      p = tx + rx
-      printf "nic-emu\t%s\tne_frames\t%d\n", run, p
-      if (rd >= 0 && wr >= 0) printf "nic-emu\t%s\tne_vfio_per_pkt\t%.4f\n", run, (rd + wr) / p
-      if (irq >= 0) printf "nic-emu\t%s\tne_irq_per_pkt\t%.4f\n", run, irq / p
-    }'
+      for (i = 1; i < np; i++) {
+        f = 0; l = 0
+        for (j = 1; j <= n; j++) if (st[j] > pt[i] && st[j] < pt[i + 1]) { if (!f) f = j; l = j }
+        if (f && l > f) out(pname[i], srd[l] - srd[f], swr[l] - swr[f], sirq[l] - sirq[f], sfr[l] - sfr[f])
+      }
+    }' "$1" "$2"
 }
 
-# figure table: key, label, unit, whether higher is better
+# main figures: key, label, unit, whether higher is better
 _bench_figures() {
   cat <<'EOF'
 tcp_g2h	TCP guest->host	Mbit/s	higher
@@ -99,34 +113,41 @@ tcp_h2g	TCP host->guest	Mbit/s	higher
 udp_g2h	UDP 64 B guest->host, received	packets/s	higher
 udp_h2g	UDP 64 B host->guest, received	packets/s	higher
 ping_ms	ping RTT (median of a boot)	ms	lower
-ne_vfio_per_pkt	nic-emu: vfio-user reads+writes per frame	msgs	lower
-ne_irq_per_pkt	nic-emu: interrupts per frame	irqs	lower
 EOF
 }
 
-# shared awk: stats over runs per (nic, figure); MODE text or md
+# awk functions shared by the reports: load RES, stats over runs, number format
+_BENCH_AWK_LIB='
+  function load(res,   line, p, k) {
+    while ((getline line < res) > 0) {
+      split(line, p, "\t"); k = p[1] SUBSEP p[3]
+      val[p[1], p[3], ++cnt[k]] = p[4] + 0
+    }
+  }
+  function fmt(v) { return (v >= 100 || v <= -100) ? sprintf("%.0f", v) : (v >= 10 ? sprintf("%.1f", v) : sprintf("%.3g", v)) }
+  function stats(nic, f,   n, i, j, v, a) {
+    n = cnt[nic, f]; if (n == 0) { S_n = 0; return }
+    for (i = 1; i <= n; i++) a[i] = val[nic, f, i]
+    for (i = 2; i <= n; i++) { v = a[i]; for (j = i - 1; j >= 1 && a[j] > v; j--) a[j + 1] = a[j]; a[j + 1] = v }
+    S_n = n; S_min = a[1]; S_max = a[n]
+    S_med = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  function short(n) { return n == "qemu-e1000" ? "e1000" : n }
+  function med(nic, f) { stats(nic, f); return S_n ? fmt(S_med) : "-" }
+  function label(n) { return n == "nic-emu" ? "nic-emu (vfio-user)" : (n == "qemu-e1000" ? "QEMU e1000" : (n == "virtio" ? "virtio-net (vhost=off)" : n)) }
+'
+
+# main table: min/median/max per figure and NIC, ratios of medians; MODE text or md
 _bench_report() { # MODE RES NIC...
   local mode=$1 res=$2; shift 2
-  _bench_figures | awk -F'\t' -v mode="$mode" -v nics="$*" -v res="$res" '
-    function fmt(v) { return (v >= 100 || v <= -100) ? sprintf("%.0f", v) : (v >= 10 ? sprintf("%.1f", v) : sprintf("%.3g", v)) }
-    function stats(nic, f,   n, i, j, v, a) {
-      n = cnt[nic, f]; if (n == 0) { S_n = 0; return }
-      for (i = 1; i <= n; i++) a[i] = val[nic, f, i]
-      for (i = 2; i <= n; i++) { v = a[i]; for (j = i - 1; j >= 1 && a[j] > v; j--) a[j + 1] = a[j]; a[j + 1] = v }
-      S_n = n; S_min = a[1]; S_max = a[n]
-      S_med = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    function label(n) { return n == "nic-emu" ? "nic-emu (vfio-user)" : (n == "qemu-e1000" ? "QEMU e1000" : (n == "virtio" ? "virtio-net (vhost=off)" : n)) }
+  _bench_figures | awk -F'\t' -v mode="$mode" -v nics="$*" -v res="$res" "$_BENCH_AWK_LIB"'
     BEGIN {
-      while ((getline line < res) > 0) {
-        split(line, p, "\t"); k = p[1] SUBSEP p[3]
-        val[p[1], p[3], ++cnt[k]] = p[4] + 0
-      }
+      load(res)
       nn = split(nics, N, " ")
       hasne = 0; hase = 0; hasv = 0
       for (i = 1; i <= nn; i++) { if (N[i] == "nic-emu") hasne = 1; if (N[i] == "qemu-e1000") hase = 1; if (N[i] == "virtio") hasv = 1 }
       if (mode == "text") {
-        printf "%-44s %-24s %4s %10s %10s %10s\n", "figure", "NIC", "n", "min", "median", "max"
+        printf "%-46s %-24s %4s %10s %10s %10s\n", "figure", "NIC", "n", "min", "median", "max"
       } else {
         h = "| Figure |"; s = "|---|"
         for (i = 1; i <= nn; i++) { h = h " " label(N[i]) " |"; s = s "---:|" }
@@ -137,8 +158,6 @@ _bench_report() { # MODE RES NIC...
     }
     {
       f = $1; lab = $2 " (" $3 ")"; dir = $4
-      any = 0; for (i = 1; i <= nn; i++) if (cnt[N[i], f] > 0) any = 1
-      if (!any) next
       rat = ""
       stats("nic-emu", f); ne = S_n ? S_med : ""
       if (ne != "" && hase) { stats("qemu-e1000", f); if (S_n && S_med != 0) rat = rat sprintf("  nic-emu/e1000 = %.2f", ne / S_med) }
@@ -146,10 +165,10 @@ _bench_report() { # MODE RES NIC...
       if (mode == "text") {
         for (i = 1; i <= nn; i++) {
           stats(N[i], f)
-          if (S_n) printf "%-44s %-24s %4d %10s %10s %10s\n", lab, label(N[i]), S_n, fmt(S_min), fmt(S_med), fmt(S_max)
-          else if (f !~ /^ne_/) printf "%-44s %-24s %4d %10s %10s %10s\n", lab, label(N[i]), 0, "-", "-", "-"
+          if (S_n) printf "%-46s %-24s %4d %10s %10s %10s\n", lab, label(N[i]), S_n, fmt(S_min), fmt(S_med), fmt(S_max)
+          else printf "%-46s %-24s %4d %10s %10s %10s\n", lab, label(N[i]), 0, "-", "-", "-"
         }
-        if (rat != "") printf "%-44s  ratio of medians:%s (%s is better)\n", "", rat, dir
+        if (rat != "") printf "%-46s  ratio of medians:%s (%s is better)\n", "", rat, dir
       } else {
         row = "| " lab " |"
         for (i = 1; i <= nn; i++) {
@@ -164,3 +183,44 @@ _bench_report() { # MODE RES NIC...
 }
 report_text() { _bench_report text "$@"; }
 report_markdown() { _bench_report md "$@"; }
+
+# per-packet costs table (medians over runs): one row per phase
+report_costs() { # text|md RES NIC...
+  local mode=$1 res=$2; shift 2
+  printf '%s\n' ping tcp_g2h tcp_h2g udp_g2h udp_h2g boot | awk -v mode="$mode" -v nics="$*" -v res="$res" "$_BENCH_AWK_LIB"'
+    BEGIN {
+      load(res)
+      nn = split(nics, N, " ")
+      for (i = 1; i <= nn; i++) if (N[i] == "nic-emu") hasne = 1
+      hdr[++nh] = "Phase"
+      if (hasne) { hdr[++nh] = "nic-emu frames"; hdr[++nh] = "reads/frame"; hdr[++nh] = "writes/frame"
+                   hdr[++nh] = "vfio-user msgs/frame"; hdr[++nh] = "nic-emu irqs/frame" }
+      for (i = 1; i <= nn; i++) hdr[++nh] = "guest irqs/pkt, " short(N[i])
+      if (mode == "text") {
+        print "Per-packet costs, medians over runs. nic-emu columns: its counters over the phase."
+        print "guest irqs/pkt: NIC interrupts the guest took / packets it counted (rx + tx)."
+        th[1] = "phase"; th[2] = "ne-frames"; th[3] = "ne-rd/fr"; th[4] = "ne-wr/fr"; th[5] = "ne-msg/fr"; th[6] = "ne-irq/fr"
+        c = 1; if (hasne) c = 6
+        for (i = 1; i <= nn; i++) th[++c] = "gi/p:" short(N[i])
+        for (i = 1; i <= c; i++) printf (i == 1 ? "%-9s" : " %12s"), th[i]
+        printf "\n"
+      } else {
+        h = "|"; s = "|"
+        for (i = 1; i <= nh; i++) { h = h " " hdr[i] " |"; s = s (i == 1 ? "---|" : "---:|") }
+        print h; print s
+      }
+    }
+    {
+      ph = $1; c = 0
+      if (hasne) {
+        v[++c] = med("nic-emu", "ne_fr." ph); v[++c] = med("nic-emu", "ne_rd." ph)
+        v[++c] = med("nic-emu", "ne_wr." ph); v[++c] = med("nic-emu", "ne_msg." ph)
+        v[++c] = med("nic-emu", "ne_irq." ph)
+      }
+      for (i = 1; i <= nn; i++) v[++c] = med(N[i], "gi." ph)
+      any = 0; for (i = 1; i <= c; i++) if (v[i] != "-") any = 1
+      if (!any) next
+      if (mode == "text") { printf "%-9s", ph; for (i = 1; i <= c; i++) printf " %12s", v[i]; printf "\n" }
+      else { row = "| " ph " |"; for (i = 1; i <= c; i++) row = row " " v[i] " |"; print row }
+    }'
+}
