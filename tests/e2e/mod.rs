@@ -133,17 +133,40 @@ pub struct Proc {
     /// What it is, for messages.
     pub name: String,
     child: Option<Child>,
+    /// A stdin pipe held open (see [`Proc::spawn_open_stdin`]).
+    stdin: Option<std::process::ChildStdin>,
     /// Where its stdout and stderr go.
     pub log: PathBuf,
 }
 
 impl Proc {
     /// Start `cmd` with stdin from /dev/null and output to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
+    pub fn spawn(name: &str, cmd: Command, log: &Path) -> Proc {
+        Self::spawn_with(name, cmd, log, Stdio::null(), None)
+    }
+
+    /// Start `cmd` with stdout to `out`, stderr to `log`, and stdin a pipe that stays
+    /// open (never EOF) until the process is stopped: for `nc -l`, which would otherwise
+    /// half-close the connection as soon as its stdin ends.
+    pub fn spawn_open_stdin(name: &str, cmd: Command, out: &Path, log: &Path) -> Proc {
+        let out = fs::File::create(out).expect("create output file");
+        let mut p = Self::spawn_with(name, cmd, log, Stdio::piped(), Some(Stdio::from(out)));
+        p.stdin = p.child.as_mut().and_then(|c| c.stdin.take());
+        p
+    }
+
+    fn spawn_with(
+        name: &str,
+        mut cmd: Command,
+        log: &Path,
+        stdin: Stdio,
+        stdout: Option<Stdio>,
+    ) -> Proc {
         let out = fs::File::create(log).expect("create log");
         let err = out.try_clone().expect("dup log");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(out))
+        let stdout = stdout.unwrap_or_else(|| Stdio::from(out));
+        cmd.stdin(stdin)
+            .stdout(stdout)
             .stderr(Stdio::from(err))
             .process_group(0);
         let child = cmd
@@ -152,6 +175,7 @@ impl Proc {
         Proc {
             name: name.to_string(),
             child: Some(child),
+            stdin: None,
             log: log.to_path_buf(),
         }
     }
