@@ -63,12 +63,7 @@ impl Rig {
             return None;
         }
         // boot-guest.sh writes logs and lock files in the cache.
-        let writable = is_root()
-            || rig
-                .cache
-                .join("logs")
-                .metadata()
-                .is_ok_and(|m| !m.permissions().readonly());
+        let writable = is_root() || writable_dir(&rig.cache.join("logs"));
         if !can_run(test, writable, "needs root or a writable NIC_EMU_CACHE") {
             return None;
         }
@@ -97,6 +92,16 @@ impl Rig {
     pub fn boot_script(&self) -> PathBuf {
         self.scripts.join("boot-guest.sh")
     }
+}
+
+/// Whether this process may create files in `dir`.
+fn writable_dir(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) reads the NUL-terminated path `c` owns for the whole call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
 /// A scratch directory for one scenario; kept (and its path printed) when the test
