@@ -74,7 +74,7 @@ fn build() -> &'static Built {
 }
 
 #[test]
-fn the_header_is_generated_and_the_committed_copy_is_current() {
+fn the_header_is_generated_into_out_dir_and_include() {
     let built = build();
     let generated = std::fs::read_to_string(built.header_dir.join("nic_emu.h"))
         .expect("build.rs wrote nic_emu.h into OUT_DIR");
@@ -89,17 +89,35 @@ fn the_header_is_generated_and_the_committed_copy_is_current() {
     ] {
         assert!(generated.contains(item), "header lacks {item:?}");
     }
-    let committed = std::fs::read_to_string(root().join("include/nic_emu.h"))
-        .expect("include/nic_emu.h exists");
+    let copy = std::fs::read_to_string(root().join("include/nic_emu.h"))
+        .expect("build.rs wrote include/nic_emu.h");
     assert!(
-        committed == generated,
-        "include/nic_emu.h differs from the generated header: build with \
-         --features generate-bindings and commit include/nic_emu.h"
+        copy == generated,
+        "include/nic_emu.h differs from OUT_DIR/nic_emu.h"
+    );
+}
+
+/// In CI (a fresh clone) the build above rewrote include/nic_emu.h if the committed copy
+/// was stale; git then shows it as modified.
+#[test]
+fn the_committed_header_is_current() {
+    if std::env::var_os("CI").is_none() {
+        println!("SKIP: the committed-header check runs in CI (fresh clone) only; set CI=1");
+        return;
+    }
+    build();
+    let st = Command::new("git")
+        .current_dir(root())
+        .args(["diff", "--quiet", "--", "include/nic_emu.h"])
+        .status()
+        .expect("run git");
+    assert!(
+        st.success(),
+        "include/nic_emu.h is stale: build with --features generate-bindings and commit it"
     );
 }
 
 #[test]
-#[ignore = "needs the TX engine (src/device/tx.rs, in progress)"]
 fn embed_c_transmits_and_receives_through_the_c_api() {
     let built = build();
     let exe = Path::new(env!("CARGO_TARGET_TMPDIR")).join("embed");
