@@ -134,8 +134,8 @@ proptest! {
     }
 }
 
-/// Two e1000s on in-process buses, joined by a UDP tunnel: what one side's backend
-/// sends, the other guest receives through its RX ring, both ways.
+/// Two e1000s on in-process buses, joined by a UDP tunnel: what one guest transmits
+/// through its TX ring, the other receives through its RX ring, both ways.
 #[test]
 fn two_devices_joined_by_a_tunnel_exchange_frames() {
     let (ta, tb) = pair();
@@ -145,15 +145,28 @@ fn two_devices_joined_by_a_tunnel_exchange_frames() {
         g.linux_probe();
         g.linux_open(8, 8);
     }
-    let to_b = common::frame(common::MAC, common::PEER, 0x0800, 200, 5);
-    let to_a = common::frame(common::MAC, common::PEER, 0x0806, 46, 6);
-    // The device's transmit side hands frames to its backend like this.
-    assert!(a.bus.device().backend_mut().send(&to_b).unwrap());
-    assert!(b.bus.device().backend_mut().send(&to_a).unwrap());
-    let got_b = poll_until_frame(&mut b);
-    let got_a = poll_until_frame(&mut a);
-    assert_eq!(got_b.as_deref(), Some(&to_b[..]));
-    assert_eq!(got_a.as_deref(), Some(&to_a[..]));
+    for i in 0..5u8 {
+        let to_b = common::frame(common::MAC, common::PEER, 0x0800, 200 + usize::from(i), i);
+        let to_a = common::frame(common::MAC, common::PEER, 0x0806, 46, 100 + i);
+        a.send(&to_b);
+        b.send(&to_a);
+        assert_eq!(
+            poll_until_frame(&mut b).as_deref(),
+            Some(&to_b[..]),
+            "a -> b #{i}"
+        );
+        assert_eq!(
+            poll_until_frame(&mut a).as_deref(),
+            Some(&to_a[..]),
+            "b -> a #{i}"
+        );
+    }
+    // The device's backend path, used directly, is the same wire.
+    let direct = common::frame(common::MAC, common::PEER, 0x86DD, 1000, 9);
+    assert!(a.bus.device().backend_mut().send(&direct).unwrap());
+    assert_eq!(poll_until_frame(&mut b).as_deref(), Some(&direct[..]));
+    assert_eq!(a.bus.device().metrics().tx_frames, 5);
+    assert_eq!(b.bus.device().metrics().rx_frames, 6);
 }
 
 fn poll_until_frame(g: &mut common::FakeGuest) -> Option<Vec<u8>> {
@@ -166,4 +179,41 @@ fn poll_until_frame(g: &mut common::FakeGuest) -> Option<Vec<u8>> {
         std::thread::sleep(Duration::from_millis(1));
     }
     None
+}
+
+/// The CLI path: a spec with `record=` opens a recorded tunnel; a guest's traffic both
+/// ways lands in the file.
+#[cfg(feature = "pcap")]
+#[test]
+fn a_recorded_tunnel_from_a_spec_captures_both_directions() {
+    use nic_emu::backend::BackendSpec;
+    let peer = UdpTunnel::new(any_local(), None).unwrap();
+    let path = std::env::temp_dir().join(format!("nic-emu-udp-rec-{}.pcap", std::process::id()));
+    let spec = BackendSpec::parse_inline(&format!(
+        "udp,local=127.0.0.1:0,remote={},record={}",
+        peer.local_addr(),
+        path.display()
+    ))
+    .unwrap();
+    let mut a = common::FakeGuest::new(spec.open().unwrap());
+    let mut b = common::FakeGuest::new(Box::new(peer));
+    for g in [&mut a, &mut b] {
+        g.linux_probe();
+        g.linux_open(8, 8);
+    }
+    let out = common::frame(common::MAC, common::PEER, 0x0800, 300, 1);
+    a.send(&out);
+    assert_eq!(poll_until_frame(&mut b).as_deref(), Some(&out[..]));
+    let back = common::frame(common::MAC, common::PEER, 0x0800, 400, 2);
+    b.send(&back);
+    assert_eq!(poll_until_frame(&mut a).as_deref(), Some(&back[..]));
+    a.bus.device().backend_mut().flush().unwrap();
+
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut recs = vec![];
+    while let Some(p) = r.next_packet() {
+        recs.push(p.unwrap().data().to_vec());
+    }
+    assert_eq!(recs, vec![out, back]);
+    let _ = std::fs::remove_file(&path);
 }
