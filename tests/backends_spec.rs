@@ -339,3 +339,33 @@ fn errors_inside_a_document_point_at_the_table() {
     assert!(err.contains("needs `local`"), "{err}");
     assert!(err.contains("line 5") || err.contains("line 4"), "{err}");
 }
+
+#[cfg(not(all(feature = "tap", feature = "udp", feature = "pcap")))]
+#[test]
+fn a_kind_whose_feature_is_off_says_which_feature() {
+    for (spec, feature) in [
+        ("tap,ifname=tap0", "tap"),
+        ("udp,local=127.0.0.1:0", "udp"),
+        ("pcap,replay=in.pcap", "pcap"),
+        ("loopback,record=out.pcap", "pcap"),
+    ] {
+        let enabled = match feature {
+            "tap" => cfg!(feature = "tap"),
+            "udp" => cfg!(feature = "udp"),
+            _ => cfg!(feature = "pcap"),
+        };
+        if enabled {
+            continue;
+        }
+        let err = BackendSpec::parse_inline(spec)
+            .unwrap()
+            .open()
+            .err()
+            .unwrap();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("`{feature}` feature")),
+            "{spec}: {msg}"
+        );
+    }
+}
