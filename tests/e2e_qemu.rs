@@ -28,9 +28,10 @@ const READY: Duration = Duration::from_secs(90);
 
 /// Host side of a tap scenario after the guest is up: ping the guest from the namespace,
 /// then let the guest power off (it waits on `nc -l` so the host ping has a live peer).
-fn host_pings_then_releases(rig: &Rig, ns: &Netns, guest_ip: &str) -> String {
+fn host_pings_then_releases(rig: &Rig, ns: &Netns, guest_ip: &str, size: u32) -> String {
     let bb = rig.busybox();
-    let ping = run(&mut ns.cmd(&bb, &["ping", "-c", "3", "-W", "2", guest_ip]));
+    let size = size.to_string();
+    let ping = run(&mut ns.cmd(&bb, &["ping", "-c", "3", "-W", "2", "-s", &size, guest_ip]));
     let ping_out = format!(
         "{}{}",
         String::from_utf8_lossy(&ping.stdout),
@@ -55,16 +56,29 @@ fn release_guest(rig: &Rig, ns: &Netns, guest_ip: &str) {
     eprintln!("e2e: could not reach the guest's release port; it will time out");
 }
 
-/// Guest command for a tap scenario: wait for the host's release in the background,
-/// ping the host, wait, report.
-fn tap_guest_cmd(host_ip: &str) -> String {
+/// Guest command for a tap scenario: run `pre`, print PRE-DONE (the host starts pinging
+/// then), wait for the host's release in the background, ping the host with `size`-byte
+/// payloads, wait, report.
+fn tap_guest_cmd(host_ip: &str, pre: &str, size: u32) -> String {
     format!(
-        "(timeout 40 nc -l -p 7777 </dev/null >/dev/null; echo RELEASED=$?) &\n\
+        "{pre}echo PRE-DONE\n\
+         (timeout 40 nc -l -p 7777 </dev/null >/dev/null; echo RELEASED=$?) &\n\
          {}wait\n{}",
-        guest_ping("G2H", host_ip, 3),
+        guest_ping_sized("G2H", host_ip, 3, size),
         guest_report()
     )
 }
+
+/// What a tap round does besides the defaults.
+#[derive(Clone, Copy)]
+struct RoundOpts<'a> {
+    /// Guest shell lines run before the pings.
+    pre: &'a str,
+    /// ICMP payload bytes of both pings.
+    size: u32,
+}
+
+const DEFAULT_ROUND: RoundOpts<'static> = RoundOpts { pre: "", size: 56 };
 
 /// One guest on the vfio-user socket of a tap-backed nic-emu-cli: pings both ways.
 /// Returns the guest's run and the host's ping output.
@@ -76,6 +90,7 @@ fn tap_round(
     name: &str,
     host_ip: &str,
     guest_cidr: &str,
+    opts: RoundOpts,
 ) -> (GuestRun, String) {
     let guest_ip = guest_cidr.split('/').next().unwrap_or(guest_cidr);
     let sock_s = sock.display().to_string();
@@ -91,10 +106,10 @@ fn tap_round(
             "--guest-ip",
             guest_cidr,
         ],
-        &tap_guest_cmd(host_ip),
+        &tap_guest_cmd(host_ip, opts.pre, opts.size),
     );
-    g.wait_console("RIG-READY", READY);
-    let host_ping = host_pings_then_releases(rig, ns, guest_ip);
+    g.wait_console("PRE-DONE", READY);
+    let host_ping = host_pings_then_releases(rig, ns, guest_ip, opts.size);
     (g.finish(), host_ping)
 }
 
@@ -156,6 +171,7 @@ fn e2e_vfio_user_tap_ping_both_ways_then_second_qemu() {
             &name,
             "10.233.11.1",
             "10.233.11.2/24",
+            DEFAULT_ROUND,
         );
         run.assert_ok();
         run.assert_e1000_healthy(mac);
@@ -211,6 +227,7 @@ fn e2e_tap_record_pcap_has_icmp_both_ways() {
         "guest",
         "10.233.16.1",
         "10.233.16.2/24",
+        DEFAULT_ROUND,
     );
     run.assert_ok();
     run.assert_e1000_healthy(mac);
@@ -651,6 +668,55 @@ fn e2e_tap_tcp_bulk_both_ways_md5() {
         "e2e: {T}: download {:.2} MiB/s, upload {:.2} MiB/s (TCG guest)",
         mib / guest_secs(&r, "DOWN_T0", "DOWN_T1"),
         mib / guest_secs(&r, "UP_T0", "UP_T1")
+    );
+    stop_cli(&mut cli);
+    eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());
+}
+
+/// Scenario 8: jumbo frames. The tap and the guest's eth0 go to MTU 9000 (the driver
+/// re-initialises the card: multi-buffer receive with LPE) and 8000-byte pings pass
+/// both ways, unfragmented.
+#[test]
+fn e2e_tap_jumbo_mtu_9000_ping_both_ways() {
+    const T: &str = "e2e_tap_jumbo_mtu_9000_ping_both_ways";
+    let Some(rig) = Rig::get(T, true) else { return };
+    let _serial = serial();
+    let t0 = Instant::now();
+    let wd = Workdir::new("jumbo");
+    let mut ns = Netns::new("jumbo");
+    ns.add_tap("ne-tap0", "10.233.18.1/24");
+    ns.set_mtu("ne-tap0", 9000);
+    let sock = wd.path("ne.sock");
+    let mac = "52:54:00:e2:e0:18";
+    let mut cli = NicEmu {
+        backend: "tap,ifname=ne-tap0".into(),
+        mac,
+        record: None,
+        netns: Some(&ns),
+    }
+    .start(&wd, "nic-emu", &sock);
+    let pre = "ip link set eth0 mtu 9000; echo MTU_RC=$?\n\
+               i=0; while [ \"$(cat /sys/class/net/eth0/carrier)\" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
+               echo MTU=$(cat /sys/class/net/eth0/mtu)\n";
+    let opts = RoundOpts { pre, size: 8000 };
+    let (run, host_ping) = tap_round(
+        &rig,
+        &wd,
+        &ns,
+        &sock,
+        "guest",
+        "10.233.18.1",
+        "10.233.18.2/24",
+        opts,
+    );
+    run.assert_ok();
+    run.assert_e1000_healthy(mac);
+    assert_eq!(run.value("MTU").as_deref(), Some("9000"), "guest MTU");
+    run.assert_ping("G2H", 3);
+    assert_host_ping("guest", &host_ping);
+    assert!(
+        host_ping.contains("8008 bytes from"),
+        "host ping replies are not 8000-byte payloads:\n{host_ping}"
     );
     stop_cli(&mut cli);
     eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());

@@ -333,6 +333,11 @@ impl Netns {
         run_ok(&mut self.cmd("ip", &["link", "set", ifname, "up"]));
     }
 
+    /// Set the MTU of an interface in the namespace.
+    pub fn set_mtu(&self, ifname: &str, mtu: u32) {
+        run_ok(&mut self.cmd("ip", &["link", "set", ifname, "mtu", &mtu.to_string()]));
+    }
+
     /// Contents of /sys/class/net/IF/ATTR as seen in the namespace.
     pub fn sysfs(&self, ifname: &str, attr: &str) -> String {
         let out = run(&mut self.cmd("cat", &[&format!("/sys/class/net/{ifname}/{attr}")]));
@@ -668,9 +673,14 @@ pub fn guest_report() -> &'static str {
 /// Guest shell lines: `ping -c N` to `ip`, output in section `tag`, after first waiting
 /// (up to ~20 tries) for one answer, since the peer may still be booting.
 pub fn guest_ping(tag: &str, ip: &str, n: u32) -> String {
+    guest_ping_sized(tag, ip, n, 56)
+}
+
+/// [`guest_ping`] with `size` bytes of ICMP payload.
+pub fn guest_ping_sized(tag: &str, ip: &str, n: u32, size: u32) -> String {
     format!(
-        "i=0; until ping -c 1 -W 1 {ip} >/dev/null 2>&1 || [ $i -ge 20 ]; do i=$((i+1)); done\n\
-         echo BEGIN-{tag}; ping -c {n} -W 2 {ip}; echo END-{tag} rc=$?\n"
+        "i=0; until ping -c 1 -W 1 -s {size} {ip} >/dev/null 2>&1 || [ $i -ge 20 ]; do i=$((i+1)); done\n\
+         echo BEGIN-{tag}; ping -c {n} -W 2 -s {size} {ip}; echo END-{tag} rc=$?\n"
     )
 }
 
