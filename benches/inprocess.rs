@@ -9,7 +9,6 @@
 //! Run: `cargo bench --bench inprocess`
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::io;

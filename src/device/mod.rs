@@ -69,7 +69,7 @@ impl Bar {
 /// How the device is set up at creation.
 #[derive(Clone, Debug)]
 pub struct DeviceConfig {
-    /// The MAC address written into the EEPROM (and RA[0] at reset).
+    /// The MAC address written into the EEPROM (and `RA[0]` at reset).
     pub mac: MacAddress,
     /// Whether the cable is plugged in at power-on.
     pub link_up: bool,
