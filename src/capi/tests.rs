@@ -1,25 +1,26 @@
-//! Unit tests of the C API called from Rust: argument rejection, reentry, panics, clock,
-//! and a frame through guest memory the "embedder" owns.
+//! Unit tests of the C API called from Rust: argument rejection, panics, strings; and the
+//! helpers `tests_device` shares (guest RAM the "embedder" owns, callbacks that record).
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ffi::c_void;
 use std::ptr::{null, null_mut};
 
 use super::*;
 use crate::device::regs::*;
 
-const RAM_BASE: u64 = 0x1000_0000;
-const RAM_SIZE: usize = 64 << 10;
-const RX_RING: u64 = RAM_BASE;
-const RX_BUFS: u64 = RAM_BASE + 0x1000;
+pub(super) const RAM_BASE: u64 = 0x1000_0000;
+pub(super) const RAM_SIZE: usize = 64 << 10;
+pub(super) const RX_RING: u64 = RAM_BASE;
+pub(super) const RX_BUFS: u64 = RAM_BASE + 0x1000;
 
 /// Page-aligned host memory standing in for the embedder's guest RAM.
-struct HostRam {
-    ptr: *mut u8,
-    layout: Layout,
+pub(super) struct HostRam {
+    pub(super) ptr: *mut u8,
+    pub(super) layout: Layout,
 }
 
 impl HostRam {
-    fn new(size: usize) -> Self {
+    pub(super) fn new(size: usize) -> Self {
         let layout = Layout::from_size_align(size, 4096).unwrap();
         // SAFETY: the layout has a nonzero size.
         let ptr = unsafe { alloc_zeroed(layout) };
@@ -27,7 +28,7 @@ impl HostRam {
         Self { ptr, layout }
     }
     /// Copy `len` bytes out of guest RAM at `gpa`.
-    fn read(&self, gpa: u64, len: usize) -> Vec<u8> {
+    pub(super) fn read(&self, gpa: u64, len: usize) -> Vec<u8> {
         let off = (gpa - RAM_BASE) as usize;
         assert!(off + len <= self.layout.size());
         let mut v = vec![0u8; len];
@@ -36,7 +37,7 @@ impl HostRam {
         v
     }
     /// Copy `data` into guest RAM at `gpa`.
-    fn write(&self, gpa: u64, data: &[u8]) {
+    pub(super) fn write(&self, gpa: u64, data: &[u8]) {
         let off = (gpa - RAM_BASE) as usize;
         assert!(off + data.len() <= self.layout.size());
         // SAFETY: in bounds (asserted); nobody holds a reference into this memory.
@@ -53,15 +54,29 @@ impl Drop for HostRam {
 
 /// What the callbacks record.
 #[derive(Default)]
-struct Seen {
-    dev: *mut NicEmuDevice,
-    other: *mut NicEmuDevice,
-    irq_levels: Vec<bool>,
-    reentry: Option<NicEmuStatus>,
-    other_call: Option<NicEmuStatus>,
+pub(super) struct Seen {
+    pub(super) dev: *mut NicEmuDevice,
+    pub(super) other: *mut NicEmuDevice,
+    pub(super) irq_levels: Vec<bool>,
+    pub(super) reentry: Option<NicEmuStatus>,
+    pub(super) other_call: Option<NicEmuStatus>,
+    pub(super) sent: Vec<Vec<u8>>,
+    pub(super) refuse_sends: bool,
 }
 
-unsafe extern "C" fn on_irq(user: *mut c_void, asserted: bool) {
+pub(super) unsafe extern "C" fn on_send(user: *mut c_void, frame: *const u8, len: usize) -> bool {
+    // SAFETY: the tests pass a live `Seen` as user data; the device passes a valid frame.
+    let (seen, frame) = unsafe {
+        (
+            &mut *user.cast::<Seen>(),
+            std::slice::from_raw_parts(frame, len),
+        )
+    };
+    seen.sent.push(frame.to_vec());
+    !seen.refuse_sends
+}
+
+pub(super) unsafe extern "C" fn on_irq(user: *mut c_void, asserted: bool) {
     // SAFETY: the tests pass a live `Seen` as user data.
     let seen = unsafe { &mut *user.cast::<Seen>() };
     seen.irq_levels.push(asserted);
@@ -77,7 +92,7 @@ unsafe extern "C" fn on_irq(user: *mut c_void, asserted: bool) {
     }
 }
 
-fn create(seen: *mut Seen) -> *mut NicEmuDevice {
+pub(super) fn create(seen: *mut Seen) -> *mut NicEmuDevice {
     let mut cfg = std::mem::MaybeUninit::<NicEmuConfig>::uninit();
     // SAFETY: valid for writes; initialised on success, which is asserted.
     let mut cfg = unsafe {
@@ -86,6 +101,7 @@ fn create(seen: *mut Seen) -> *mut NicEmuDevice {
     };
     cfg.user_data = seen.cast();
     cfg.set_irq_level = Some(on_irq);
+    cfg.send_frame = Some(on_send);
     let mut dev = null_mut();
     // SAFETY: valid config and out-pointer.
     assert_eq!(unsafe { nic_emu_create(&cfg, &mut dev) }, NicEmuStatus::Ok);
@@ -93,14 +109,14 @@ fn create(seen: *mut Seen) -> *mut NicEmuDevice {
     dev
 }
 
-fn wr32(dev: *mut NicEmuDevice, off: u32, v: u32) {
+pub(super) fn wr32(dev: *mut NicEmuDevice, off: u32, v: u32) {
     let b = v.to_le_bytes();
     // SAFETY: live device, 4 readable bytes.
     let st = unsafe { nic_emu_bar_write(dev, NIC_EMU_BAR_MMIO, u64::from(off), b.as_ptr(), 4) };
     assert_eq!(st, NicEmuStatus::Ok);
 }
 
-fn rd32(dev: *mut NicEmuDevice, off: u32) -> u32 {
+pub(super) fn rd32(dev: *mut NicEmuDevice, off: u32) -> u32 {
     let mut b = [0u8; 4];
     // SAFETY: live device, 4 writable bytes.
     let st = unsafe { nic_emu_bar_read(dev, NIC_EMU_BAR_MMIO, u64::from(off), b.as_mut_ptr(), 4) };
@@ -110,7 +126,7 @@ fn rd32(dev: *mut NicEmuDevice, off: u32) -> u32 {
 
 /// Map `ram`, enable bus mastering, post 8 receive buffers (RDLEN is a multiple of 128)
 /// and enable the receiver.
-fn bring_up_rx(dev: *mut NicEmuDevice, ram: &HostRam) {
+pub(super) fn bring_up_rx(dev: *mut NicEmuDevice, ram: &HostRam) {
     let region = NicEmuMemRegion {
         guest_addr: RAM_BASE,
         host_addr: ram.ptr.cast(),
@@ -135,7 +151,7 @@ fn bring_up_rx(dev: *mut NicEmuDevice, ram: &HostRam) {
     wr32(dev, RCTL, RCTL_EN | RCTL_SECRC);
 }
 
-fn frame_to(mac: [u8; 6]) -> Vec<u8> {
+pub(super) fn frame_to(mac: [u8; 6]) -> Vec<u8> {
     let mut f = vec![0u8; 60];
     f[..6].copy_from_slice(&mac);
     f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
@@ -143,7 +159,7 @@ fn frame_to(mac: [u8; 6]) -> Vec<u8> {
     f
 }
 
-fn destroy(dev: *mut NicEmuDevice) {
+pub(super) fn destroy(dev: *mut NicEmuDevice) {
     // SAFETY: live device, not used afterwards.
     assert_eq!(unsafe { nic_emu_destroy(dev) }, NicEmuStatus::Ok);
 }
@@ -329,179 +345,6 @@ fn bad_memory_maps_are_rejected_and_the_old_map_kept() {
     }
     destroy(dev);
 }
-
-#[test]
-fn a_frame_lands_in_the_embedders_memory_and_raises_the_interrupt() {
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
-    seen.dev = dev;
-    let ram = HostRam::new(RAM_SIZE);
-    bring_up_rx(dev, &ram);
-    let mut ready = false;
-    // SAFETY: live device, valid out-pointer.
-    let st = unsafe { nic_emu_rx_ready(dev, &mut ready) };
-    assert_eq!(st, NicEmuStatus::Ok);
-    assert!(ready);
-    let f = frame_to(MacAddress::DEFAULT.octets());
-    let mut o = NicEmuRxOutcome::Dropped;
-    // SAFETY: live device, valid frame and out-pointer.
-    let st = unsafe { nic_emu_receive_frame(dev, f.as_ptr(), f.len(), &mut o) };
-    assert_eq!(st, NicEmuStatus::Ok);
-    assert_eq!(o, NicEmuRxOutcome::Delivered);
-    let desc = ram.read(RX_RING, 16);
-    assert_eq!(u16::from_le_bytes([desc[8], desc[9]]), 60);
-    assert_eq!(desc[12] & 0x03, 0x03, "DD|EOP");
-    assert_eq!(ram.read(RX_BUFS, 60), f);
-    assert_eq!(seen.irq_levels, [true]);
-    assert_eq!(
-        seen.reentry,
-        Some(NicEmuStatus::Reentrant),
-        "a callback calling into its own device is refused"
-    );
-    let mut level = false;
-    // SAFETY: live device, valid out-pointer.
-    let st = unsafe { nic_emu_irq_level(dev, &mut level) };
-    assert_eq!(st, NicEmuStatus::Ok);
-    assert!(level);
-    assert_eq!(rd32(dev, ICR) & ICR_RXT0, ICR_RXT0);
-    assert_eq!(seen.irq_levels, [true, false]);
-    // A frame for another MAC is filtered; a runt is dropped.
-    let mut other = frame_to([2, 9, 9, 9, 9, 9]);
-    // SAFETY: as above.
-    unsafe {
-        assert_eq!(
-            nic_emu_receive_frame(dev, other.as_ptr(), other.len(), &mut o),
-            NicEmuStatus::Ok
-        );
-        assert_eq!(o, NicEmuRxOutcome::Filtered);
-        other.truncate(10);
-        assert_eq!(
-            nic_emu_receive_frame(dev, other.as_ptr(), other.len(), &mut o),
-            NicEmuStatus::Ok
-        );
-        assert_eq!(o, NicEmuRxOutcome::Dropped);
-    }
-    let mut m = NicEmuMetrics::default();
-    // SAFETY: live device, valid out-pointer.
-    let st = unsafe { nic_emu_get_metrics(dev, &mut m) };
-    assert_eq!(st, NicEmuStatus::Ok);
-    assert_eq!((m.rx_frames, m.rx_filtered, m.rx_dropped), (1, 1, 1));
-    assert_eq!((m.irq_asserts, m.dma_errors), (1, 0));
-    destroy(dev);
-}
-
-#[test]
-fn a_callback_may_call_another_device() {
-    let mut seen_b = Seen::default();
-    let b = create(&mut seen_b);
-    let mut seen_a = Seen {
-        other: b,
-        ..Seen::default()
-    };
-    let a = create(&mut seen_a);
-    // Raise an interrupt on A by software (ICS), unmasked.
-    wr32(a, IMS, ICR_LSC);
-    wr32(a, ICS, ICR_LSC);
-    assert_eq!(seen_a.irq_levels, [true]);
-    assert_eq!(seen_a.other_call, Some(NicEmuStatus::Ok));
-    destroy(a);
-    destroy(b);
-}
-
-#[test]
-fn manual_clock_drives_the_mitigation_timers() {
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
-    let ram = HostRam::new(RAM_SIZE);
-    bring_up_rx(dev, &ram);
-    wr32(dev, RDTR, 100); // 100 x 1.024 us receive delay
-    let f = frame_to(MacAddress::DEFAULT.octets());
-    let (mut o, mut deadline, mut now) = (NicEmuRxOutcome::Dropped, 0u64, 0u64);
-    // SAFETY: live device, valid buffers and out-pointers throughout.
-    unsafe {
-        assert_eq!(
-            nic_emu_next_timer_deadline(dev, &mut deadline),
-            NicEmuStatus::Ok
-        );
-        assert_eq!(deadline, NIC_EMU_NO_DEADLINE);
-        assert_eq!(nic_emu_set_time_ns(dev, 1_000), NicEmuStatus::Ok);
-        assert_eq!(nic_emu_set_time_ns(dev, 500), NicEmuStatus::Ok, "ignored");
-        assert_eq!(nic_emu_now_ns(dev, &mut now), NicEmuStatus::Ok);
-        assert_eq!(now, 1_000);
-        nic_emu_receive_frame(dev, f.as_ptr(), f.len(), &mut o);
-        assert_eq!(o, NicEmuRxOutcome::Delivered);
-        assert!(seen.irq_levels.is_empty(), "delayed by RDTR");
-        assert_eq!(
-            nic_emu_next_timer_deadline(dev, &mut deadline),
-            NicEmuStatus::Ok
-        );
-        assert!(
-            deadline > now && deadline != NIC_EMU_NO_DEADLINE,
-            "{deadline}"
-        );
-        assert_eq!(
-            nic_emu_advance_time_ns(dev, deadline - now - 1),
-            NicEmuStatus::Ok
-        );
-        assert_eq!(nic_emu_run_timers(dev), NicEmuStatus::Ok);
-        assert!(seen.irq_levels.is_empty(), "not yet due");
-        assert_eq!(nic_emu_advance_time_ns(dev, 1), NicEmuStatus::Ok);
-        assert_eq!(nic_emu_run_timers(dev), NicEmuStatus::Ok);
-        assert_eq!(seen.irq_levels, [true]);
-        assert_eq!(nic_emu_advance_time_ns(dev, u64::MAX), NicEmuStatus::Ok);
-        assert_eq!(nic_emu_now_ns(dev, &mut now), NicEmuStatus::Ok);
-        assert_eq!(now, u64::MAX, "saturates");
-    }
-    destroy(dev);
-}
-
-#[test]
-fn monotonic_clock_and_bad_clock_kind() {
-    let mut cfg = std::mem::MaybeUninit::<NicEmuConfig>::uninit();
-    let mut dev = null_mut();
-    // SAFETY: valid pointers throughout; the device is destroyed at the end.
-    unsafe {
-        assert_eq!(nic_emu_config_init(cfg.as_mut_ptr()), NicEmuStatus::Ok);
-        let mut cfg = cfg.assume_init();
-        cfg.clock = 7;
-        assert_eq!(
-            nic_emu_create(&cfg, &mut dev),
-            NicEmuStatus::InvalidArgument
-        );
-        assert!(dev.is_null());
-        cfg.clock = NIC_EMU_CLOCK_MONOTONIC;
-        assert_eq!(nic_emu_create(&cfg, &mut dev), NicEmuStatus::Ok);
-        assert_eq!(nic_emu_set_time_ns(dev, 5), NicEmuStatus::ClockNotManual);
-        assert_eq!(
-            nic_emu_advance_time_ns(dev, 5),
-            NicEmuStatus::ClockNotManual
-        );
-        let (mut t1, mut t2) = (0, 0);
-        assert_eq!(nic_emu_now_ns(dev, &mut t1), NicEmuStatus::Ok);
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        assert_eq!(nic_emu_now_ns(dev, &mut t2), NicEmuStatus::Ok);
-        assert!(t2 >= t1 + 1_000_000, "{t1} {t2}");
-    }
-    destroy(dev);
-}
-
-#[test]
-fn link_and_reset() {
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
-    // SAFETY: live device.
-    unsafe {
-        assert_eq!(nic_emu_set_link(dev, false), NicEmuStatus::Ok);
-        assert_eq!(rd32(dev, STATUS) & STATUS_LU, 0);
-        assert_eq!(nic_emu_set_link(dev, true), NicEmuStatus::Ok);
-        assert_eq!(rd32(dev, STATUS) & STATUS_LU, STATUS_LU);
-        wr32(dev, RDLEN, 4096);
-        assert_eq!(nic_emu_reset(dev), NicEmuStatus::Ok);
-        assert_eq!(rd32(dev, RDLEN), 0);
-    }
-    destroy(dev);
-}
-
 #[test]
 fn panics_become_a_status_and_poison_the_device() {
     assert_eq!(guard(|| panic!("test panic")), NicEmuStatus::Panicked);

@@ -1,0 +1,253 @@
+//! Unit tests of the C API doing device work: frames both ways, interrupts, the clock,
+//! reentry, threads.
+
+use std::ptr::null_mut;
+
+use super::tests::*;
+use super::*;
+use crate::device::regs::*;
+
+#[test]
+fn a_frame_lands_in_the_embedders_memory_and_raises_the_interrupt() {
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    seen.dev = dev;
+    let ram = HostRam::new(RAM_SIZE);
+    bring_up_rx(dev, &ram);
+    let mut ready = false;
+    // SAFETY: live device, valid out-pointer.
+    let st = unsafe { nic_emu_rx_ready(dev, &mut ready) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert!(ready);
+    let f = frame_to(MacAddress::DEFAULT.octets());
+    let mut o = NicEmuRxOutcome::Dropped;
+    // SAFETY: live device, valid frame and out-pointer.
+    let st = unsafe { nic_emu_receive_frame(dev, f.as_ptr(), f.len(), &mut o) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert_eq!(o, NicEmuRxOutcome::Delivered);
+    let desc = ram.read(RX_RING, 16);
+    assert_eq!(u16::from_le_bytes([desc[8], desc[9]]), 60);
+    assert_eq!(desc[12] & 0x03, 0x03, "DD|EOP");
+    assert_eq!(ram.read(RX_BUFS, 60), f);
+    assert_eq!(seen.irq_levels, [true]);
+    assert_eq!(
+        seen.reentry,
+        Some(NicEmuStatus::Reentrant),
+        "a callback calling into its own device is refused"
+    );
+    let mut level = false;
+    // SAFETY: live device, valid out-pointer.
+    let st = unsafe { nic_emu_irq_level(dev, &mut level) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert!(level);
+    assert_eq!(rd32(dev, ICR) & ICR_RXT0, ICR_RXT0);
+    assert_eq!(seen.irq_levels, [true, false]);
+    // A frame for another MAC is filtered; a runt is dropped.
+    let mut other = frame_to([2, 9, 9, 9, 9, 9]);
+    // SAFETY: as above.
+    unsafe {
+        assert_eq!(
+            nic_emu_receive_frame(dev, other.as_ptr(), other.len(), &mut o),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(o, NicEmuRxOutcome::Filtered);
+        other.truncate(10);
+        assert_eq!(
+            nic_emu_receive_frame(dev, other.as_ptr(), other.len(), &mut o),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(o, NicEmuRxOutcome::Dropped);
+    }
+    let mut m = NicEmuMetrics::default();
+    // SAFETY: live device, valid out-pointer.
+    let st = unsafe { nic_emu_get_metrics(dev, &mut m) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert_eq!((m.rx_frames, m.rx_filtered, m.rx_dropped), (1, 1, 1));
+    assert_eq!((m.irq_asserts, m.dma_errors), (1, 0));
+    destroy(dev);
+}
+
+#[test]
+fn a_callback_may_call_another_device() {
+    let mut seen_b = Seen::default();
+    let b = create(&mut seen_b);
+    let mut seen_a = Seen {
+        other: b,
+        ..Seen::default()
+    };
+    let a = create(&mut seen_a);
+    // Raise an interrupt on A by software (ICS), unmasked.
+    wr32(a, IMS, ICR_LSC);
+    wr32(a, ICS, ICR_LSC);
+    assert_eq!(seen_a.irq_levels, [true]);
+    assert_eq!(seen_a.other_call, Some(NicEmuStatus::Ok));
+    destroy(a);
+    destroy(b);
+}
+
+#[test]
+fn manual_clock_drives_the_mitigation_timers() {
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    let ram = HostRam::new(RAM_SIZE);
+    bring_up_rx(dev, &ram);
+    wr32(dev, RDTR, 100); // 100 x 1.024 us receive delay
+    let f = frame_to(MacAddress::DEFAULT.octets());
+    let (mut o, mut deadline, mut now) = (NicEmuRxOutcome::Dropped, 0u64, 0u64);
+    // SAFETY: live device, valid buffers and out-pointers throughout.
+    unsafe {
+        assert_eq!(
+            nic_emu_next_timer_deadline(dev, &mut deadline),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(deadline, NIC_EMU_NO_DEADLINE);
+        assert_eq!(nic_emu_set_time_ns(dev, 1_000), NicEmuStatus::Ok);
+        assert_eq!(nic_emu_set_time_ns(dev, 500), NicEmuStatus::Ok, "ignored");
+        assert_eq!(nic_emu_now_ns(dev, &mut now), NicEmuStatus::Ok);
+        assert_eq!(now, 1_000);
+        nic_emu_receive_frame(dev, f.as_ptr(), f.len(), &mut o);
+        assert_eq!(o, NicEmuRxOutcome::Delivered);
+        assert!(seen.irq_levels.is_empty(), "delayed by RDTR");
+        assert_eq!(
+            nic_emu_next_timer_deadline(dev, &mut deadline),
+            NicEmuStatus::Ok
+        );
+        assert!(
+            deadline > now && deadline != NIC_EMU_NO_DEADLINE,
+            "{deadline}"
+        );
+        assert_eq!(
+            nic_emu_advance_time_ns(dev, deadline - now - 1),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(nic_emu_run_timers(dev), NicEmuStatus::Ok);
+        assert!(seen.irq_levels.is_empty(), "not yet due");
+        assert_eq!(nic_emu_advance_time_ns(dev, 1), NicEmuStatus::Ok);
+        assert_eq!(nic_emu_run_timers(dev), NicEmuStatus::Ok);
+        assert_eq!(seen.irq_levels, [true]);
+        assert_eq!(nic_emu_advance_time_ns(dev, u64::MAX), NicEmuStatus::Ok);
+        assert_eq!(nic_emu_now_ns(dev, &mut now), NicEmuStatus::Ok);
+        assert_eq!(now, u64::MAX, "saturates");
+    }
+    destroy(dev);
+}
+
+#[test]
+fn monotonic_clock_and_bad_clock_kind() {
+    let mut cfg = std::mem::MaybeUninit::<NicEmuConfig>::uninit();
+    let mut dev = null_mut();
+    // SAFETY: valid pointers throughout; the device is destroyed at the end.
+    unsafe {
+        assert_eq!(nic_emu_config_init(cfg.as_mut_ptr()), NicEmuStatus::Ok);
+        let mut cfg = cfg.assume_init();
+        cfg.clock = 7;
+        assert_eq!(
+            nic_emu_create(&cfg, &mut dev),
+            NicEmuStatus::InvalidArgument
+        );
+        assert!(dev.is_null());
+        cfg.clock = NIC_EMU_CLOCK_MONOTONIC;
+        assert_eq!(nic_emu_create(&cfg, &mut dev), NicEmuStatus::Ok);
+        assert_eq!(nic_emu_set_time_ns(dev, 5), NicEmuStatus::ClockNotManual);
+        assert_eq!(
+            nic_emu_advance_time_ns(dev, 5),
+            NicEmuStatus::ClockNotManual
+        );
+        let (mut t1, mut t2) = (0, 0);
+        assert_eq!(nic_emu_now_ns(dev, &mut t1), NicEmuStatus::Ok);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert_eq!(nic_emu_now_ns(dev, &mut t2), NicEmuStatus::Ok);
+        assert!(t2 >= t1 + 1_000_000, "{t1} {t2}");
+    }
+    destroy(dev);
+}
+
+#[test]
+fn link_and_reset() {
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    // SAFETY: live device.
+    unsafe {
+        assert_eq!(nic_emu_set_link(dev, false), NicEmuStatus::Ok);
+        assert_eq!(rd32(dev, STATUS) & STATUS_LU, 0);
+        assert_eq!(nic_emu_set_link(dev, true), NicEmuStatus::Ok);
+        assert_eq!(rd32(dev, STATUS) & STATUS_LU, STATUS_LU);
+        wr32(dev, RDLEN, 4096);
+        assert_eq!(nic_emu_reset(dev), NicEmuStatus::Ok);
+        assert_eq!(rd32(dev, RDLEN), 0);
+    }
+    destroy(dev);
+}
+
+/// Queue `frame` in transmit descriptor `slot` of a ring at `TX_RING` and bump TDT.
+fn transmit(dev: *mut NicEmuDevice, ram: &HostRam, slot: u64, frame: &[u8]) {
+    const TX_RING: u64 = RAM_BASE + 0x8000;
+    const TX_BUF: u64 = RAM_BASE + 0x9000;
+    if slot == 0 {
+        wr32(dev, TDBAL, TX_RING as u32);
+        wr32(dev, TDBAH, (TX_RING >> 32) as u32);
+        wr32(dev, TDLEN, 8 * 16);
+        wr32(dev, TCTL, TCTL_EN | TCTL_PSP);
+    }
+    ram.write(TX_BUF, frame);
+    let mut desc = [0u8; 16];
+    desc[..8].copy_from_slice(&TX_BUF.to_le_bytes());
+    desc[8..10].copy_from_slice(&(frame.len() as u16).to_le_bytes());
+    desc[11] = 0x0B; // EOP | IFCS | RS
+    ram.write(TX_RING + 16 * slot, &desc);
+    wr32(dev, TDT, (slot + 1) as u32);
+}
+
+#[test]
+fn transmitted_frames_reach_the_send_callback() {
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    let ram = HostRam::new(RAM_SIZE);
+    bring_up_rx(dev, &ram);
+    let f = frame_to([2, 0, 0, 0, 0, 7]);
+    transmit(dev, &ram, 0, &f);
+    assert_eq!(seen.sent, std::slice::from_ref(&f));
+    seen.refuse_sends = true;
+    transmit(dev, &ram, 1, &f);
+    assert_eq!(seen.sent.len(), 2);
+    let mut m = NicEmuMetrics::default();
+    // SAFETY: live device, valid out-pointer.
+    let st = unsafe { nic_emu_get_metrics(dev, &mut m) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert_eq!((m.tx_frames, m.tx_backend_drops), (1, 1));
+    destroy(dev);
+}
+
+#[test]
+fn calls_from_several_threads_are_serialised() {
+    struct SendPtr(*mut NicEmuDevice);
+    // SAFETY: the C API allows calls from any thread; the device serialises them.
+    unsafe impl Send for SendPtr {}
+    let mut seen = Seen::default();
+    let dev = create(&mut seen);
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let p = SendPtr(dev);
+            std::thread::spawn(move || {
+                let p = p;
+                for _ in 0..5_000 {
+                    let mut b = [0u8; 4];
+                    // SAFETY: the device outlives the threads (joined before destroy).
+                    let st =
+                        unsafe { nic_emu_bar_read(p.0, 0, u64::from(STATUS), b.as_mut_ptr(), 4) };
+                    assert_eq!(st, NicEmuStatus::Ok);
+                    assert_eq!(u32::from_le_bytes(b) & STATUS_LU, STATUS_LU);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut m = NicEmuMetrics::default();
+    // SAFETY: live device, valid out-pointer.
+    let st = unsafe { nic_emu_get_metrics(dev, &mut m) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    assert_eq!(m.reg_reads, 10_000);
+    destroy(dev);
+}
