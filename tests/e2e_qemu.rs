@@ -80,37 +80,44 @@ struct RoundOpts<'a> {
 
 const DEFAULT_ROUND: RoundOpts<'static> = RoundOpts { pre: "", size: 56 };
 
-/// One guest on the vfio-user socket of a tap-backed nic-emu-cli: pings both ways.
-/// Returns the guest's run and the host's ping output.
-fn tap_round(
-    rig: &Rig,
-    wd: &Workdir,
-    ns: &Netns,
-    sock: &Path,
-    name: &str,
-    host_ip: &str,
-    guest_cidr: &str,
-    opts: RoundOpts,
-) -> (GuestRun, String) {
-    let guest_ip = guest_cidr.split('/').next().unwrap_or(guest_cidr);
-    let sock_s = sock.display().to_string();
-    let mut g = Guest::boot(
-        rig,
-        wd,
-        name,
-        &[
-            "--nic",
-            "vfio-user",
-            "--socket",
-            &sock_s,
-            "--guest-ip",
-            guest_cidr,
-        ],
-        &tap_guest_cmd(host_ip, opts.pre, opts.size),
-    );
-    g.wait_console("PRE-DONE", READY);
-    let host_ping = host_pings_then_releases(rig, ns, guest_ip, opts.size);
-    (g.finish(), host_ping)
+/// A tap-backed nic-emu-cli's setting: rig, work dir, namespace, vfio-user socket.
+struct TapSetup<'a> {
+    rig: &'a Rig,
+    wd: &'a Workdir,
+    ns: &'a Netns,
+    sock: &'a Path,
+}
+
+impl TapSetup<'_> {
+    /// One guest on the socket: pings both ways. Returns the guest's run and the host's
+    /// ping output.
+    fn round(
+        &self,
+        name: &str,
+        host_ip: &str,
+        guest_cidr: &str,
+        opts: RoundOpts,
+    ) -> (GuestRun, String) {
+        let guest_ip = guest_cidr.split('/').next().unwrap_or(guest_cidr);
+        let sock_s = self.sock.display().to_string();
+        let mut g = Guest::boot(
+            self.rig,
+            self.wd,
+            name,
+            &[
+                "--nic",
+                "vfio-user",
+                "--socket",
+                &sock_s,
+                "--guest-ip",
+                guest_cidr,
+            ],
+            &tap_guest_cmd(host_ip, opts.pre, opts.size),
+        );
+        g.wait_console("PRE-DONE", READY);
+        let host_ping = host_pings_then_releases(self.rig, self.ns, guest_ip, opts.size);
+        (g.finish(), host_ping)
+    }
 }
 
 fn assert_host_ping(name: &str, out: &str) {
@@ -161,18 +168,15 @@ fn e2e_vfio_user_tap_ping_both_ways_then_second_qemu() {
     .start(&wd, "nic-emu", &sock);
     assert_eq!(ns.sysfs("ne-tap0", "carrier"), "1", "tap has no reader");
 
+    let setup = TapSetup {
+        rig: &rig,
+        wd: &wd,
+        ns: &ns,
+        sock: &sock,
+    };
     for round in 1..=2 {
         let name = format!("guest{round}");
-        let (run, host_ping) = tap_round(
-            &rig,
-            &wd,
-            &ns,
-            &sock,
-            &name,
-            "10.233.11.1",
-            "10.233.11.2/24",
-            DEFAULT_ROUND,
-        );
+        let (run, host_ping) = setup.round(&name, "10.233.11.1", "10.233.11.2/24", DEFAULT_ROUND);
         run.assert_ok();
         run.assert_e1000_healthy(mac);
         run.assert_ping("G2H", 3);
@@ -219,16 +223,13 @@ fn e2e_tap_record_pcap_has_icmp_both_ways() {
         netns: Some(&ns),
     }
     .start(&wd, "nic-emu", &sock);
-    let (run, host_ping) = tap_round(
-        &rig,
-        &wd,
-        &ns,
-        &sock,
-        "guest",
-        "10.233.16.1",
-        "10.233.16.2/24",
-        DEFAULT_ROUND,
-    );
+    let setup = TapSetup {
+        rig: &rig,
+        wd: &wd,
+        ns: &ns,
+        sock: &sock,
+    };
+    let (run, host_ping) = setup.round("guest", "10.233.16.1", "10.233.16.2/24", DEFAULT_ROUND);
     run.assert_ok();
     run.assert_e1000_healthy(mac);
     run.assert_ping("G2H", 3);
@@ -699,16 +700,13 @@ fn e2e_tap_jumbo_mtu_9000_ping_both_ways() {
                i=0; while [ \"$(cat /sys/class/net/eth0/carrier)\" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done\n\
                echo MTU=$(cat /sys/class/net/eth0/mtu)\n";
     let opts = RoundOpts { pre, size: 8000 };
-    let (run, host_ping) = tap_round(
-        &rig,
-        &wd,
-        &ns,
-        &sock,
-        "guest",
-        "10.233.18.1",
-        "10.233.18.2/24",
-        opts,
-    );
+    let setup = TapSetup {
+        rig: &rig,
+        wd: &wd,
+        ns: &ns,
+        sock: &sock,
+    };
+    let (run, host_ping) = setup.round("guest", "10.233.18.1", "10.233.18.2/24", opts);
     run.assert_ok();
     run.assert_e1000_healthy(mac);
     assert_eq!(run.value("MTU").as_deref(), Some("9000"), "guest MTU");
