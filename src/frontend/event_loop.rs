@@ -19,7 +19,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -39,6 +39,8 @@ pub fn lock_device(device: &Mutex<E1000>) -> MutexGuard<'_, E1000> {
 #[derive(Debug)]
 pub struct Waker {
     fd: File,
+    /// When the loop plans to wake on its own, in device-clock nanoseconds.
+    sleep_until: AtomicU64,
 }
 
 impl Waker {
@@ -52,13 +54,26 @@ impl Waker {
         }
         // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(Self { fd: File::from(fd) })
+        Ok(Self {
+            fd: File::from(fd),
+            sleep_until: AtomicU64::new(0),
+        })
     }
 
     /// Make the loop run an iteration soon. Cheap (one `write(2)`); never blocks.
     pub fn wake(&self) {
         // EAGAIN means the counter is saturated: the loop is already due to wake.
         let _ = (&self.fd).write(&1u64.to_ne_bytes());
+    }
+
+    /// Wake the loop if `deadline` (device-clock nanoseconds, as from
+    /// [`E1000::next_timer_deadline`]) comes before the loop's planned wake-up. A frontend
+    /// calls this after each register access, which may have armed a timer (interrupt
+    /// throttling, delay timers) while the loop sleeps.
+    pub fn wake_if_earlier(&self, deadline: u64) {
+        if deadline < self.sleep_until.load(Ordering::Acquire) {
+            self.wake();
+        }
     }
 
     /// Consume pending wake-ups.
@@ -163,7 +178,7 @@ impl EventLoop {
 
     /// Let the device work, then sleep until something is due: one iteration.
     pub fn iterate(&mut self) -> io::Result<Iteration> {
-        let (delivered, progress, rx_fd, rx_deadline, timer_deadline) = {
+        let (delivered, progress, rx_fd, wait) = {
             let mut d = lock_device(&self.device);
             d.run_timers();
             let before = rx_progress(&d.metrics());
@@ -172,13 +187,27 @@ impl EventLoop {
             let backend = d.backend_mut();
             let rx_fd = backend.rx_fd();
             let rx_deadline = backend.next_rx_deadline();
-            (
-                delivered,
-                progress,
-                rx_fd,
-                rx_deadline,
-                d.next_timer_deadline(),
-            )
+
+            let now = self.clock.now_ns();
+            let mut wait = self.max_sleep;
+            if let Some(hook) = self.hook.as_mut() {
+                if let Some(w) = hook() {
+                    wait = wait.min(w);
+                }
+            }
+            if let Some(deadline) = d.next_timer_deadline() {
+                wait = wait.min(Duration::from_nanos(deadline.saturating_sub(now)));
+            }
+            if let Some(deadline) = rx_deadline {
+                wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            // Published while the device is locked: an access that arms an earlier timer
+            // after this point sees it and wakes us (Waker::wake_if_earlier).
+            let wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+            self.waker
+                .sleep_until
+                .store(now.saturating_add(wait_ns), Ordering::Release);
+            (delivered, progress, rx_fd, wait)
         };
         let mut it = Iteration {
             delivered,
@@ -186,20 +215,6 @@ impl EventLoop {
         };
         if progress {
             self.stalled = false;
-        }
-
-        let mut wait = self.max_sleep;
-        if let Some(hook) = self.hook.as_mut() {
-            if let Some(w) = hook() {
-                wait = wait.min(w);
-            }
-        }
-        if let Some(deadline) = timer_deadline {
-            let now = self.clock.now_ns();
-            wait = wait.min(Duration::from_nanos(deadline.saturating_sub(now)));
-        }
-        if let Some(deadline) = rx_deadline {
-            wait = wait.min(deadline.saturating_duration_since(Instant::now()));
         }
 
         let watch_rx = rx_fd.filter(|_| !self.stalled);

@@ -407,13 +407,18 @@ impl ServerBackend for Connection<'_> {
                 data.len()
             )));
         }
-        {
+        let deadline = {
             let mut d = lock_device(&self.shared.device);
             match region {
                 REGION_BAR0 => d.bar_read(Bar::Mmio, offset, data),
                 REGION_BAR1 => d.bar_read(Bar::Io, offset, data),
                 _ => d.config_read(offset, data),
             }
+            d.next_timer_deadline()
+        };
+        if let Some(deadline) = deadline {
+            // An ICR read may have started interrupt throttling.
+            self.shared.waker.wake_if_earlier(deadline);
         }
         self.shared.intx.after_access();
         Ok(())
@@ -426,9 +431,9 @@ impl ServerBackend for Connection<'_> {
                 data.len()
             )));
         }
-        let wake = {
+        let (wake, deadline) = {
             let mut d = lock_device(&self.shared.device);
-            match region {
+            let wake = match region {
                 REGION_BAR0 => {
                     d.bar_write(Bar::Mmio, offset, data);
                     wakes_event_loop(offset)
@@ -442,10 +447,15 @@ impl ServerBackend for Connection<'_> {
                     d.config_write(offset, data);
                     true
                 }
-            }
+            };
+            (wake, d.next_timer_deadline())
         };
         if wake {
             self.shared.waker.wake();
+        } else if let Some(deadline) = deadline {
+            // The write may have armed a timer (IMS with throttled causes pending, ITR,
+            // delay timers) earlier than the event loop's planned wake-up.
+            self.shared.waker.wake_if_earlier(deadline);
         }
         self.shared.intx.after_access();
         Ok(())
