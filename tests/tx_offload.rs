@@ -11,9 +11,8 @@ use nic_emu::device::regs::*;
 use tx_common::*;
 
 /// Send a 64 KiB TCP payload with TSO and check every segment independently.
-fn tso_64k(v6: bool, chunk: usize) {
+fn tso_64k(v6: bool, chunk: usize, mss: u16) {
     let (mut g, wire) = opened(4096); // 64 KiB of ring: up to TX_RING's neighbour
-    let mss: u16 = 1448;
     let seq0 = 0xFFFF_F000u32; // wraps during the transfer
     let id0 = 0xFFF0u16;
     let hdr = tso_header(v6, seq0, id0);
@@ -129,14 +128,20 @@ fn tso_64k(v6: bool, chunk: usize) {
 
 #[test]
 fn tso_64k_tcp_ipv4() {
-    tso_64k(false, 4096);
+    tso_64k(false, 4096, 1448);
 }
 
 #[test]
 fn tso_64k_tcp_ipv6_odd_chunks() {
     // Chunks that never line up with segment or header boundaries.
-    tso_64k(true, 1000);
-    tso_64k(true, 37);
+    tso_64k(true, 1000, 1440);
+    tso_64k(true, 37, 1440);
+}
+
+#[test]
+fn tso_smallest_accepted_mss() {
+    // 4096 segments of 16 bytes: bounded, and still exact.
+    tso_64k(false, 4096, nic_emu::device::offload::MIN_TSO_MSS);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The transmit engine: descriptors from the guest's transmit ring to the backend.
 //!
-//! [`E1000::process_tx`] walks the ring from TDH to TDT (at most one ring's worth per
+//! `E1000::process_tx` walks the ring from TDH to TDT (at most one ring's worth per
 //! call), reading each descriptor with one 16-byte DMA read:
 //!
 //! - legacy descriptors (DEXT=0): data, with the EOP descriptor's IC/CSS/CSO checksum
