@@ -1,6 +1,14 @@
 //! End-to-end tests with real QEMU guests running the unmodified Linux e1000 driver on
 //! nic-emu-cli over vfio-user.
 //!
+//! Scenarios (10.233.1x.0/24, x = scenario): 1+2 tap, pings both ways, then a second
+//! QEMU on the same server; 3 two nic-emu guests on the UDP backend; 4 a nic-emu guest
+//! and a QEMU-e1000 guest (`-netdev dgram`) on one UDP wire; 5 pcap replay into the
+//! guest; 6 `--record` holds the ICMP of both directions; 7 16 MiB TCP each way,
+//! md5-checked; 8 jumbo frames (MTU 9000); 9 QEMU killed mid-transfer, the next QEMU
+//! works. Every guest's dmesg is checked: driver bound with the MAC, link up, carrier,
+//! no EEPROM/checksum/probe errors, no "Detected Tx Unit Hang".
+//!
 //! Needs the rig of scripts/provision.sh (QEMU with vfio-user-pci, guest kernel and
 //! busybox initramfs under /var/cache/nic-emu). Scenarios that make network namespaces
 //! and taps need root; all of them skip (`SKIP: ...`) when they cannot run, and fail
@@ -8,141 +16,20 @@
 //!
 //! The machine has two CPUs and each TCG guest wants one, so the scenarios take a global
 //! lock and run one at a time (a scenario may run two guests together). Each scenario
-//! uses its own namespace, socket, addresses (10.233.1x.0/24) and UDP ports. Set
-//! `NIC_EMU_E2E_KEEP=1` to keep the consoles and logs of passing runs too.
+//! uses its own namespace, socket, addresses and UDP ports. Set `NIC_EMU_E2E_KEEP=1` to
+//! keep the consoles and logs of passing runs too (failing runs always keep them), and
+//! `NIC_EMU_E2E_CLI=PATH` to test another nic-emu-cli build.
 //!
 //! Run: `cargo test --test e2e_qemu -- --nocapture` (as root, after provisioning).
 
 mod common;
 mod e2e;
 
-use std::path::Path;
 use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use e2e::*;
-
-/// Longest wait for a guest to print RIG-READY (boot + driver probe + carrier, TCG).
-const READY: Duration = Duration::from_secs(90);
-
-/// Host side of a tap scenario after the guest is up: ping the guest from the namespace,
-/// then let the guest power off (it waits on `nc -l` so the host ping has a live peer).
-fn host_pings_then_releases(rig: &Rig, ns: &Netns, guest_ip: &str, size: u32) -> String {
-    let bb = rig.busybox();
-    let size = size.to_string();
-    let ping = run(&mut ns.cmd(&bb, &["ping", "-c", "3", "-W", "2", "-s", &size, guest_ip]));
-    let ping_out = format!(
-        "{}{}",
-        String::from_utf8_lossy(&ping.stdout),
-        String::from_utf8_lossy(&ping.stderr)
-    );
-    release_guest(rig, ns, guest_ip);
-    ping_out
-}
-
-/// Connect to the guest's `nc -l -p 7777` (retrying while it is not listening yet); the
-/// guest then stops waiting.
-fn release_guest(rig: &Rig, ns: &Netns, guest_ip: &str) {
-    let bb = rig.busybox();
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(20) {
-        let out = run(&mut ns.cmd(&bb, &["nc", "-w", "2", guest_ip, "7777"]));
-        if out.status.success() {
-            return;
-        }
-        sleep(Duration::from_millis(300));
-    }
-    eprintln!("e2e: could not reach the guest's release port; it will time out");
-}
-
-/// Guest command for a tap scenario: run `pre`, print PRE-DONE (the host starts pinging
-/// then), wait for the host's release in the background, ping the host with `size`-byte
-/// payloads, wait, report.
-fn tap_guest_cmd(host_ip: &str, pre: &str, size: u32) -> String {
-    format!(
-        "{pre}echo PRE-DONE\n\
-         (timeout 40 nc -l -p 7777 </dev/null >/dev/null; echo RELEASED=$?) &\n\
-         {}wait\n{}",
-        guest_ping_sized("G2H", host_ip, 3, size),
-        guest_report()
-    )
-}
-
-/// What a tap round does besides the defaults.
-#[derive(Clone, Copy)]
-struct RoundOpts<'a> {
-    /// Guest shell lines run before the pings.
-    pre: &'a str,
-    /// ICMP payload bytes of both pings.
-    size: u32,
-}
-
-const DEFAULT_ROUND: RoundOpts<'static> = RoundOpts { pre: "", size: 56 };
-
-/// A tap-backed nic-emu-cli's setting: rig, work dir, namespace, vfio-user socket.
-struct TapSetup<'a> {
-    rig: &'a Rig,
-    wd: &'a Workdir,
-    ns: &'a Netns,
-    sock: &'a Path,
-}
-
-impl TapSetup<'_> {
-    /// One guest on the socket: pings both ways. Returns the guest's run and the host's
-    /// ping output.
-    fn round(
-        &self,
-        name: &str,
-        host_ip: &str,
-        guest_cidr: &str,
-        opts: RoundOpts,
-    ) -> (GuestRun, String) {
-        let guest_ip = guest_cidr.split('/').next().unwrap_or(guest_cidr);
-        let sock_s = self.sock.display().to_string();
-        let mut g = Guest::boot(
-            self.rig,
-            self.wd,
-            name,
-            &[
-                "--nic",
-                "vfio-user",
-                "--socket",
-                &sock_s,
-                "--guest-ip",
-                guest_cidr,
-            ],
-            &tap_guest_cmd(host_ip, opts.pre, opts.size),
-        );
-        g.wait_console("PRE-DONE", READY);
-        let host_ping = host_pings_then_releases(self.rig, self.ns, guest_ip, opts.size);
-        (g.finish(), host_ping)
-    }
-}
-
-fn assert_host_ping(name: &str, out: &str) {
-    assert!(
-        out.contains("3 packets transmitted, 3 packets received"),
-        "{name}: host -> guest ping:\n{out}"
-    );
-}
-
-fn assert_cli_alive(cli: &mut Proc) {
-    if let Some(st) = cli.try_wait() {
-        panic!("{} exited ({st}):\n{}", cli.name, cli.log_tail(40));
-    }
-}
-
-/// Stop nic-emu-cli with SIGTERM: it must exit 0 within 5 s.
-fn stop_cli(cli: &mut Proc) {
-    let st = cli.stop(Duration::from_secs(5));
-    assert!(
-        st.is_some_and(|s| s.success()),
-        "{}: SIGTERM did not end it cleanly ({st:?}):\n{}",
-        cli.name,
-        cli.log_tail(40)
-    );
-}
 
 /// Scenarios 1 and 2: nic-emu-cli on a tap in a namespace; a guest pings the host 3/3
 /// and the host pings the guest 3/3; the e1000 driver probed cleanly (MAC, link up,
@@ -266,31 +153,6 @@ fn e2e_tap_record_pcap_has_icmp_both_ways() {
         );
     }
     eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());
-}
-
-/// Guest command for a two-guest scenario: ping the peer, then stay up until the peer's
-/// pings have arrived too (at least 3 echo requests, or 30 s), report.
-fn peer_guest_cmd(peer_ip: &str) -> String {
-    format!(
-        "{}echos() {{ awk '/^Icmp:/ {{ if (!c) {{ for (i = 2; i <= NF; i++) if ($i == \"InEchos\") c = i }} else print $c }}' /proc/net/snmp; }}\n\
-         i=0; while [ \"$(echos)\" -lt 3 ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done\n\
-         sleep 1\necho IN_ECHOS=$(echos)\n{}",
-        guest_ping("PEER", peer_ip, 3),
-        guest_report()
-    )
-}
-
-/// The guest answered at least 3 echo requests (its peer's pings).
-fn assert_got_echos(r: &GuestRun) {
-    let n: u64 = r
-        .value("IN_ECHOS")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    assert!(
-        n >= 3,
-        "{}: only {n} echo requests arrived from the peer",
-        r.name
-    );
 }
 
 /// Scenario 3: two guests, each with its own nic-emu-cli, joined by the UDP backend on
@@ -521,54 +383,8 @@ fn e2e_pcap_replay_guest_receives_every_datagram() {
     eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());
 }
 
-/// The `Udp:` counters of /proc/net/snmp as (name, value).
-fn snmp_udp(snmp: &str) -> Vec<(String, u64)> {
-    let lines: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
-    let (Some(names), Some(values)) = (lines.first(), lines.get(1)) else {
-        panic!("no Udp lines in /proc/net/snmp:\n{snmp}");
-    };
-    names
-        .split_whitespace()
-        .skip(1)
-        .zip(values.split_whitespace().skip(1))
-        .map(|(n, v)| (n.to_string(), v.parse().unwrap_or(u64::MAX)))
-        .collect()
-}
-
 /// Bytes moved each way in the TCP scenario.
 const BULK_BYTES: usize = 16 << 20;
-
-/// `n` pseudo-random bytes (xorshift64), so compression or a zero page hides nothing.
-fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(n + 8);
-    while v.len() < n {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        v.extend_from_slice(&seed.to_le_bytes());
-    }
-    v.truncate(n);
-    v
-}
-
-/// md5 of a file, computed by the guest's busybox on the host.
-fn md5_file(rig: &Rig, path: &Path) -> String {
-    let out = run_ok(Command::new(rig.busybox()).arg("md5sum").arg(path));
-    out.split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Seconds between two `/proc/uptime` values the guest printed.
-fn guest_secs(r: &GuestRun, from: &str, to: &str) -> f64 {
-    let v = |k: &str| {
-        r.value(k)
-            .and_then(|x| x.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    v(to) - v(from)
-}
 
 /// Scenario 7: bulk TCP both ways over the tap, checked end to end: the guest downloads
 /// 16 MiB of random data from busybox httpd in the namespace and uploads 16 MiB of its own
@@ -583,21 +399,9 @@ fn e2e_tap_tcp_bulk_both_ways_md5() {
     let wd = Workdir::new("bulk");
     let mut ns = Netns::new("bulk");
     ns.add_tap("ne-tap0", "10.233.17.1/24");
-    let www = wd.path("www");
-    std::fs::create_dir_all(&www).expect("www dir");
-    let blob = www.join("blob");
-    std::fs::write(&blob, random_bytes(BULK_BYTES, 0x9E37_79B9_7F4A_7C15)).expect("blob");
+    let (_httpd, blob) = start_httpd(&rig, &wd, &ns, "10.233.17.1", BULK_BYTES);
     let down_md5 = md5_file(&rig, &blob);
     let bb = rig.busybox();
-    let www_s = www.display().to_string();
-    let _httpd = Proc::spawn(
-        "httpd",
-        ns.cmd(
-            &bb,
-            &["httpd", "-f", "-p", "10.233.17.1:8080", "-h", &www_s],
-        ),
-        &wd.path("httpd.log"),
-    );
     let upload = wd.path("upload");
     let mut nc = Proc::spawn_open_stdin(
         "nc-listen",
@@ -716,6 +520,96 @@ fn e2e_tap_jumbo_mtu_9000_ping_both_ways() {
         host_ping.contains("8008 bytes from"),
         "host ping replies are not 8000-byte payloads:\n{host_ping}"
     );
+    stop_cli(&mut cli);
+    eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());
+}
+
+/// Scenario 9: QEMU is SIGKILLed in the middle of a download (DMA and interrupts in
+/// flight). nic-emu-cli survives, and the next QEMU on the same socket finds a working
+/// card: clean probe, pings both ways.
+#[test]
+fn e2e_qemu_killed_mid_transfer_next_guest_works() {
+    const T: &str = "e2e_qemu_killed_mid_transfer_next_guest_works";
+    let Some(rig) = Rig::get(T, true) else { return };
+    let _serial = serial();
+    let t0 = Instant::now();
+    let wd = Workdir::new("kill");
+    let mut ns = Netns::new("kill");
+    ns.add_tap("ne-tap0", "10.233.19.1/24");
+    let (_httpd, _blob) = start_httpd(&rig, &wd, &ns, "10.233.19.1", 16 << 20);
+    let sock = wd.path("ne.sock");
+    let mac = "52:54:00:e2:e0:19";
+    let mut cli = NicEmu {
+        backend: "tap,ifname=ne-tap0".into(),
+        mac,
+        record: None,
+        netns: Some(&ns),
+    }
+    .start(&wd, "nic-emu", &sock);
+    let s = sock.display().to_string();
+    let pidfile = wd.path("qemu.pid");
+    let pf = pidfile.display().to_string();
+    let mut victim = Guest::boot(
+        &rig,
+        &wd,
+        "victim",
+        &[
+            "--nic",
+            "vfio-user",
+            "--socket",
+            &s,
+            "--guest-ip",
+            "10.233.19.2/24",
+            "--qemu-arg",
+            "-pidfile",
+            "--qemu-arg",
+            &pf,
+        ],
+        "echo LOOP-START\nwhile true; do wget -q -O /dev/null http://10.233.19.1:8080/blob; done\n",
+    );
+    victim.wait_console("LOOP-START", READY);
+    // Kill once more than one blob went to the guest: mid-way through a later download.
+    let to_guest = || -> u64 {
+        ns.sysfs("ne-tap0", "statistics/tx_bytes")
+            .parse()
+            .unwrap_or(0)
+    };
+    let start = Instant::now();
+    while to_guest() < 24 << 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "download stalled at {} bytes:\n{}",
+            to_guest(),
+            tail(&victim.console(), 30)
+        );
+        sleep(Duration::from_millis(50));
+    }
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .expect("QEMU pid file");
+    // SAFETY: kill(2) on the pid QEMU wrote to our own pid file; no memory involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0, "kill QEMU");
+    let run = victim.finish();
+    assert_eq!(
+        run.rc,
+        Some(125),
+        "boot-guest.sh should report QEMU gone without RIG-EXIT"
+    );
+    sleep(Duration::from_millis(500));
+    assert_cli_alive(&mut cli);
+
+    let setup = TapSetup {
+        rig: &rig,
+        wd: &wd,
+        ns: &ns,
+        sock: &sock,
+    };
+    let (run, host_ping) = setup.round("next", "10.233.19.1", "10.233.19.2/24", DEFAULT_ROUND);
+    run.assert_ok();
+    run.assert_e1000_healthy(mac);
+    run.assert_ping("G2H", 3);
+    assert_host_ping("next", &host_ping);
     stop_cli(&mut cli);
     eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());
 }
