@@ -61,7 +61,12 @@ fn build() -> &'static Built {
         let out_dir = stdout
             .lines()
             .filter(|l| l.contains("\"reason\":\"build-script-executed\""))
-            .filter(|l| l.contains("nic-emu"))
+            .filter(|l| {
+                // "path+file:///...#nic-emu@0.1.0" (older cargo: "nic-emu 0.1.0 (path+...)");
+                // other packages' out_dir may contain "nic-emu" in the target path.
+                json_str(l, "package_id")
+                    .is_some_and(|id| id.contains("#nic-emu@") || id.starts_with("nic-emu "))
+            })
             .find_map(|l| json_str(l, "out_dir"))
             .expect("cargo reported the build script's OUT_DIR");
         let lib = target.join("debug/libnic_emu.a");

@@ -30,7 +30,7 @@
 //!
 //! * Every function returns a [`NicEmuStatus`] (0 is success, errors are negative) or, for
 //!   the two string functions, a static string. Results go through out-pointers, which
-//!   are written only on success.
+//!   are written only on success (`nic_emu_create` also sets `*out` to NULL on failure).
 //! * NULL pointers, lengths that are zero, too large or not an access size (1, 2, 4, 8),
 //!   and offsets outside a region are rejected with an error; nothing is done.
 //! * No panic crosses the boundary: each call runs under `catch_unwind`. After a caught
@@ -44,7 +44,15 @@
 //!   host memory must be page-aligned (`mmap`, `posix_memalign`), readable and writable,
 //!   and must stay valid until the device is destroyed or given another map. The device
 //!   never reads or writes outside these ranges; a DMA elsewhere fails and is counted in
-//!   `dma_errors`.
+//!   `dma_errors`. (Mapped memory rather than DMA callbacks: descriptors and buffers are
+//!   copied once, bounds-checked by vm-memory, with no call out of the library per DMA.)
+//! * Received frames are pushed in with `nic_emu_receive_frame`. The outcome
+//!   `NIC_EMU_RX_OUTCOME_NO_ROOM` means the guest's ring is full: keep the frame and offer
+//!   it again once `nic_emu_rx_ready` is true (check after each BAR write, which is how
+//!   the guest frees buffers).
+//! * Time: with `NIC_EMU_CLOCK_MANUAL` the embedder moves the clock
+//!   (`nic_emu_set_time_ns`, `nic_emu_advance_time_ns`); either way it calls
+//!   `nic_emu_run_timers` at `nic_emu_next_timer_deadline` for interrupt moderation.
 
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicUsize, Ordering};
