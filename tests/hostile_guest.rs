@@ -296,3 +296,38 @@ proptest! {
         });
     }
 }
+
+#[test]
+fn one_tail_write_does_bounded_work_and_the_rest_follows() {
+    use nic_emu::device::tx::TX_FRAME_BUDGET;
+    watchdog(20, || {
+        let (mut g, wire) = FakeGuest::with_wire();
+        g.linux_probe();
+        g.linux_open(8192, 8);
+        let f = frame(PEER, MAC, 0x0800, 50, 1);
+        g.bus.ram().write(TX_BUFS, &f).unwrap();
+        let n = TX_FRAME_BUDGET as u32 + 1000;
+        for _ in 0..n {
+            g.write_tx_desc(TX_BUFS, f.len() as u16, TXD_EOP | TXD_IFCS, 0);
+        }
+        let tail = g.tx_tail;
+        g.wr(TDT, tail);
+        assert_eq!(
+            wire.take_sent().len() as u64,
+            TX_FRAME_BUDGET,
+            "one write, one budget"
+        );
+        assert!(g.bus.device().tx_pending());
+        assert_eq!(g.rd(TDH), TX_FRAME_BUDGET as u32);
+        assert_eq!(g.rd(ICR) & ICR_TXQE, 0, "not empty yet");
+        g.bus.poll();
+        assert_eq!(
+            wire.take_sent().len(),
+            1000,
+            "the event loop finishes the ring"
+        );
+        assert!(!g.bus.device().tx_pending());
+        assert_eq!(g.rd(TDH), n);
+        assert_ne!(g.rd(ICR) & ICR_TXQE, 0);
+    });
+}

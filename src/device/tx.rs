@@ -59,6 +59,12 @@ pub const STA_DD: u8 = 1 << 0;
 /// Bytes kept free before the frame in the buffer, for VLAN tag insertion.
 const HEADROOM: usize = 4;
 
+/// Frames (TSO segments included) one call of [`E1000::process_tx`] sends at most. A
+/// hostile TSO context (MSS 16, PAYLEN 1 MiB per packet, 64 Ki descriptors) could
+/// otherwise keep one register write busy for minutes; past the budget the engine stops
+/// at a descriptor boundary and [`E1000::tx_pending`] asks the caller to come back.
+pub const TX_FRAME_BUDGET: u64 = 4096;
+
 /// Descriptor types of extended descriptors (DTYP).
 const DTYP_CONTEXT: u8 = 0;
 const DTYP_DATA: u8 = 1;
@@ -107,6 +113,8 @@ pub(crate) struct TxState {
     pkt: Packet,
     /// Problems logged (rate-limits the log, not the counting).
     logged: u64,
+    /// The last pass stopped at [`TX_FRAME_BUDGET`] with descriptors left.
+    more: bool,
 }
 
 impl Default for TxState {
@@ -118,6 +126,7 @@ impl Default for TxState {
             tso_ctx: Context::default(),
             pkt: Packet::default(),
             logged: 0,
+            more: false,
         }
     }
 }
@@ -127,6 +136,7 @@ impl TxState {
         self.csum_ctx = Context::default();
         self.tso_ctx = Context::default();
         self.pkt = Packet::default();
+        self.more = false;
     }
 }
 
@@ -152,6 +162,8 @@ impl E1000 {
         }
         let base = (u64::from(self.reg(TDBAH)) << 32) | u64::from(self.reg(TDBAL));
         let frames_before = self.metrics.tx_frames;
+        let attempted_before = frames_before + self.metrics.tx_backend_drops;
+        self.tx.more = false;
         let mut buf = std::mem::take(&mut self.tx.buf);
         let mut wrote_back = false;
         let mut delay = true;
@@ -183,6 +195,11 @@ impl E1000 {
                 ));
             }
             head = (head + 1) % ring;
+            let attempted = self.metrics.tx_frames + self.metrics.tx_backend_drops;
+            if head != tail && attempted - attempted_before >= TX_FRAME_BUDGET {
+                self.tx.more = true;
+                break;
+            }
         }
         self.tx.buf = buf;
         self.set_reg(TDH, head);
@@ -191,10 +208,25 @@ impl E1000 {
             let (tidv, tadv) = (self.reg(TIDV), self.reg(TADV));
             self.irq.tx_done(now, delay, tidv, tadv);
         }
-        self.irq.raise(ICR_TXQE, now);
+        if head == tail {
+            self.irq.raise(ICR_TXQE, now);
+        }
         if self.metrics.tx_frames != frames_before {
             // Loopback-style backends have the frames ready to receive now.
             self.poll_backend();
+        }
+    }
+
+    /// Whether the last [`process_tx`](Self::process_tx) stopped at its work budget with
+    /// descriptors left: the caller (event loop, bus) should call it again soon.
+    pub fn tx_pending(&self) -> bool {
+        self.tx.more
+    }
+
+    /// Continue transmitting if the last pass stopped at its budget.
+    pub fn resume_tx(&mut self) {
+        if self.tx.more {
+            self.process_tx();
         }
     }
 

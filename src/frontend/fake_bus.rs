@@ -192,6 +192,7 @@ impl FakePciBus {
     /// the number of frames delivered to the guest.
     pub fn poll(&mut self) -> usize {
         self.device.run_timers();
+        self.device.resume_tx();
         self.device.poll_backend()
     }
 }
