@@ -2,6 +2,7 @@
 //! helpers `tests_device` shares (guest RAM the "embedder" owns, callbacks that record).
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::ptr::{null, null_mut};
 
@@ -52,54 +53,59 @@ impl Drop for HostRam {
     }
 }
 
-/// What the callbacks record.
+/// What the callbacks record. Shared (`&Seen`) between the test and the callbacks, so
+/// every field that changes is a `Cell` or `RefCell`.
 #[derive(Default)]
 pub(super) struct Seen {
-    pub(super) dev: *mut NicEmuDevice,
-    pub(super) other: *mut NicEmuDevice,
-    pub(super) irq_levels: Vec<bool>,
-    pub(super) reentry: Option<NicEmuStatus>,
-    pub(super) other_call: Option<NicEmuStatus>,
-    pub(super) sent: Vec<Vec<u8>>,
-    pub(super) refuse_sends: bool,
+    pub(super) dev: Cell<*mut NicEmuDevice>,
+    pub(super) other: Cell<*mut NicEmuDevice>,
+    pub(super) irq_levels: RefCell<Vec<bool>>,
+    pub(super) reentry: Cell<Option<NicEmuStatus>>,
+    pub(super) other_call: Cell<Option<NicEmuStatus>>,
+    pub(super) sent: RefCell<Vec<Vec<u8>>>,
+    pub(super) refuse_sends: Cell<bool>,
 }
 
 pub(super) unsafe extern "C" fn on_send(user: *mut c_void, frame: *const u8, len: usize) -> bool {
-    // SAFETY: the tests pass a live `Seen` as user data; the device passes a valid frame.
+    // SAFETY: the tests pass a live `Seen` as user data (only shared references to it
+    // exist); the device passes a frame valid for `len` bytes.
     let (seen, frame) = unsafe {
         (
-            &mut *user.cast::<Seen>(),
+            &*user.cast_const().cast::<Seen>(),
             std::slice::from_raw_parts(frame, len),
         )
     };
-    seen.sent.push(frame.to_vec());
-    !seen.refuse_sends
+    seen.sent.borrow_mut().push(frame.to_vec());
+    !seen.refuse_sends.get()
 }
 
 pub(super) unsafe extern "C" fn on_irq(user: *mut c_void, asserted: bool) {
-    // SAFETY: the tests pass a live `Seen` as user data.
-    let seen = unsafe { &mut *user.cast::<Seen>() };
-    seen.irq_levels.push(asserted);
-    if !seen.dev.is_null() && seen.reentry.is_none() {
-        let mut ready = false;
+    // SAFETY: the tests pass a live `Seen` as user data (only shared references to it).
+    let seen = unsafe { &*user.cast_const().cast::<Seen>() };
+    seen.irq_levels.borrow_mut().push(asserted);
+    let mut ready = false;
+    if !seen.dev.get().is_null() && seen.reentry.get().is_none() {
         // SAFETY: `dev` is live for the whole test.
-        seen.reentry = Some(unsafe { nic_emu_rx_ready(seen.dev, &mut ready) });
+        seen.reentry.set(Some(unsafe {
+            nic_emu_rx_ready(seen.dev.get(), &mut ready)
+        }));
     }
-    if !seen.other.is_null() && seen.other_call.is_none() {
-        let mut ready = true;
+    if !seen.other.get().is_null() && seen.other_call.get().is_none() {
         // SAFETY: `other` is live for the whole test.
-        seen.other_call = Some(unsafe { nic_emu_rx_ready(seen.other, &mut ready) });
+        seen.other_call.set(Some(unsafe {
+            nic_emu_rx_ready(seen.other.get(), &mut ready)
+        }));
     }
 }
 
-pub(super) fn create(seen: *mut Seen) -> *mut NicEmuDevice {
+pub(super) fn create(seen: &Seen) -> *mut NicEmuDevice {
     let mut cfg = std::mem::MaybeUninit::<NicEmuConfig>::uninit();
     // SAFETY: valid for writes; initialised on success, which is asserted.
     let mut cfg = unsafe {
         assert_eq!(nic_emu_config_init(cfg.as_mut_ptr()), NicEmuStatus::Ok);
         cfg.assume_init()
     };
-    cfg.user_data = seen.cast();
+    cfg.user_data = std::ptr::from_ref(seen).cast_mut().cast();
     cfg.set_irq_level = Some(on_irq);
     cfg.send_frame = Some(on_send);
     let mut dev = null_mut();
@@ -209,8 +215,8 @@ fn null_pointers_are_rejected() {
         assert_eq!(nic_emu_get_metrics(d, &mut m), NullPointer);
         assert_eq!(nic_emu_reset(d), NullPointer);
 
-        let mut seen = Seen::default();
-        let dev = create(&mut seen);
+        let seen = Seen::default();
+        let dev = create(&seen);
         assert_eq!(nic_emu_config_read(dev, 0, null_mut(), 4), NullPointer);
         assert_eq!(nic_emu_config_write(dev, 0, null(), 4), NullPointer);
         assert_eq!(nic_emu_bar_read(dev, 0, 0, null_mut(), 4), NullPointer);
@@ -236,8 +242,8 @@ fn null_pointers_are_rejected() {
 #[test]
 fn bad_lengths_offsets_and_indices_are_rejected() {
     use NicEmuStatus::*;
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
+    let seen = Seen::default();
+    let dev = create(&seen);
     let mut b = [0u8; 16];
     let mut o = NicEmuRxOutcome::Delivered;
     let big = vec![0u8; NIC_EMU_MAX_FRAME + 1];
@@ -305,8 +311,8 @@ fn bad_lengths_offsets_and_indices_are_rejected() {
 
 #[test]
 fn bad_memory_maps_are_rejected_and_the_old_map_kept() {
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
+    let seen = Seen::default();
+    let dev = create(&seen);
     let ram = HostRam::new(RAM_SIZE);
     bring_up_rx(dev, &ram);
     let page = |off: usize, gpa: u64, len: usize| NicEmuMemRegion {
@@ -348,8 +354,8 @@ fn bad_memory_maps_are_rejected_and_the_old_map_kept() {
 #[test]
 fn panics_become_a_status_and_poison_the_device() {
     assert_eq!(guard(|| panic!("test panic")), NicEmuStatus::Panicked);
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
+    let seen = Seen::default();
+    let dev = create(&seen);
     // SAFETY: live device.
     let h = unsafe { handle(dev) };
     assert_eq!(

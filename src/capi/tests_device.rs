@@ -1,6 +1,7 @@
 //! Unit tests of the C API doing device work: frames both ways, interrupts, the clock,
 //! reentry, threads.
 
+use std::cell::Cell;
 use std::ptr::null_mut;
 
 use super::tests::*;
@@ -9,9 +10,9 @@ use crate::device::regs::*;
 
 #[test]
 fn a_frame_lands_in_the_embedders_memory_and_raises_the_interrupt() {
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
-    seen.dev = dev;
+    let seen = Seen::default();
+    let dev = create(&seen);
+    seen.dev.set(dev);
     let ram = HostRam::new(RAM_SIZE);
     bring_up_rx(dev, &ram);
     let mut ready = false;
@@ -29,9 +30,9 @@ fn a_frame_lands_in_the_embedders_memory_and_raises_the_interrupt() {
     assert_eq!(u16::from_le_bytes([desc[8], desc[9]]), 60);
     assert_eq!(desc[12] & 0x03, 0x03, "DD|EOP");
     assert_eq!(ram.read(RX_BUFS, 60), f);
-    assert_eq!(seen.irq_levels, [true]);
+    assert_eq!(*seen.irq_levels.borrow(), [true]);
     assert_eq!(
-        seen.reentry,
+        seen.reentry.get(),
         Some(NicEmuStatus::Reentrant),
         "a callback calling into its own device is refused"
     );
@@ -41,7 +42,7 @@ fn a_frame_lands_in_the_embedders_memory_and_raises_the_interrupt() {
     assert_eq!(st, NicEmuStatus::Ok);
     assert!(level);
     assert_eq!(rd32(dev, ICR) & ICR_RXT0, ICR_RXT0);
-    assert_eq!(seen.irq_levels, [true, false]);
+    assert_eq!(*seen.irq_levels.borrow(), [true, false]);
     // A frame for another MAC is filtered; a runt is dropped.
     let mut other = frame_to([2, 9, 9, 9, 9, 9]);
     // SAFETY: as above.
@@ -69,26 +70,26 @@ fn a_frame_lands_in_the_embedders_memory_and_raises_the_interrupt() {
 
 #[test]
 fn a_callback_may_call_another_device() {
-    let mut seen_b = Seen::default();
-    let b = create(&mut seen_b);
-    let mut seen_a = Seen {
-        other: b,
+    let seen_b = Seen::default();
+    let b = create(&seen_b);
+    let seen_a = Seen {
+        other: Cell::new(b),
         ..Seen::default()
     };
-    let a = create(&mut seen_a);
+    let a = create(&seen_a);
     // Raise an interrupt on A by software (ICS), unmasked.
     wr32(a, IMS, ICR_LSC);
     wr32(a, ICS, ICR_LSC);
-    assert_eq!(seen_a.irq_levels, [true]);
-    assert_eq!(seen_a.other_call, Some(NicEmuStatus::Ok));
+    assert_eq!(*seen_a.irq_levels.borrow(), [true]);
+    assert_eq!(seen_a.other_call.get(), Some(NicEmuStatus::Ok));
     destroy(a);
     destroy(b);
 }
 
 #[test]
 fn manual_clock_drives_the_mitigation_timers() {
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
+    let seen = Seen::default();
+    let dev = create(&seen);
     let ram = HostRam::new(RAM_SIZE);
     bring_up_rx(dev, &ram);
     wr32(dev, RDTR, 100); // 100 x 1.024 us receive delay
@@ -107,7 +108,7 @@ fn manual_clock_drives_the_mitigation_timers() {
         assert_eq!(now, 1_000);
         nic_emu_receive_frame(dev, f.as_ptr(), f.len(), &mut o);
         assert_eq!(o, NicEmuRxOutcome::Delivered);
-        assert!(seen.irq_levels.is_empty(), "delayed by RDTR");
+        assert!(seen.irq_levels.borrow().is_empty(), "delayed by RDTR");
         assert_eq!(
             nic_emu_next_timer_deadline(dev, &mut deadline),
             NicEmuStatus::Ok
@@ -121,10 +122,10 @@ fn manual_clock_drives_the_mitigation_timers() {
             NicEmuStatus::Ok
         );
         assert_eq!(nic_emu_run_timers(dev), NicEmuStatus::Ok);
-        assert!(seen.irq_levels.is_empty(), "not yet due");
+        assert!(seen.irq_levels.borrow().is_empty(), "not yet due");
         assert_eq!(nic_emu_advance_time_ns(dev, 1), NicEmuStatus::Ok);
         assert_eq!(nic_emu_run_timers(dev), NicEmuStatus::Ok);
-        assert_eq!(seen.irq_levels, [true]);
+        assert_eq!(*seen.irq_levels.borrow(), [true]);
         assert_eq!(nic_emu_advance_time_ns(dev, u64::MAX), NicEmuStatus::Ok);
         assert_eq!(nic_emu_now_ns(dev, &mut now), NicEmuStatus::Ok);
         assert_eq!(now, u64::MAX, "saturates");
@@ -164,8 +165,8 @@ fn monotonic_clock_and_bad_clock_kind() {
 
 #[test]
 fn link_and_reset() {
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
+    let seen = Seen::default();
+    let dev = create(&seen);
     // SAFETY: live device.
     unsafe {
         assert_eq!(nic_emu_set_link(dev, false), NicEmuStatus::Ok);
@@ -200,16 +201,16 @@ fn transmit(dev: *mut NicEmuDevice, ram: &HostRam, slot: u64, frame: &[u8]) {
 
 #[test]
 fn transmitted_frames_reach_the_send_callback() {
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
+    let seen = Seen::default();
+    let dev = create(&seen);
     let ram = HostRam::new(RAM_SIZE);
     bring_up_rx(dev, &ram);
     let f = frame_to([2, 0, 0, 0, 0, 7]);
     transmit(dev, &ram, 0, &f);
-    assert_eq!(seen.sent, std::slice::from_ref(&f));
-    seen.refuse_sends = true;
+    assert_eq!(*seen.sent.borrow(), std::slice::from_ref(&f));
+    seen.refuse_sends.set(true);
     transmit(dev, &ram, 1, &f);
-    assert_eq!(seen.sent.len(), 2);
+    assert_eq!(seen.sent.borrow().len(), 2);
     let mut m = NicEmuMetrics::default();
     // SAFETY: live device, valid out-pointer.
     let st = unsafe { nic_emu_get_metrics(dev, &mut m) };
@@ -223,8 +224,8 @@ fn calls_from_several_threads_are_serialised() {
     struct SendPtr(*mut NicEmuDevice);
     // SAFETY: the C API allows calls from any thread; the device serialises them.
     unsafe impl Send for SendPtr {}
-    let mut seen = Seen::default();
-    let dev = create(&mut seen);
+    let seen = Seen::default();
+    let dev = create(&seen);
     let threads: Vec<_> = (0..2)
         .map(|_| {
             let p = SendPtr(dev);
