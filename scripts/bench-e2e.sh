@@ -177,6 +177,7 @@ stop_nic_emu() {
 ACCEL_USED=
 FAIL=0
 T0=$(date +%s.%N)
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 log "runs=$RUNS secs=$SECS nics=${NICLIST[*]} udp-bw=$UDPBW pings=$PINGS out=$OUT"
 for run in $(seq "$RUNS"); do
   for nic in "${NICLIST[@]}"; do
@@ -238,7 +239,7 @@ HYP=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -n1)
   echo "host: $CPU, $(nproc) CPUs${HYP:+, itself a VM under $HYP}; kernel $(uname -r); $("$NE_QEMU" --version | head -n1)"
   GK=$(cat "$OUT"/console-*.log 2>/dev/null | tr -d '\r' | sed -n 's/^RIG-KERNEL //p' | sort -u | tr '\n' ' ')
   echo "guest: Linux ${GK:-?}(Debian 12 initramfs, busybox + iperf3 3.12), 1 vCPU, 256 MB"
-  echo "runs=$RUNS secs=$SECS udp: -l 64 -b $UDPBW; pings=$PINGS at 0.2 s; load avg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "runs=$RUNS secs=$SECS udp: -l 64 -b $UDPBW; pings=$PINGS at 0.2 s; load avg at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "command: scripts/bench-e2e.sh $ARGV"
   echo
   report_text "$RES" "${NICLIST[@]}"

@@ -124,7 +124,7 @@ _BENCH_AWK_LIB='
       val[p[1], p[3], ++cnt[k]] = p[4] + 0
     }
   }
-  function fmt(v) { return (v >= 100 || v <= -100) ? sprintf("%.0f", v) : (v >= 10 ? sprintf("%.1f", v) : sprintf("%.3g", v)) }
+  function fmt(v) { if (v == int(v)) return sprintf("%d", v); return (v >= 100 || v <= -100) ? sprintf("%.0f", v) : (v >= 10 ? sprintf("%.1f", v) : sprintf("%.3g", v)) }
   function stats(nic, f,   n, i, j, v, a) {
     n = cnt[nic, f]; if (n == 0) { S_n = 0; return }
     for (i = 1; i <= n; i++) a[i] = val[nic, f, i]
