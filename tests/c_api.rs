@@ -154,9 +154,29 @@ fn embed_c_transmits_and_receives_through_the_c_api() {
         "mac: 52:54:00:c0:ff:ee",
         "tx: 1 frame(s) sent, 64 bytes",
         "rx: outcome 0, descriptor length 64, status 07, RDH 1, irq asserted",
-        "metrics: tx_frames 1 rx_frames 1 rx_filtered 1",
+        "timer: receive interrupt delayed 102400 ns, irq asserted after run_timers",
+        "metrics: tx_frames 1 rx_frames 2 rx_filtered 1",
         "embed: all checks passed",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    // Where valgrind is installed, the same run must show no memory errors or leaks
+    // (the library's allocations included). Without it this extra check is left out.
+    match Command::new("valgrind")
+        .args([
+            "--error-exitcode=9",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=all",
+        ])
+        .arg(&exe)
+        .output()
+    {
+        Ok(vg) => assert!(
+            vg.status.success(),
+            "embed under valgrind: {:?}\n{}",
+            vg.status.code(),
+            String::from_utf8_lossy(&vg.stderr)
+        ),
+        Err(e) => println!("valgrind not run ({e}): memory check left out"),
     }
 }
