@@ -378,3 +378,57 @@ fn strings_are_static_and_nul_terminated() {
     let v = unsafe { std::ffi::CStr::from_ptr(nic_emu_version()) };
     assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
 }
+
+/// (space, offset, length, value, write?): offsets near both ends of BAR0 and anywhere.
+fn access_strategy() -> impl proptest::strategy::Strategy<Value = (u32, u64, usize, u64, bool)> {
+    use proptest::prelude::*;
+    let offset = prop_oneof![0u64..0x20, 0x1FFF0u64..0x20010, any::<u64>()];
+    (0u32..4, offset, 0usize..12, any::<u64>(), any::<bool>())
+}
+
+proptest::proptest! {
+    /// Any BAR or config access the embedder makes either succeeds exactly when the
+    /// index, length and range are valid, or is rejected; the device never panics (a
+    /// caught panic would show as `Panicked`).
+    #[test]
+    fn any_access_is_accepted_exactly_when_valid(
+        ops in proptest::collection::vec(access_strategy(), 1..64)
+    ) {
+        let seen = Seen::default();
+        let dev = create(&seen);
+        let ram = HostRam::new(RAM_SIZE);
+        bring_up_rx(dev, &ram);
+        for (space, offset, len, value, write) in ops {
+            let mut buf = value.to_le_bytes().to_vec();
+            buf.resize(len.max(8), 0);
+            // space 0/1: BAR0/BAR1, 2: config space, 3: a BAR index that does not exist
+            let (size, bar) = match space {
+                0 => (0x2_0000u64, Some(0)),
+                1 => (0x40, Some(1)),
+                2 => (256, None),
+                _ => (0, Some(7)),
+            };
+            // SAFETY: live device; `buf` holds at least `len` bytes.
+            let st = unsafe {
+                match (bar, write) {
+                    (Some(b), true) => nic_emu_bar_write(dev, b, offset, buf.as_ptr(), len),
+                    (Some(b), false) => nic_emu_bar_read(dev, b, offset, buf.as_mut_ptr(), len),
+                    (None, true) => nic_emu_config_write(dev, offset, buf.as_ptr(), len),
+                    (None, false) => nic_emu_config_read(dev, offset, buf.as_mut_ptr(), len),
+                }
+            };
+            let expected = if space == 3 {
+                NicEmuStatus::InvalidArgument
+            } else if !matches!(len, 1 | 2 | 4 | 8) {
+                NicEmuStatus::InvalidLength
+            } else if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+                NicEmuStatus::OutOfRange
+            } else {
+                NicEmuStatus::Ok
+            };
+            proptest::prop_assert_eq!(st, expected, "space {} offset {:#x} len {}",
+                space, offset, len);
+        }
+        destroy(dev);
+    }
+}
