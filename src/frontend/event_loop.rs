@@ -41,6 +41,9 @@ pub struct Waker {
     fd: File,
     /// When the loop plans to wake on its own, in device-clock nanoseconds.
     sleep_until: AtomicU64,
+    /// At the loop's last pass the device could not take frames (receive ring full,
+    /// receiver off); the loop may have stopped watching the backend's fd.
+    rx_blocked: AtomicBool,
 }
 
 impl Waker {
@@ -57,6 +60,7 @@ impl Waker {
         Ok(Self {
             fd: File::from(fd),
             sleep_until: AtomicU64::new(0),
+            rx_blocked: AtomicBool::new(false),
         })
     }
 
@@ -74,6 +78,13 @@ impl Waker {
         if deadline < self.sleep_until.load(Ordering::Acquire) {
             self.wake();
         }
+    }
+
+    /// Whether the device could not take frames when the loop last looked (it may be
+    /// ignoring the backend's fd until woken): a frontend then wakes the loop when the
+    /// guest gives receive buffers (an RDT write).
+    pub fn rx_blocked(&self) -> bool {
+        self.rx_blocked.load(Ordering::Acquire)
     }
 
     /// Consume pending wake-ups.
@@ -181,9 +192,16 @@ impl EventLoop {
         let (delivered, progress, rx_fd, wait) = {
             let mut d = lock_device(&self.device);
             d.run_timers();
+            // Transmit work a register write left at the engine's budget.
+            d.resume_tx();
+            let tx_more = d.tx_pending();
             let before = rx_progress(&d.metrics());
             let delivered = d.poll_backend();
             let progress = rx_progress(&d.metrics()) != before;
+            // Published under the lock, so an RDT write after this point sees it.
+            self.waker
+                .rx_blocked
+                .store(!d.rx_ready(), Ordering::Release);
             let backend = d.backend_mut();
             let rx_fd = backend.rx_fd();
             let rx_deadline = backend.next_rx_deadline();
@@ -200,6 +218,10 @@ impl EventLoop {
             }
             if let Some(deadline) = rx_deadline {
                 wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+            }
+            if tx_more {
+                // Come straight back (after letting the frontend take the lock).
+                wait = Duration::ZERO;
             }
             // Published while the device is locked: an access that arms an earlier timer
             // after this point sees it and wakes us (Waker::wake_if_earlier).

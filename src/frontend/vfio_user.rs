@@ -386,12 +386,20 @@ fn in_region(index: u32, offset: u64, len: usize) -> bool {
         .is_some_and(|end| end <= region_size(index))
 }
 
-/// Registers whose writes give the event loop new work (receive buffers, transmit, enable).
-fn wakes_event_loop(offset: u64) -> bool {
+/// Whether a BAR0 write at `offset` must wake the event loop. Writes that change the
+/// receive or transmit set-up always do; RDT only when the loop last saw the device
+/// unable to take frames (the device itself takes waiting frames on an RDT write); TDT
+/// only when the transmit engine stopped at its budget (it receives loopback frames
+/// itself). Everything else is covered by the timer deadline check.
+fn wakes_event_loop(offset: u64, d: &E1000, waker: &Waker) -> bool {
     let dword = offset & !3;
-    [RDT, TDT, RCTL, TCTL, CTRL]
-        .iter()
-        .any(|&r| u64::from(r) == dword)
+    if dword == u64::from(RDT) {
+        waker.rx_blocked()
+    } else if dword == u64::from(TDT) {
+        d.tx_pending()
+    } else {
+        [RCTL, TCTL, CTRL].iter().any(|&r| u64::from(r) == dword)
+    }
 }
 
 /// One client's view of the server: the `vfio_user` callbacks.
@@ -436,7 +444,7 @@ impl ServerBackend for Connection<'_> {
             let wake = match region {
                 REGION_BAR0 => {
                     d.bar_write(Bar::Mmio, offset, data);
-                    wakes_event_loop(offset)
+                    wakes_event_loop(offset, &d, &self.shared.waker)
                 }
                 REGION_BAR1 => {
                     d.bar_write(Bar::Io, offset, data);
