@@ -230,3 +230,23 @@ pub fn start_httpd(
     );
     (httpd, blob)
 }
+
+/// The rig's initramfs with `/ne/cmd` = `cmd` appended as a second gzip'd cpio (what
+/// boot-guest.sh does), written to `out`: for guests the test boots without it.
+pub fn guest_initrd(rig: &Rig, wd: &Workdir, cmd: &str, out: &std::path::Path) {
+    let ov = wd.path("overlay");
+    std::fs::create_dir_all(ov.join("ne")).expect("overlay dir");
+    std::fs::write(ov.join("ne/cmd"), format!("{cmd}\n")).expect("overlay cmd");
+    let script = "cd \"$1\" && find . | LC_ALL=C sort | \"$2\" cpio -o -H newc -R 0:0 2>/dev/null | gzip -1 >\"$3\"";
+    let ov_gz = wd.path("overlay.cpio.gz");
+    run_ok(
+        Command::new("sh")
+            .args(["-c", script, "sh"])
+            .arg(&ov)
+            .arg(rig.busybox())
+            .arg(&ov_gz),
+    );
+    let mut initrd = std::fs::read(rig.guest_dir().join("initramfs.cpio.gz")).expect("initramfs");
+    initrd.extend(std::fs::read(&ov_gz).expect("overlay cpio"));
+    std::fs::write(out, initrd).expect("write initrd");
+}

@@ -1,4 +1,5 @@
-//! Guests booted with scripts/boot-guest.sh, and what their consoles say.
+//! Guests booted with scripts/boot-guest.sh (or a QEMU command line of the test's own),
+//! and what their consoles say.
 
 use std::fs;
 use std::path::PathBuf;
@@ -15,6 +16,8 @@ pub struct Guest {
     proc: Proc,
     console: PathBuf,
     started: Instant,
+    /// QEMU run directly (not by boot-guest.sh): the status comes from RIG-EXIT.
+    direct: bool,
 }
 
 /// How a guest ended.
@@ -48,6 +51,21 @@ impl Guest {
             proc,
             console,
             started: Instant::now(),
+            direct: false,
+        }
+    }
+
+    /// A QEMU the test starts itself (`qemu` must write the serial console to
+    /// `console`). [`finish`](Self::finish) waits at most [`GUEST_TIMEOUT`] and takes the
+    /// status from the console's `RIG-EXIT=` line (125 when there is none).
+    pub fn qemu(wd: &Workdir, name: &str, qemu: Command, console: PathBuf) -> Guest {
+        let proc = Proc::spawn(name, qemu, &wd.path(&format!("{name}.qemu.log")));
+        Guest {
+            name: name.to_string(),
+            proc,
+            console,
+            started: Instant::now(),
+            direct: true,
         }
     }
 
@@ -91,10 +109,21 @@ impl Guest {
         if st.is_none() {
             self.proc.stop(Duration::from_secs(5));
         }
+        let console = self.console();
+        let rc = if self.direct {
+            let exit = console
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("RIG-EXIT="))
+                .and_then(|v| v.trim().parse().ok());
+            Some(exit.unwrap_or(125))
+        } else {
+            st.and_then(|s| s.code())
+        };
         GuestRun {
             name: self.name.clone(),
-            rc: st.and_then(|s| s.code()),
-            console: self.console(),
+            rc,
+            console,
             script_log: self.proc.log_text(),
             wall: self.started.elapsed(),
         }

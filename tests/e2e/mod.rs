@@ -50,6 +50,8 @@ pub struct Rig {
     pub scripts: PathBuf,
     /// `${NIC_EMU_CACHE:-/var/cache/nic-emu}`.
     pub cache: PathBuf,
+    /// The QEMU binary (`$NIC_EMU_QEMU` or the rig's wrapper).
+    pub qemu: PathBuf,
 }
 
 impl Rig {
@@ -60,9 +62,13 @@ impl Rig {
         let cache = PathBuf::from(
             std::env::var("NIC_EMU_CACHE").unwrap_or_else(|_| "/var/cache/nic-emu".into()),
         );
+        let qemu = std::env::var("NIC_EMU_QEMU")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| cache.join("bin/qemu-system-x86_64"));
         let rig = Rig {
             scripts: Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts"),
             cache,
+            qemu,
         };
         if need_root && !can_run(test, is_root(), "needs root (netns, tap)") {
             return None;
@@ -72,10 +78,7 @@ impl Rig {
         if !can_run(test, writable, "needs root or a writable NIC_EMU_CACHE") {
             return None;
         }
-        let qemu = std::env::var("NIC_EMU_QEMU")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| rig.cache.join("bin/qemu-system-x86_64"));
-        let ok = qemu.exists()
+        let ok = rig.qemu.exists()
             && rig.cache.join("guest/initramfs.cpio.gz").exists()
             && rig.busybox().exists();
         if !can_run(
@@ -91,6 +94,16 @@ impl Rig {
     /// The guest's static busybox, runnable on the host.
     pub fn busybox(&self) -> PathBuf {
         self.cache.join("guest-root/bin/busybox")
+    }
+
+    /// The guest kernel and initramfs directory.
+    pub fn guest_dir(&self) -> PathBuf {
+        self.cache.join("guest")
+    }
+
+    /// The firmware directory of the rig's QEMU (option ROMs such as pxe-e1000.rom).
+    pub fn qemu_share(&self) -> PathBuf {
+        self.cache.join("qemu-root/usr/share/qemu")
     }
 
     /// scripts/boot-guest.sh.
