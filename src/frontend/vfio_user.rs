@@ -282,7 +282,7 @@ impl VfioUserServer {
         self.fresh_device();
         let n = self.shared.clients.fetch_add(1, Ordering::AcqRel) + 1;
         log::info!(
-            "vfio-user: waiting for client #{n} on {}",
+            "vfio-user: client #{n} connecting on {}",
             self.shared.path.display()
         );
         let mut conn = Connection {
