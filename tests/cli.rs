@@ -298,3 +298,28 @@ fn stale_socket_file_is_replaced() {
     assert!(status.success(), "{log}");
     assert!(!sock.exists());
 }
+
+#[test]
+fn stats_interval_logs_counters_periodically() {
+    let dir = scratch();
+    let sock = dir.join("s.sock");
+    let mut child = spawn_in(
+        &dir,
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--stats-interval",
+            "1",
+            "--link-down",
+        ],
+    );
+    wait_exists(&sock, &mut child);
+    std::thread::sleep(Duration::from_millis(1600));
+    let (status, log) = sigterm_and_wait(&mut child);
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("stats: tx 0 frames"),
+        "no periodic stats line: {log}"
+    );
+    assert!(log.contains("link down"), "{log}");
+}
