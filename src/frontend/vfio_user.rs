@@ -324,8 +324,9 @@ impl Frontend for VfioUserServer {
             s.spawn(|| {
                 while !done.load(Ordering::Acquire) {
                     if stop.load(Ordering::Acquire) {
+                        // Repeated until serve() returns: a client accepted just after
+                        // one shutdown is disconnected by the next.
                         handle.shutdown();
-                        break;
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -407,8 +408,18 @@ struct Connection<'a> {
     shared: &'a Shared,
 }
 
+impl Connection<'_> {
+    /// A client accepted after a shutdown request is disconnected at its first message.
+    fn check_stop(&self) {
+        if self.shared.stop.load(Ordering::Acquire) {
+            sys::shutdown_connections_on(&self.shared.path);
+        }
+    }
+}
+
 impl ServerBackend for Connection<'_> {
     fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
+        self.check_stop();
         if !in_region(region, offset, data.len()) {
             return Err(invalid(format!(
                 "read of {} bytes at {offset:#x} is outside region {region}",
@@ -433,6 +444,7 @@ impl ServerBackend for Connection<'_> {
     }
 
     fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.check_stop();
         if !in_region(region, offset, data.len()) {
             return Err(invalid(format!(
                 "write of {} bytes at {offset:#x} is outside region {region}",
