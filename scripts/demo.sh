@@ -53,17 +53,20 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 T0=$(date +%s.%N)
 
+have cargo || die "cargo not found: install Rust (https://rustup.rs) and run again"
+WORK=$(mktemp -d /tmp/nic-emu-demo.XXXXXX)
+SOCK=$WORK/nic-emu.sock PCAP=$WORK/demo.pcap CON=$WORK/console.log
+
 step "1. provision the QEMU rig (scripts/provision.sh; cached after the first run)"
 bash "$NE_SCRIPTS/provision.sh" | sed 's/^/    /'
 
 step "2. build nic-emu-cli (cargo build --release)"
-have cargo || die "cargo not found: install Rust (https://rustup.rs) and run again"
-(cd "$ROOT" && cargo build --release --bin nic-emu-cli 2>&1 | tail -n 2 | sed 's/^/    /')
+if ! (cd "$ROOT" && cargo build --release --bin nic-emu-cli) >"$WORK/build.log" 2>&1; then
+  tail -n 30 "$WORK/build.log" >&2; die "cargo build failed (log: $WORK/build.log)"
+fi
+tail -n 1 "$WORK/build.log" | sed 's/^ */    /'
 CLI=${CARGO_TARGET_DIR:-$ROOT/target}/release/nic-emu-cli
 [ -x "$CLI" ] || die "no $CLI after the build"
-
-WORK=$(mktemp -d /tmp/nic-emu-demo.XXXXXX)
-SOCK=$WORK/nic-emu.sock PCAP=$WORK/demo.pcap CON=$WORK/console.log
 
 step "3. network namespace $NS with tap $TAP ($HOST/24); the host's own interfaces are not touched"
 [ -e "/run/netns/$NS" ] && die "netns $NS exists (another demo running?); remove it with: ip netns del $NS"
