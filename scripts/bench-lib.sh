@@ -124,7 +124,12 @@ _BENCH_AWK_LIB='
       val[p[1], p[3], ++cnt[k]] = p[4] + 0
     }
   }
-  function fmt(v) { if (v == int(v)) return sprintf("%d", v); return (v >= 100 || v <= -100) ? sprintf("%.0f", v) : (v >= 10 ? sprintf("%.1f", v) : sprintf("%.3g", v)) }
+  function fmt(v,   r) {
+    if (v >= 100 || v <= -100) return sprintf("%.0f", v)
+    if (v >= 10) return sprintf("%.1f", v)
+    r = sprintf("%.3g", v); if (r !~ /[.e]/ && v != 0) r = sprintf("%.2f", v)
+    return r
+  }
   function stats(nic, f,   n, i, j, v, a) {
     n = cnt[nic, f]; if (n == 0) { S_n = 0; return }
     for (i = 1; i <= n; i++) a[i] = val[nic, f, i]
