@@ -126,7 +126,7 @@ _BENCH_AWK_LIB='
   }
   function fmt(v,   r) {
     if (v >= 100 || v <= -100) return sprintf("%.0f", v)
-    if (v >= 10) return sprintf("%.1f", v)
+    if (v >= 10) return (v == int(v)) ? sprintf("%d", v) : sprintf("%.1f", v)
     r = sprintf("%.3g", v); if (r !~ /[.e]/ && v != 0) r = sprintf("%.2f", v)
     return r
   }
