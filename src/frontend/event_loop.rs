@@ -199,9 +199,8 @@ impl EventLoop {
             let delivered = d.poll_backend();
             let progress = rx_progress(&d.metrics()) != before;
             // Published under the lock, so an RDT write after this point sees it.
-            self.waker
-                .rx_blocked
-                .store(!d.rx_ready(), Ordering::Release);
+            let rx_ok = d.rx_ready();
+            self.waker.rx_blocked.store(!rx_ok, Ordering::Release);
             let backend = d.backend_mut();
             let rx_fd = backend.rx_fd();
             let rx_deadline = backend.next_rx_deadline();
@@ -216,7 +215,10 @@ impl EventLoop {
             if let Some(deadline) = d.next_timer_deadline() {
                 wait = wait.min(Duration::from_nanos(deadline.saturating_sub(now)));
             }
-            if let Some(deadline) = rx_deadline {
+            // A backend's frame-ready deadline (pcap replay) only matters while the ring
+            // can take a frame; otherwise a deadline in the past would make us spin
+            // until the guest frees descriptors (an RDT write wakes us).
+            if let Some(deadline) = rx_deadline.filter(|_| rx_ok) {
                 wait = wait.min(deadline.saturating_duration_since(Instant::now()));
             }
             if tx_more {
@@ -440,6 +442,61 @@ mod tests {
         d.write_reg(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
         d.write_reg(RDT, n - 1);
         (Arc::new(Mutex::new(d)), clock, ours)
+    }
+
+    /// Like pcap replay at `timing=fast`: no fd, always a frame, a deadline already past.
+    struct FastReplay;
+
+    impl crate::backend::PacketBackend for FastReplay {
+        fn name(&self) -> String {
+            "fast-replay".into()
+        }
+        fn send(&mut self, _frame: &[u8]) -> io::Result<bool> {
+            Ok(true)
+        }
+        fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+            buf[..64].fill(0xFF);
+            Ok(Some(64))
+        }
+        fn next_rx_deadline(&self) -> Option<Instant> {
+            Instant::now().checked_sub(Duration::from_millis(1))
+        }
+    }
+
+    #[test]
+    fn a_past_backend_deadline_with_a_full_ring_does_not_spin() {
+        use crate::device::regs::*;
+        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+        let mut d = E1000::new(
+            DeviceConfig::default(),
+            Box::new(FastReplay),
+            Box::new(NoIrq),
+            clock.clone(),
+        );
+        let ram = crate::memory::GuestRam::anonymous(0, 1 << 20).unwrap();
+        for i in 0..8u64 {
+            ram.write_u64(0x1000 + i * 16, 0x10000 + i * 2048).unwrap();
+        }
+        d.set_memory(ram);
+        d.config_write(4, &7u16.to_le_bytes());
+        d.write_reg(RDBAL, 0x1000);
+        d.write_reg(RDLEN, 8 * 16);
+        d.write_reg(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
+        d.write_reg(RDT, 7); // fills the ring at once: 7 frames
+        let dev = Arc::new(Mutex::new(d));
+        let mut lp = EventLoop::new(dev.clone(), clock).unwrap();
+        lp.set_max_sleep(Duration::from_millis(50));
+        let t = Instant::now();
+        let mut n = 0;
+        while t.elapsed() < Duration::from_millis(200) {
+            lp.iterate().unwrap();
+            n += 1;
+        }
+        assert_eq!(lock_device(&dev).metrics().rx_frames, 7);
+        assert!(
+            n <= 6,
+            "{n} iterations in 200 ms with a full ring and a past deadline"
+        );
     }
 
     #[test]
