@@ -65,10 +65,11 @@ NS=nb-e2e-$$ TAP=nb-tap0 HOST=10.233.77.1 GUEST=10.233.77.2 PFX=24
 SOCK=$OUT/nic-emu.sock
 SPID= CPID= BPID=
 cleanup() {
-  [ -n "$BPID" ] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
-  [ -n "$CPID" ] && kill "$CPID" 2>/dev/null
+  set +e
+  if [ -n "$BPID" ]; then kill "$BPID" 2>/dev/null; wait "$BPID" 2>/dev/null; fi
+  if [ -n "$CPID" ]; then kill "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null; fi
   [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
-  ip netns del "$NS" 2>/dev/null || true   # takes its taps with it
+  ip netns del "$NS" 2>/dev/null   # takes its taps with it
   rm -f "$SOCK"
 }
 trap cleanup EXIT
