@@ -1,7 +1,8 @@
 //! More end-to-end scenarios with real QEMU guests on nic-emu-cli (see tests/e2e_qemu.rs
 //! for the basic ones, the rig and how to run): 7 16 MiB of TCP each way over the tap,
 //! md5-checked; 8 jumbo frames (MTU 9000); 9 QEMU SIGKILLed mid-transfer, the next QEMU
-//! works; 10 iPXE netboots Linux over HTTP through the emulated card.
+//! works; 10 iPXE netboots Linux over HTTP through the emulated card; 11 `--link-down`:
+//! the driver binds but sees no carrier and nothing passes.
 //!
 //! Same rules as tests/e2e_qemu.rs: root and the provisioned rig, or `SKIP:`; one
 //! scenario at a time (cargo runs the two test binaries one after the other).
@@ -357,4 +358,76 @@ fn e2e_ipxe_netboots_linux_over_http() {
         t0.elapsed().as_secs_f64(),
         run.wall.as_secs_f64()
     );
+}
+
+/// Scenario 11: `--link-down` (cable unplugged). The driver still binds with the MAC, but
+/// reports no link: carrier 0, no "Link is Up", and nothing gets through; no TX hang
+/// either (the driver does not queue to a link-down card).
+#[test]
+fn e2e_link_down_guest_sees_no_carrier() {
+    const T: &str = "e2e_link_down_guest_sees_no_carrier";
+    let Some(rig) = Rig::get(T, true) else { return };
+    let _serial = serial();
+    let t0 = Instant::now();
+    let wd = Workdir::new("linkdown");
+    let mut ns = Netns::new("linkdown");
+    ns.add_tap("ne-tap0", "10.233.21.1/24");
+    let sock = wd.path("ne.sock");
+    let mac = "52:54:00:e2:e0:21";
+    let mut cli = NicEmu {
+        backend: "tap,ifname=ne-tap0".into(),
+        mac,
+        record: None,
+        netns: Some(&ns),
+    }
+    .start_with(&wd, "nic-emu", &sock, &["--link-down"]);
+    let s = sock.display().to_string();
+    let cmd = format!(
+        "echo BEGIN-G2H; ping -c 2 -W 1 10.233.21.1; echo END-G2H rc=$?\n{}",
+        guest_report()
+    );
+    let g = Guest::boot(
+        &rig,
+        &wd,
+        "guest",
+        &[
+            "--nic",
+            "vfio-user",
+            "--socket",
+            &s,
+            "--guest-ip",
+            "10.233.21.2/24",
+            "--carrier-wait",
+            "2",
+        ],
+        &cmd,
+    );
+    let run = g.finish();
+    run.assert_ok();
+    assert!(
+        run.console.contains("RIG-NOCARRIER eth0"),
+        "guest saw a carrier"
+    );
+    assert_eq!(run.value("CARRIER").as_deref(), Some("0"), "eth0 carrier");
+    assert_eq!(
+        run.value("RX_PACKETS").as_deref(),
+        Some("0"),
+        "frames delivered with the link down"
+    );
+    let dmesg = run.dmesg();
+    assert!(
+        dmesg
+            .lines()
+            .any(|l| l.contains("e1000 0000:00:02.0 eth0:") && l.contains(mac)),
+        "driver did not bind:\n{dmesg}"
+    );
+    assert!(!dmesg.contains("Link is Up"), "link came up:\n{dmesg}");
+    run.assert_no_e1000_errors();
+    assert!(
+        run.section("G2H").contains("0 packets received"),
+        "a ping got through a link-down card:\n{}",
+        run.section("G2H")
+    );
+    stop_cli(&mut cli);
+    eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());
 }

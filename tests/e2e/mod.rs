@@ -177,6 +177,11 @@ pub struct NicEmu<'a> {
 impl NicEmu<'_> {
     /// Start the server on `socket` and wait until the socket exists.
     pub fn start(&self, wd: &Workdir, name: &str, socket: &Path) -> Proc {
+        self.start_with(wd, name, socket, &[])
+    }
+
+    /// [`start`](Self::start) with more nic-emu-cli options.
+    pub fn start_with(&self, wd: &Workdir, name: &str, socket: &Path, extra: &[&str]) -> Proc {
         let _ = fs::remove_file(socket);
         let mut args: Vec<String> = vec![
             "--backend".into(),
@@ -190,6 +195,7 @@ impl NicEmu<'_> {
             args.push("--record".into());
             args.push(r.display().to_string());
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let cmd = match self.netns {
             Some(ns) => ns.cmd(cli(), &argv),
