@@ -167,9 +167,17 @@ start_nic_emu() { # LOGFILE
   warn "nic-emu-cli did not create $SOCK (log: $1)"
   return 1
 }
-stop_nic_emu() {
-  [ -n "$CPID" ] && stop_pid "$CPID" 5
-  wait "$CPID" 2>/dev/null || true
+stop_nic_emu() { # LOGFILE
+  local crc=0
+  [ -n "$CPID" ] || return 0
+  if ! kill -0 "$CPID" 2>/dev/null; then
+    wait "$CPID" 2>/dev/null || crc=$?
+    warn "nic-emu-cli exited (status $crc) before the guest finished; log: $1"
+  else
+    stop_pid "$CPID" 5
+    wait "$CPID" 2>/dev/null || crc=$?
+    [ "$crc" = 0 ] || warn "nic-emu-cli exit status $crc after SIGTERM; log: $1"
+  fi
   CPID=
   ip netns exec "$NS" ip link del "$TAP" 2>/dev/null || true
 }
@@ -208,7 +216,7 @@ for run in $(seq "$RUNS"); do
     else
       rc=255
     fi
-    [ "$nic" = nic-emu ] && stop_nic_emu
+    [ "$nic" = nic-emu ] && stop_nic_emu "$OUT/nic-emu-$run.log"
     stop_pid "$SPID" 2; SPID=
     a=$(sed -n 's/.*\[boot-guest\] nic=[^ ]* accel=\([a-z]*\).*/\1/p' "$err" 2>/dev/null | tail -n1)
     [ -n "$a" ] && ACCEL_USED=${ACCEL_USED:-$a}
