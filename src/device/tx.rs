@@ -59,7 +59,7 @@ pub const STA_DD: u8 = 1 << 0;
 /// Bytes kept free before the frame in the buffer, for VLAN tag insertion.
 const HEADROOM: usize = 4;
 
-/// Frames (TSO segments included) one call of [`E1000::process_tx`] sends at most. A
+/// Frames (TSO segments included) one call of `E1000::process_tx` sends at most. A
 /// hostile TSO context (MSS 16, PAYLEN 1 MiB per packet, 64 Ki descriptors) could
 /// otherwise keep one register write busy for minutes; past the budget the engine stops
 /// at a descriptor boundary and [`E1000::tx_pending`] asks the caller to come back.
@@ -217,7 +217,7 @@ impl E1000 {
         }
     }
 
-    /// Whether the last [`process_tx`](Self::process_tx) stopped at its work budget with
+    /// Whether the last `process_tx` stopped at its work budget with
     /// descriptors left: the caller (event loop, bus) should call it again soon.
     pub fn tx_pending(&self) -> bool {
         self.tx.more
