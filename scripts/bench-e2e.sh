@@ -233,7 +233,9 @@ for run in $(seq "$RUNS"); do
       FAIL=1
       warn "$tag: boot rc=$rc, $n/5 figures (console: $con, boot log: $err)"
     fi
-    log "$tag: done rc=$rc figures=$n ($(elapsed "$T0")s)"
+    ld=$(cut -d' ' -f1 /proc/loadavg)
+    printf '%s\t%s\tload1\t%s\n' "$nic" "$run" "$ld" >>"$RES"
+    log "$tag: done rc=$rc figures=$n load=$ld ($(elapsed "$T0")s)"
   done
 done
 
@@ -250,6 +252,10 @@ HYP=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -n1)
   echo "guest: Linux ${GK:-?}(Debian 12 initramfs, busybox + iperf3 3.12), 1 vCPU, 256 MB"
   echo "runs=$RUNS secs=$SECS udp: -l 64 -b $UDPBW; pings=$PINGS at 0.2 s; load avg at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "command: scripts/bench-e2e.sh $ARGV"
+  echo "1-min load average after each boot (about 1 is the benchmark itself; more is other work):"
+  for nic in "${NICLIST[@]}"; do
+    printf '  %-12s %s\n' "$nic" "$(awk -F'\t' -v k="$nic" '$1 == k && $3 == "load1" { printf "%s ", $4 }' "$RES")"
+  done
   echo
   report_text "$RES" "${NICLIST[@]}"
   echo

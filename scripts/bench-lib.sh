@@ -15,6 +15,7 @@
 #   ne_msg.PHASE  nic-emu: (reads + writes) / frames
 #   ne_irq.PHASE  nic-emu: interrupts raised / frames
 #   ne_fr.PHASE   nic-emu: frames counted in the phase (for judging the sample)
+#   load1         1-min load average after the boot (about 1 is the boot itself)
 #
 # Functions: cli_usable BIN, parse_console LOG NIC RUN, parse_nic_emu PHASES CLILOG
 #   RUN, report_text RES NIC..., report_markdown RES NIC..., report_costs text|md RES NIC...
