@@ -24,12 +24,17 @@
 # the guest's ld.so) and every tap live in a network namespace this script creates
 # and deletes; addresses are 10.233.77.1 (host side) and 10.233.77.2 (guest).
 # nic-emu: a persistent tap is created and addressed first; nic-emu-cli attaches to
-# it (--backend tap,ifname=TAP) and is stopped with SIGTERM after the boot; its exit
-# output is kept (nic-emu-<run>.log) and any counters in it are turned into per-packet
-# costs (see bench-lib.sh).
+# it (--backend tap,ifname=TAP --stats-interval 1) and is stopped with SIGTERM after
+# the boot. Its output, stamped with host time, is kept (nic-emu-<run>.log); the
+# guest's phase markers, stamped as they reach the console, are kept too
+# (phases-<nic>-<run>.log). Counters sampled inside each phase give per-packet costs:
+# register reads/writes (= vfio-user messages) and interrupts per frame; the guest's
+# /proc/interrupts and eth0 counters give interrupts per packet for every NIC
+# (bench-lib.sh).
 #
 # Output: min/median/max per figure and NIC, the ratios nic-emu / QEMU e1000 and
-# nic-emu / virtio, the accelerator (TCG or KVM), and a markdown table.
+# nic-emu / virtio, the accelerator (TCG or KVM), the load average after each boot,
+# a per-phase cost table, and both tables again in markdown.
 # Exit: 0 when every boot produced numbers, 1 otherwise (partial tables still print).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
