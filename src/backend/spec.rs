@@ -436,7 +436,7 @@ impl BackendSpec {
         toml::from_str(s).map_err(|e| SpecError::Toml(e.to_string()))
     }
 
-    /// Build the backend, wrapped in a [`PcapRecorder`](super::PcapRecorder) when
+    /// Build the backend, wrapped in a `PcapRecorder` (feature `pcap`) when
     /// `record` is set. A kind whose cargo feature is off is an error naming the feature.
     pub fn open(&self) -> Result<Box<dyn PacketBackend>, BackendError> {
         let inner = open_kind(&self.kind)?;
