@@ -110,7 +110,12 @@ pub struct EventLoop {
     stop: Arc<AtomicBool>,
     hook: Option<LoopHook>,
     max_sleep: Duration,
-    /// The last iteration found the backend fd readable but made no receive progress.
+    /// The backend fd was readable at the last wait.
+    rx_was_readable: bool,
+    /// Passes in a row that followed a readable fd and took no frame.
+    idle_readable_passes: u32,
+    /// The backend fd stays readable but the device takes nothing: stop watching it
+    /// until woken or a timeout.
     stalled: bool,
 }
 
@@ -144,6 +149,8 @@ impl EventLoop {
             stop: Arc::new(AtomicBool::new(false)),
             hook: None,
             max_sleep: Duration::from_millis(100),
+            rx_was_readable: false,
+            idle_readable_passes: 0,
             stalled: false,
         })
     }
@@ -239,22 +246,27 @@ impl EventLoop {
         };
         if progress {
             self.stalled = false;
+            self.idle_readable_passes = 0;
+        } else if self.rx_was_readable {
+            // Readable, yet nothing taken. Once may mean the frontend's thread took the
+            // frame first (a transmit polls the backend); twice in a row means the ring
+            // is full or RX is off: wait for the guest (a wake-up) instead of spinning.
+            self.idle_readable_passes = self.idle_readable_passes.saturating_add(1);
+            if self.idle_readable_passes >= 2 {
+                self.stalled = true;
+            }
         }
 
         let watch_rx = rx_fd.filter(|_| !self.stalled);
         let (woken, rx_readable) = poll_two(self.waker.raw_fd(), watch_rx, wait)?;
-        if woken {
-            self.waker.drain();
+        self.rx_was_readable = rx_readable;
+        if woken || !rx_readable {
+            // Woken by the frontend, or timed out: look at the fd again.
+            if woken {
+                self.waker.drain();
+            }
             self.stalled = false;
-        }
-        if rx_readable && !progress && delivered == 0 {
-            // Readable again right after a pass that took nothing: the ring is full (or
-            // RX is off). Wait for the guest (a wake-up) instead of spinning.
-            self.stalled = true;
-        }
-        if !woken && !rx_readable {
-            // Timed out: look at the fd again next time.
-            self.stalled = false;
+            self.idle_readable_passes = 0;
         }
         it.woken = woken;
         it.rx_readable = rx_readable;
@@ -552,6 +564,35 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_frame_taken_by_the_frontend_does_not_stop_the_loop_watching_the_backend() {
+        let (dev, clock, wire) = rx_device(8);
+        let mut lp = EventLoop::new(dev.clone(), clock).unwrap();
+        lp.set_max_sleep(Duration::from_secs(3));
+        let frame = [0xFFu8; 64];
+        let send_later = |wire: &std::os::unix::net::UnixDatagram| {
+            let w = wire.try_clone().unwrap();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                w.send(&frame).unwrap();
+            })
+        };
+        let t = send_later(&wire);
+        assert!(lp.iterate().unwrap().rx_readable);
+        t.join().unwrap();
+        // The frontend's thread (a transmit polls the backend) takes the frame first.
+        assert_eq!(lock_device(&dev).poll_backend(), 1);
+        // The loop's next pass finds nothing, yet it must still see the next frame.
+        let t = send_later(&wire);
+        let start = Instant::now();
+        let it = lp.iterate().unwrap();
+        t.join().unwrap();
+        assert!(it.rx_readable, "next frame not seen: {it:?}");
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert_eq!(lp.iterate().unwrap().delivered, 1);
+        assert_eq!(lock_device(&dev).metrics().rx_frames, 2);
     }
 
     #[test]

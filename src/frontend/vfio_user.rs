@@ -18,6 +18,7 @@
 
 pub mod intx;
 mod sys;
+mod tuning;
 
 use std::fs::File;
 use std::io;
@@ -37,10 +38,11 @@ use super::{Frontend, FrontendError};
 use crate::backend::PacketBackend;
 use crate::clock::{Clock, MonotonicClock};
 use crate::device::pci_config::CONFIG_SIZE;
-use crate::device::regs::{BAR0_SIZE, BAR1_SIZE, CTRL, RCTL, RDT, TCTL, TDT};
+use crate::device::regs::{BAR0_SIZE, BAR1_SIZE, CTRL, IMC, IMS, RCTL, RDT, TCTL, TDT};
 use crate::device::{Bar, DeviceConfig, E1000};
 use crate::memory::GuestRam;
 pub use intx::IntxEventfd;
+pub use tuning::DEFAULT_SOCKET_SPIN;
 
 /// vfio region index of BAR0.
 pub const REGION_BAR0: u32 = 0;
@@ -287,6 +289,7 @@ impl VfioUserServer {
         );
         let mut conn = Connection {
             shared: &self.shared,
+            spin: tuning::SocketSpin::from_env(),
         };
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.server.run(&mut conn)));
         match result {
@@ -406,6 +409,8 @@ fn wakes_event_loop(offset: u64, d: &E1000, waker: &Waker) -> bool {
 /// One client's view of the server: the `vfio_user` callbacks.
 struct Connection<'a> {
     shared: &'a Shared,
+    /// After a posted BAR write, poll for the client's next message for a while.
+    spin: tuning::SocketSpin,
 }
 
 impl Connection<'_> {
@@ -478,6 +483,13 @@ impl ServerBackend for Connection<'_> {
             self.shared.waker.wake_if_earlier(deadline);
         }
         self.shared.intx.after_access();
+        // QEMU posts BAR writes (no reply awaited). After a transmit (TDT), or an IMC
+        // or IMS write (Linux reads STATUS right after, to flush it), the next access
+        // follows soon: polling for it spares this thread a sleep and a wake-up.
+        let dword = offset & !3;
+        if region == REGION_BAR0 && [TDT, IMC, IMS].iter().any(|&r| u64::from(r) == dword) {
+            self.spin.after_posted_write(&self.shared.path);
+        }
         Ok(())
     }
 

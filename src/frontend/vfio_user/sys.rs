@@ -37,6 +37,17 @@ pub(crate) fn shutdown_connections_on(path: &Path) -> usize {
     n
 }
 
+/// A connected (accepted) socket in this process whose local address is `path`: the
+/// stream the `vfio_user` crate serves. Only ever polled, never read or closed.
+pub(crate) fn connection_on(path: &Path) -> Option<RawFd> {
+    let want = path.as_os_str().as_bytes();
+    std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()))
+        .find(|&fd| local_unix_path(fd).as_deref() == Some(want) && !is_listening(fd))
+}
+
 /// The filesystem path a Unix socket `fd` is bound to, if it is one.
 fn local_unix_path(fd: RawFd) -> Option<Vec<u8>> {
     // SAFETY: sockaddr_un is plain data; all-zero is a valid value.
