@@ -7,26 +7,9 @@
 mod common;
 mod tx_common;
 
-use std::sync::mpsc;
-use std::time::Duration;
-
 use common::*;
 use nic_emu::device::regs::*;
 use tx_common::*;
-
-/// Run `f` on its own thread; fail if it panics or takes longer than `secs`.
-fn watchdog<F: FnOnce() + Send + 'static>(secs: u64, f: F) {
-    let (tx, rx) = mpsc::channel();
-    let h = std::thread::spawn(move || {
-        f();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(()) => h.join().expect("no panic"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => h.join().expect("the case panicked"),
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hang: still running after {secs} s"),
-    }
-}
 
 const RAM: usize = 16 << 20;
 

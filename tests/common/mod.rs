@@ -456,3 +456,18 @@ pub fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Run `f` on its own thread; fail if it panics or takes longer than `secs`.
+pub fn watchdog<F: FnOnce() + Send + 'static>(secs: u64, f: F) {
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::channel();
+    let h = std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(()) => h.join().expect("no panic"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => h.join().expect("the case panicked"),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hang: still running after {secs} s"),
+    }
+}
