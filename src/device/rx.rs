@@ -187,8 +187,9 @@ impl E1000 {
             log::debug!("rx: runt frame of {} bytes dropped", frame.len());
             return RxOutcome::Dropped;
         }
-        let tagged =
-            u32::from(u16::from_be_bytes([frame[12], frame[13]])) == self.reg(VET) & 0xFFFF;
+        // A tag needs its 2-byte TCI after the type; shorter frames count as untagged.
+        let tagged = frame.len() >= 16
+            && u32::from(u16::from_be_bytes([frame[12], frame[13]])) == self.reg(VET) & 0xFFFF;
         let max = if rctl & RCTL_LPE != 0 {
             MAX_JUMBO_FRAME
         } else if tagged {
