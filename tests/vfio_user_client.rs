@@ -406,6 +406,75 @@ fn malformed_messages_leave_the_server_serving() {
     assert_ne!(rd(&mut c, STATUS) & STATUS_LU, 0);
 }
 
+/// A REGION_READ (command 9) or REGION_WRITE (10) message: header, offset, region,
+/// count, then `data`. `size` is the message size the header claims.
+fn region_msg(id: u16, command: u16, region: u32, offset: u64, count: u32, data: &[u8]) -> Vec<u8> {
+    let size = 32 + data.len() as u32;
+    let mut m = header(id, command, size, 0);
+    m.extend_from_slice(&offset.to_le_bytes());
+    m.extend_from_slice(&region.to_le_bytes());
+    m.extend_from_slice(&count.to_le_bytes());
+    m.extend_from_slice(data);
+    m
+}
+
+/// Split a byte stream of replies into (message id, flags, whole message).
+fn replies(mut bytes: &[u8]) -> Vec<(u16, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    while bytes.len() >= 16 {
+        let id = u16::from_le_bytes(bytes[0..2].try_into().unwrap());
+        let size = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        let flags = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        let size = size.clamp(16, bytes.len());
+        out.push((id, flags, bytes[..size].to_vec()));
+        bytes = &bytes[size..];
+    }
+    out
+}
+
+#[test]
+fn oversized_and_unknown_region_accesses_are_refused_and_the_stream_stays_in_step() {
+    const ERROR: u32 = 0x20;
+    let s = start();
+    let mut m = Vec::new();
+    // A read naming 4 GiB - 16 bytes of BAR0 (refused before any buffer is allocated).
+    m.extend(region_msg(1, 9, REGION_BAR0, 0, 0xFFFF_FFF0, &[]));
+    // A write of 16 bytes to a region that does not exist: refused, and its data must
+    // not be taken for the next message.
+    m.extend(region_msg(2, 10, 42, 0, 16, &[0xA5; 16]));
+    // A write larger than BAR1 (the 64-byte I/O window), with its data.
+    m.extend(region_msg(3, 10, REGION_BAR1, 0, 128, &[0x5A; 128]));
+    // Then a plain STATUS read, which must be answered.
+    m.extend(region_msg(4, 9, REGION_BAR0, u64::from(STATUS), 4, &[]));
+    let got = replies(&raw_session(&s.path, &m, true));
+    let ids: Vec<u16> = got.iter().map(|r| r.0).collect();
+    assert_eq!(
+        ids,
+        [1, 2, 3, 4],
+        "one reply per message, in order: {got:?}"
+    );
+    for (id, flags, _) in &got[..3] {
+        assert_ne!(flags & ERROR, 0, "message {id} must be refused");
+    }
+    let (_, flags, status) = &got[3];
+    assert_eq!(flags & ERROR, 0);
+    assert_eq!(status.len(), 32 + 4);
+    let v = u32::from_le_bytes(status[32..36].try_into().unwrap());
+    assert_ne!(
+        v & STATUS_LU,
+        0,
+        "STATUS read after the refused ones: {v:#x}"
+    );
+
+    // A refused write too large to skip (> 1 MiB) ends that connection; the server
+    // serves the next client.
+    let big = region_msg(5, 10, 42, 0, 64 << 20, &[]);
+    let got = replies(&raw_session(&s.path, &big, false));
+    assert!(got.iter().all(|r| r.1 & ERROR != 0), "{got:?}");
+    let mut c = Client::new(&s.path).unwrap();
+    assert_ne!(rd(&mut c, STATUS) & STATUS_LU, 0);
+}
+
 #[test]
 fn stale_socket_is_replaced_live_one_is_refused() {
     let path = socket_path();
