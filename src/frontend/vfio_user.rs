@@ -1,8 +1,10 @@
 //! A vfio-user server: QEMU (`-device vfio-user-pci`) or any vfio-user client attaches
 //! to the emulated 82540EM through a Unix socket.
 //!
-//! Built on the rust-vmm `vfio_user` crate. The device exposes the regions a PCI vfio
-//! device has: BAR0 (128 KiB of registers), BAR1 (the 64-byte I/O window) and 256 bytes
+//! Built on the rust-vmm `vfio_user` crate (nic-emu's fork of 0.1.7 in
+//! `vendor/vfio_user`: it adds the hook the socket polling of `tuning.rs` uses, and
+//! bounds region accesses before allocating them). The device exposes the regions a
+//! PCI vfio device has: BAR0 (128 KiB of registers), BAR1 (the 64-byte I/O window) and 256 bytes
 //! of configuration space; the other BARs, the ROM and VGA have size 0. Interrupts are
 //! INTx only, through the eventfd the client sends (see [`intx`]); MSI, MSI-X and REQ
 //! are declared with a count of 0, ERR with one vector that is never signalled.
@@ -29,7 +31,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, Server, ServerBackend, ServerRegion};
 
@@ -290,6 +292,7 @@ impl VfioUserServer {
         let mut conn = Connection {
             shared: &self.shared,
             spin: tuning::SocketSpin::from_env(),
+            bias: tuning::ReceiveBias::new(Instant::now()),
         };
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.server.run(&mut conn)));
         match result {
@@ -409,8 +412,11 @@ fn wakes_event_loop(offset: u64, d: &E1000, waker: &Waker) -> bool {
 /// One client's view of the server: the `vfio_user` callbacks.
 struct Connection<'a> {
     shared: &'a Shared,
-    /// After a posted BAR write, poll for the client's next message for a while.
+    /// After a posted BAR write, or a reply while the guest mostly receives, poll for
+    /// the client's next message for a while.
     spin: tuning::SocketSpin,
+    /// Whether the guest is a paced receiver (decides polling after replies).
+    bias: tuning::ReceiveBias,
 }
 
 impl Connection<'_> {
@@ -423,6 +429,10 @@ impl Connection<'_> {
 }
 
 impl ServerBackend for Connection<'_> {
+    fn before_receive(&mut self) {
+        self.spin.before_receive(&self.shared.path);
+    }
+
     fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
         self.check_stop();
         if !in_region(region, offset, data.len()) {
@@ -431,20 +441,29 @@ impl ServerBackend for Connection<'_> {
                 data.len()
             )));
         }
-        let deadline = {
+        let (deadline, receiving) = {
             let mut d = lock_device(&self.shared.device);
             match region {
                 REGION_BAR0 => d.bar_read(Bar::Mmio, offset, data),
                 REGION_BAR1 => d.bar_read(Bar::Io, offset, data),
                 _ => d.config_read(offset, data),
             }
-            d.next_timer_deadline()
+            let m = d.metrics();
+            let receiving = self.bias.update(Instant::now(), m.rx_frames, m.tx_frames);
+            (d.next_timer_deadline(), receiving)
         };
         if let Some(deadline) = deadline {
             // An ICR read may have started interrupt throttling.
             self.shared.waker.wake_if_earlier(deadline);
         }
         self.shared.intx.after_access();
+        // The guest's vCPU waits for this reply, and the driver's next access follows
+        // within tens of microseconds (Linux: ICR read, QEMU's UNMASK, IMC, a STATUS
+        // flush, then the NAPI poll's RDT writes). While the guest is a paced receiver
+        // (TCP), poll for it once the reply is out (tuning.rs says why only then).
+        if receiving && region != REGION_CONFIG {
+            self.spin.arm();
+        }
         Ok(())
     }
 
@@ -568,6 +587,11 @@ impl ServerBackend for Connection<'_> {
             fds.len()
         );
         if index == IRQ_INTX {
+            // QEMU unmasks INTx after the guest's first BAR access following an
+            // interrupt and waits for the reply; the handler's next access follows.
+            if self.bias.receiving() {
+                self.spin.arm();
+            }
             self.shared.intx.set_irqs(flags, start, count, fds)?;
             if self.shared.intx.recheck_pending() {
                 // The event loop re-signals if no access comes first.

@@ -1,17 +1,30 @@
-//! Latency tuning of the vfio-user socket thread: after a posted write that is usually
-//! followed at once by another access, poll the client's stream for a short while
-//! instead of going to sleep in the `vfio_user` crate's blocking receive.
+//! Latency tuning of the vfio-user socket thread: when the client's next message is
+//! due within microseconds, poll the client's stream for a short while instead of
+//! going to sleep in the `vfio_user` crate's blocking receive. Two moments:
+//!
+//! - after a posted write that is usually followed at once by another access (the
+//!   write's callback polls before it returns: no reply is owed);
+//! - after the reply to a register read or an interrupt unmask (the crate calls
+//!   [`ServerBackend::before_receive`](vfio_user::ServerBackend::before_receive), a
+//!   hook of nic-emu's fork of the crate, `vendor/vfio_user`), while the guest is a
+//!   paced receiver ([`ReceiveBias`]). The Linux driver's interrupt handler and NAPI poll are
+//!   such a chain: ICR read, UNMASK from QEMU, IMC write, STATUS read, then the RDT
+//!   writes that hand back descriptors, each releasing frames waiting in the backend.
+//!   While the guest mostly transmits, the host needs that CPU for the transmit work
+//!   and the tap (polling there cost TCP guest->host about 10 %), and during a flood
+//!   the sender needs it: polling is off then.
 //!
 //! On this project's test machine (a 2-CPU VM) waking a thread that sleeps costs about
-//! 20-25 us per hop; a thread that polls finds the message without that cost. See
-//! docs/PERFORMANCE.md, Optimisations. `NIC_EMU_SOCKET_SPIN_US` overrides the time
-//! ([`DEFAULT_SOCKET_SPIN`]; 0 turns polling off; capped at 10 ms).
+//! 20-25 us per hop, and every such hop inside a register read stalls the guest's
+//! vCPU. See docs/PERFORMANCE.md, Optimisations. `NIC_EMU_SOCKET_SPIN_US` overrides
+//! the time ([`DEFAULT_SOCKET_SPIN`]; 0 turns polling off; capped at 10 ms).
 
 use std::os::fd::RawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// How long the socket thread polls for the next message after a TDT, IMC or IMS write.
+/// How long the socket thread polls for the next message after a TDT, IMC or IMS
+/// write, or after replying to a register read or an INTx SET_IRQS.
 pub const DEFAULT_SOCKET_SPIN: Duration = Duration::from_micros(200);
 
 /// Longest poll allowed.
@@ -30,6 +43,8 @@ pub(super) struct SocketSpin {
     limit: Duration,
     /// The client's stream, found on first use (-1: not found).
     fd: Option<RawFd>,
+    /// Poll before the next blocking receive ([`SocketSpin::arm`]).
+    armed: bool,
 }
 
 impl SocketSpin {
@@ -38,6 +53,7 @@ impl SocketSpin {
         Self {
             limit: limit.min(MAX_SPIN),
             fd: None,
+            armed: false,
         }
     }
 
@@ -56,6 +72,75 @@ impl SocketSpin {
             .fd
             .get_or_insert_with(|| super::sys::connection_on(path).unwrap_or(-1));
         spin_until_readable(fd, self.limit);
+    }
+
+    /// Poll at the next [`SocketSpin::before_receive`]: the message being handled
+    /// owes a reply, and the client's next message follows it closely.
+    pub(super) fn arm(&mut self) {
+        self.armed = true;
+    }
+
+    /// Whether the next [`SocketSpin::before_receive`] polls.
+    #[cfg(test)]
+    fn is_armed(&self) -> bool {
+        self.armed && !self.limit.is_zero()
+    }
+
+    /// Called before the crate's blocking receive: polls (as
+    /// [`SocketSpin::after_posted_write`] does) if armed since the last call.
+    pub(super) fn before_receive(&mut self, path: &Path) {
+        if std::mem::take(&mut self.armed) {
+            self.after_posted_write(path);
+        }
+    }
+}
+
+/// Whether the guest is a paced receiver: decided from the device's frame counters
+/// over windows of [`ReceiveBias::WINDOW`]. That is at least twice as many frames
+/// received as sent in the last complete window, and some sent: a TCP receiver sends
+/// one ACK per 2-40 frames, and its sender waits for them, so the host has CPU to
+/// spare and the guest's register round trips are what limit the rate. Not a TCP
+/// sender (it receives one ACK per 2-40 frames it sends), and not a flood the guest
+/// does not answer (64-byte UDP): its sender keeps a host CPU busy, and polling there
+/// cost a quarter of the packet rate.
+#[derive(Debug)]
+pub(super) struct ReceiveBias {
+    start: Instant,
+    rx: u64,
+    tx: u64,
+    receiving: bool,
+}
+
+impl ReceiveBias {
+    /// Length of a measuring window.
+    pub(super) const WINDOW: Duration = Duration::from_millis(2);
+
+    pub(super) fn new(now: Instant) -> Self {
+        Self {
+            start: now,
+            rx: 0,
+            tx: 0,
+            receiving: false,
+        }
+    }
+
+    /// Feed the device's running totals of received and sent frames; returns whether
+    /// the guest mostly receives (the verdict of the last complete window).
+    pub(super) fn update(&mut self, now: Instant, rx_frames: u64, tx_frames: u64) -> bool {
+        if now.saturating_duration_since(self.start) >= Self::WINDOW {
+            let rx = rx_frames.wrapping_sub(self.rx);
+            let tx = tx_frames.wrapping_sub(self.tx);
+            self.receiving = tx > 0 && rx >= tx.saturating_mul(2);
+            self.rx = rx_frames;
+            self.tx = tx_frames;
+            self.start = now;
+        }
+        self.receiving
+    }
+
+    /// The verdict of the last complete window.
+    pub(super) fn receiving(&self) -> bool {
+        self.receiving
     }
 }
 
@@ -115,6 +200,60 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(1));
         drop(w.join().unwrap());
         assert!(!spin_until_readable(-1, Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn arming_polls_once_at_the_next_receive() {
+        let dir = std::env::temp_dir().join(format!("nic-emu-spin-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let listener = std::os::unix::net::UnixListener::bind(&dir).unwrap();
+        let _client = UnixStream::connect(&dir).unwrap();
+        let (_server, _) = listener.accept().unwrap();
+        let limit = Duration::from_millis(8);
+        let mut spin = SocketSpin::new(limit);
+        // Not armed: no poll (the connection is not even looked up).
+        spin.before_receive(&dir);
+        assert_eq!(spin.fd, None);
+        // Armed: polls the idle connection (the accepted one) for the whole limit,
+        // then disarms.
+        spin.arm();
+        assert!(spin.is_armed());
+        let t = Instant::now();
+        spin.before_receive(&dir);
+        assert!(t.elapsed() >= limit);
+        assert!(spin.fd.is_some_and(|fd| fd >= 0));
+        assert!(!spin.is_armed());
+        // A zero limit never polls.
+        let mut off = SocketSpin::new(Duration::ZERO);
+        off.arm();
+        assert!(!off.is_armed());
+        off.before_receive(&dir);
+        assert_eq!(off.fd, None);
+        let _ = std::fs::remove_file(&dir);
+    }
+
+    #[test]
+    fn receive_bias_follows_the_last_window() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut b = ReceiveBias::new(t0);
+        assert!(!b.receiving());
+        // Inside the first window nothing is decided.
+        assert!(!b.update(ms(1), 100, 0));
+        // A receive-heavy window (TCP receiver: 100 frames in, 5 ACKs out).
+        assert!(b.update(ms(2), 100, 5));
+        // The verdict holds until the next window ends, whatever happens inside it.
+        assert!(b.update(ms(3), 100, 500));
+        // A transmit-heavy window (TCP sender) turns it off.
+        assert!(!b.update(ms(4), 110, 500));
+        // Balanced traffic (ping) is not receive-heavy; nor is an idle window.
+        assert!(!b.update(ms(6), 120, 510));
+        assert!(!b.update(ms(8), 120, 510));
+        // Exactly twice as many received as sent counts.
+        assert!(b.update(ms(10), 140, 520));
+        assert!(b.receiving());
+        // A flood the guest does not answer is not a paced receiver.
+        assert!(!b.update(ms(12), 5140, 520));
     }
 
     #[test]
