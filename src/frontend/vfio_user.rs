@@ -4,8 +4,8 @@
 //! Built on the rust-vmm `vfio_user` crate (nic-emu's fork of 0.1.7 in
 //! `vendor/vfio_user`: it adds the hook the socket polling of `tuning.rs` uses, and
 //! bounds region accesses before allocating them). The device exposes the regions a
-//! PCI vfio device has: BAR0 (128 KiB of registers), BAR1 (the 64-byte I/O window) and 256 bytes
-//! of configuration space; the other BARs, the ROM and VGA have size 0. Interrupts are
+//! PCI vfio device has: BAR0 (128 KiB of registers), BAR1 (the 64-byte I/O window)
+//! and 256 bytes of configuration space; the other BARs, the ROM and VGA have size 0. Interrupts are
 //! INTx only, through the eventfd the client sends (see [`intx`]); MSI, MSI-X and REQ
 //! are declared with a count of 0, ERR with one vector that is never signalled.
 //!
@@ -448,8 +448,10 @@ impl ServerBackend for Connection<'_> {
                 REGION_BAR1 => d.bar_read(Bar::Io, offset, data),
                 _ => d.config_read(offset, data),
             }
-            let m = d.metrics();
-            let receiving = self.bias.update(Instant::now(), m.rx_frames, m.tx_frames);
+            let receiving = self.bias.update(Instant::now(), || {
+                let m = d.metrics();
+                (m.rx_frames, m.tx_frames)
+            });
             (d.next_timer_deadline(), receiving)
         };
         if let Some(deadline) = deadline {

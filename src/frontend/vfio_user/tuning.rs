@@ -7,8 +7,8 @@
 //! - after the reply to a register read or an interrupt unmask (the crate calls
 //!   [`ServerBackend::before_receive`](vfio_user::ServerBackend::before_receive), a
 //!   hook of nic-emu's fork of the crate, `vendor/vfio_user`), while the guest is a
-//!   paced receiver ([`ReceiveBias`]). The Linux driver's interrupt handler and NAPI poll are
-//!   such a chain: ICR read, UNMASK from QEMU, IMC write, STATUS read, then the RDT
+//!   paced receiver ([`ReceiveBias`]). The Linux driver's interrupt handler and NAPI
+//!   poll are such a chain: ICR read, UNMASK from QEMU, IMC write, STATUS read, then the RDT
 //!   writes that hand back descriptors, each releasing frames waiting in the backend.
 //!   While the guest mostly transmits, the host needs that CPU for the transmit work
 //!   and the tap (polling there cost TCP guest->host about 10 %), and during a flood
@@ -124,10 +124,12 @@ impl ReceiveBias {
         }
     }
 
-    /// Feed the device's running totals of received and sent frames; returns whether
-    /// the guest mostly receives (the verdict of the last complete window).
-    pub(super) fn update(&mut self, now: Instant, rx_frames: u64, tx_frames: u64) -> bool {
+    /// Returns whether the guest is a paced receiver (the verdict of the last complete
+    /// window). `totals` gives the device's running totals of received and sent
+    /// frames; it is called only when a window ends.
+    pub(super) fn update(&mut self, now: Instant, totals: impl FnOnce() -> (u64, u64)) -> bool {
         if now.saturating_duration_since(self.start) >= Self::WINDOW {
+            let (rx_frames, tx_frames) = totals();
             let rx = rx_frames.wrapping_sub(self.rx);
             let tx = tx_frames.wrapping_sub(self.tx);
             self.receiving = tx > 0 && rx >= tx.saturating_mul(2);
@@ -239,21 +241,21 @@ mod tests {
         let mut b = ReceiveBias::new(t0);
         assert!(!b.receiving());
         // Inside the first window nothing is decided.
-        assert!(!b.update(ms(1), 100, 0));
+        assert!(!b.update(ms(1), || (100, 0)));
         // A receive-heavy window (TCP receiver: 100 frames in, 5 ACKs out).
-        assert!(b.update(ms(2), 100, 5));
+        assert!(b.update(ms(2), || (100, 5)));
         // The verdict holds until the next window ends, whatever happens inside it.
-        assert!(b.update(ms(3), 100, 500));
+        assert!(b.update(ms(3), || (100, 500)));
         // A transmit-heavy window (TCP sender) turns it off.
-        assert!(!b.update(ms(4), 110, 500));
+        assert!(!b.update(ms(4), || (110, 500)));
         // Balanced traffic (ping) is not receive-heavy; nor is an idle window.
-        assert!(!b.update(ms(6), 120, 510));
-        assert!(!b.update(ms(8), 120, 510));
+        assert!(!b.update(ms(6), || (120, 510)));
+        assert!(!b.update(ms(8), || (120, 510)));
         // Exactly twice as many received as sent counts.
-        assert!(b.update(ms(10), 140, 520));
+        assert!(b.update(ms(10), || (140, 520)));
         assert!(b.receiving());
         // A flood the guest does not answer is not a paced receiver.
-        assert!(!b.update(ms(12), 5140, 520));
+        assert!(!b.update(ms(12), || (5140, 520)));
     }
 
     #[test]

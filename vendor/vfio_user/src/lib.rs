@@ -1407,8 +1407,14 @@ impl Server {
                         let _ = stream.shutdown(std::net::Shutdown::Both);
                         return Err(Error::InvalidInput);
                     }
-                    let mut sink = vec![0u8; count as usize];
-                    stream.read_exact(&mut sink).map_err(Error::StreamRead)?;
+                    let skipped = std::io::copy(
+                        &mut Read::by_ref(stream).take(u64::from(count)),
+                        &mut std::io::sink(),
+                    )
+                    .map_err(Error::StreamRead)?;
+                    if skipped < u64::from(count) {
+                        return Err(Error::StreamRead(std::io::ErrorKind::UnexpectedEof.into()));
+                    }
                     return Err(Error::InvalidInput);
                 }
 
