@@ -1,35 +1,101 @@
-//! Guest memory as the device reaches it by DMA.
+//! Guest memory as the device reaches it by DMA: a sorted table of mapped ranges.
 //!
-//! Every access is bounds-checked by `vm-memory`: an address outside the guest's mapped RAM
-//! is an error, never undefined behaviour. The same code works on anonymous memory (tests,
-//! the in-process bus) and on the file descriptors QEMU hands over in vfio-user DMA_MAP.
+//! Each entry maps a range of device-visible addresses (guest physical addresses, or IO
+//! virtual addresses when the guest has a virtual IOMMU) onto a window of a host mapping.
+//! Many entries may share one host mapping: a vfio-user client sends the same memfd for
+//! every range it maps, and the file is mapped into this process once
+//! (`frontend::vfio_user::dma`), so a DMA_MAP or DMA_UNMAP is a short edit of this table,
+//! not an `mmap` or `munmap`.
+//!
+//! The table follows the rules of the kernel's VFIO type1 driver: a new range may not
+//! overlap an existing one; an unmap removes every range that lies inside it and refuses
+//! (changing nothing) a range that would cut an entry in two. Every access is
+//! bounds-checked: an address no entry covers is an error, never undefined behaviour and
+//! never a write elsewhere. An access may span adjacent entries.
 
-use std::fs::File;
+use std::sync::Arc;
 
-use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
+use vm_memory::{MmapRegion, VolatileMemory};
 
 /// A DMA access that did not reach guest RAM.
 #[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
 #[error("DMA of {len} bytes at guest address {addr:#x} is outside guest memory")]
 pub struct DmaError {
-    /// Guest physical address of the access.
+    /// Guest physical (or IO virtual) address of the access.
     pub addr: u64,
     /// Length of the access.
     pub len: usize,
 }
 
 /// Failure to build or change a guest memory map.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum MemoryError {
-    /// The ranges overlap, are empty, or cannot be mapped.
+    /// The range is empty, wraps the address space, or does not fit its host mapping.
     #[error("cannot map guest memory: {0}")]
     Map(String),
+    /// The new range overlaps one already mapped.
+    #[error("{addr:#x}+{len:#x} overlaps the mapped range {other_addr:#x}+{other_len:#x}")]
+    Overlap {
+        /// Start of the refused range.
+        addr: u64,
+        /// Length of the refused range.
+        len: u64,
+        /// Start of the range already mapped.
+        other_addr: u64,
+        /// Length of the range already mapped.
+        other_len: u64,
+    },
+    /// An unmap range cuts a mapped range in two (nothing was unmapped).
+    #[error(
+        "unmapping {addr:#x}+{len:#x} would split the mapped range {other_addr:#x}+{other_len:#x}"
+    )]
+    Split {
+        /// Start of the refused unmap range.
+        addr: u64,
+        /// Length of the refused unmap range.
+        len: u64,
+        /// Start of the range it cuts.
+        other_addr: u64,
+        /// Length of the range it cuts.
+        other_len: u64,
+    },
+    /// The table already holds the most entries it may.
+    #[error("already {0} ranges mapped")]
+    Full(usize),
 }
 
-/// The guest's RAM: a set of non-overlapping regions, each mapped into this process.
+/// Host memory that backs guest ranges (an anonymous or file mapping, or memory an
+/// embedder owns). Shared by every table entry that points into it; unmapped when the
+/// last one goes.
+pub type HostMapping = Arc<MmapRegion>;
+
+/// One entry of the table.
+#[derive(Clone, Debug)]
+struct Range {
+    /// First device-visible address.
+    start: u64,
+    /// Length in bytes (non-zero; `start + len` does not wrap).
+    len: u64,
+    /// The host window: `host.1` is the offset of `start` in `host.0`. `None`: a range
+    /// the client declared without memory we can reach (a ROM sent without a file
+    /// descriptor); it takes part in the overlap rules, and every DMA to it fails.
+    host: Option<(HostMapping, usize)>,
+    /// Whether the device may write here (a client maps buffers the device only reads,
+    /// such as transmit buffers under an IOMMU, read-only).
+    writable: bool,
+}
+
+impl Range {
+    fn end(&self) -> u64 {
+        self.start + self.len
+    }
+}
+
+/// The guest's memory as the device sees it.
 #[derive(Clone, Debug, Default)]
 pub struct GuestRam {
-    mem: GuestMemoryMmap,
+    /// Sorted by `start`, non-overlapping.
+    ranges: Vec<Range>,
 }
 
 impl GuestRam {
@@ -40,34 +106,14 @@ impl GuestRam {
 
     /// Anonymous memory covering `[base, base + size)`.
     pub fn anonymous(base: u64, size: usize) -> Result<Self, MemoryError> {
-        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(base), size)])
-            .map_err(|e| MemoryError::Map(e.to_string()))?;
-        Ok(Self { mem })
-    }
-
-    /// A copy of this map with `[addr, addr + size)` backed by `file` at `offset` added
-    /// (shared mapping: the guest sees our writes).
-    pub fn with_file_region(
-        &self,
-        addr: u64,
-        size: u64,
-        file: File,
-        offset: u64,
-    ) -> Result<Self, MemoryError> {
-        let size = usize::try_from(size).map_err(|_| MemoryError::Map("size too large".into()))?;
-        let mapping = MmapRegion::from_file(FileOffset::new(file, offset), size)
-            .map_err(|e| MemoryError::Map(e.to_string()))?;
-        let region = GuestRegionMmap::new(mapping, GuestAddress(addr))
-            .ok_or_else(|| MemoryError::Map("region wraps the address space".into()))?;
-        let mem = self
-            .mem
-            .insert_region(std::sync::Arc::new(region))
-            .map_err(|e| MemoryError::Map(e.to_string()))?;
-        Ok(Self { mem })
+        let host = MmapRegion::new(size).map_err(|e| MemoryError::Map(e.to_string()))?;
+        let mut ram = Self::empty();
+        ram.map(base, size as u64, Arc::new(host), 0, true)?;
+        Ok(ram)
     }
 
     /// Guest memory over host memory the caller already owns (the C API's mapping): each
-    /// `(guest address, host pointer, length)` becomes one region. Host pointers must be
+    /// `(guest address, host pointer, length)` becomes one range. Host pointers must be
     /// page-aligned; empty, wrapping or overlapping ranges are errors.
     ///
     /// # Safety
@@ -76,7 +122,7 @@ impl GuestRam {
     /// stays mapped, and is not freed, for as long as the returned value or any clone of it
     /// lives. Other writers may change it concurrently (accesses are volatile).
     pub unsafe fn from_raw_regions(regions: &[(u64, *mut u8, usize)]) -> Result<Self, MemoryError> {
-        let mut list = Vec::with_capacity(regions.len());
+        let mut ram = Self::empty();
         for &(addr, host, len) in regions {
             if len == 0 || host.is_null() || (host as usize).checked_add(len).is_none() {
                 return Err(MemoryError::Map(format!(
@@ -95,53 +141,214 @@ impl GuestRam {
                 )
             }
             .map_err(|e| MemoryError::Map(format!("host range {host:p}: {e}")))?;
-            let region = GuestRegionMmap::new(mapping, GuestAddress(addr))
-                .ok_or_else(|| MemoryError::Map("region wraps the address space".into()))?;
-            list.push(region);
+            ram.map(addr, len as u64, Arc::new(mapping), 0, true)?;
         }
-        if list.is_empty() {
-            return Ok(Self::empty());
-        }
-        let mem =
-            GuestMemoryMmap::from_regions(list).map_err(|e| MemoryError::Map(e.to_string()))?;
-        Ok(Self { mem })
+        Ok(ram)
     }
 
-    /// A copy of this map without the region that starts at `addr` and is `size` long.
-    pub fn without_region(&self, addr: u64, size: u64) -> Result<Self, MemoryError> {
-        let (mem, _) = self
-            .mem
-            .remove_region(GuestAddress(addr), size)
-            .map_err(|e| MemoryError::Map(e.to_string()))?;
-        Ok(Self { mem })
+    /// Check a new range and find where it goes in the table.
+    fn slot_for(&self, addr: u64, len: u64) -> Result<usize, MemoryError> {
+        let end = addr
+            .checked_add(len)
+            .filter(|_| len > 0)
+            .ok_or_else(|| MemoryError::Map(format!("bad range {addr:#x}+{len:#x}")))?;
+        let i = self.ranges.partition_point(|r| r.start < addr);
+        let clash = [i.checked_sub(1), Some(i)]
+            .into_iter()
+            .flatten()
+            .filter_map(|j| self.ranges.get(j))
+            .find(|r| r.start < end && addr < r.end());
+        if let Some(r) = clash {
+            return Err(MemoryError::Overlap {
+                addr,
+                len,
+                other_addr: r.start,
+                other_len: r.len,
+            });
+        }
+        Ok(i)
     }
 
-    /// Read `buf.len()` bytes at guest address `addr`.
+    /// Map `[addr, addr + len)` onto `host` starting at byte `offset` of it, for reads
+    /// and (if `writable`) writes. The range must fit the host mapping and overlap no
+    /// range already mapped.
+    pub fn map(
+        &mut self,
+        addr: u64,
+        len: u64,
+        host: HostMapping,
+        offset: usize,
+        writable: bool,
+    ) -> Result<(), MemoryError> {
+        let fits = usize::try_from(len)
+            .ok()
+            .and_then(|l| offset.checked_add(l))
+            .is_some_and(|end| end <= host.len());
+        if !fits {
+            return Err(MemoryError::Map(format!(
+                "{addr:#x}+{len:#x} at offset {offset:#x} does not fit a {}-byte mapping",
+                host.len()
+            )));
+        }
+        let i = self.slot_for(addr, len)?;
+        self.ranges.insert(
+            i,
+            Range {
+                start: addr,
+                len,
+                host: Some((host, offset)),
+                writable,
+            },
+        );
+        Ok(())
+    }
+
+    /// Record `[addr, addr + len)` as mapped by the client without memory the device can
+    /// reach (DMA there fails); it counts for overlaps and unmaps like any other range.
+    pub fn map_unbacked(&mut self, addr: u64, len: u64) -> Result<(), MemoryError> {
+        let i = self.slot_for(addr, len)?;
+        self.ranges.insert(
+            i,
+            Range {
+                start: addr,
+                len,
+                host: None,
+                writable: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Remove every range that lies inside `[addr, addr + len)` and return how many bytes
+    /// they covered. A range that is only partly inside makes the whole unmap fail with
+    /// nothing removed; so does an empty or wrapping range.
+    pub fn unmap(&mut self, addr: u64, len: u64) -> Result<u64, MemoryError> {
+        let end = addr
+            .checked_add(len)
+            .filter(|_| len > 0)
+            .ok_or_else(|| MemoryError::Map(format!("bad range {addr:#x}+{len:#x}")))?;
+        // The entries touching the range are consecutive in the sorted table.
+        let from = self.ranges.partition_point(|r| r.end() <= addr);
+        let to = from + self.ranges[from..].partition_point(|r| r.start < end);
+        let touched = &self.ranges[from..to];
+        if let Some(r) = touched.iter().find(|r| r.start < addr || r.end() > end) {
+            return Err(MemoryError::Split {
+                addr,
+                len,
+                other_addr: r.start,
+                other_len: r.len,
+            });
+        }
+        Ok(self.ranges.drain(from..to).map(|r| r.len).sum())
+    }
+
+    /// Remove every range.
+    pub fn clear(&mut self) {
+        self.ranges.clear();
+    }
+
+    /// Number of mapped ranges.
+    pub fn region_count(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// The host mappings the table points into (each once), e.g. to see which may be
+    /// dropped.
+    pub fn host_mappings(&self) -> impl Iterator<Item = &HostMapping> {
+        self.ranges
+            .iter()
+            .filter_map(|r| r.host.as_ref().map(|h| &h.0))
+    }
+
+    /// The entry holding `addr`.
+    fn range_at(&self, addr: u64) -> Option<&Range> {
+        let i = self.ranges.partition_point(|r| r.start <= addr);
+        let r = self.ranges.get(i.checked_sub(1)?)?;
+        (addr - r.start < r.len).then_some(r)
+    }
+
+    /// Split `[addr, addr + len)` into `(host, host offset, bytes)` pieces, or fail if any
+    /// byte is unmapped. Calls `f` for each piece only once all are known to be mapped.
+    fn for_each_piece(
+        &self,
+        addr: u64,
+        len: usize,
+        write: bool,
+        mut f: impl FnMut(&MmapRegion, usize, usize, usize),
+    ) -> Result<(), DmaError> {
+        let err = DmaError { addr, len };
+        if len == 0 {
+            return Ok(());
+        }
+        let end = addr.checked_add(len as u64).ok_or(err)?;
+        // Fast path: one entry covers the whole access.
+        let first = self.range_at(addr).ok_or(err)?;
+        if write && !first.writable {
+            return Err(err);
+        }
+        if end <= first.end() {
+            let (host, off) = first.host.as_ref().ok_or(err)?;
+            f(host, off + (addr - first.start) as usize, 0, len);
+            return Ok(());
+        }
+        // Spanning entries: they must be adjacent and all backed.
+        let mut pieces = Vec::new();
+        let mut pos = addr;
+        while pos < end {
+            let r = self.range_at(pos).ok_or(err)?;
+            if write && !r.writable {
+                return Err(err);
+            }
+            let (host, off) = r.host.as_ref().ok_or(err)?;
+            let n = (r.end().min(end) - pos) as usize;
+            pieces.push((
+                host,
+                off + (pos - r.start) as usize,
+                (pos - addr) as usize,
+                n,
+            ));
+            pos += n as u64;
+        }
+        for (host, off, at, n) in pieces {
+            f(host, off, at, n);
+        }
+        Ok(())
+    }
+
+    /// Read `buf.len()` bytes at device address `addr`.
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
         let err = DmaError {
             addr,
             len: buf.len(),
         };
-        if buf.is_empty() {
-            return Ok(());
-        }
-        self.mem
-            .read_slice(buf, GuestAddress(addr))
-            .map_err(|_| err)
+        let mut ok = true;
+        self.for_each_piece(addr, buf.len(), false, |host, off, at, n| {
+            // Bounds were checked at map time; get_slice checks them again.
+            match host.get_slice(off, n) {
+                Ok(s) => {
+                    s.copy_to(&mut buf[at..at + n]);
+                }
+                Err(_) => ok = false,
+            }
+        })?;
+        ok.then_some(()).ok_or(err)
     }
 
-    /// Write `buf` at guest address `addr`.
+    /// Write `buf` at device address `addr`. Nothing is written unless every byte of the
+    /// destination is mapped.
     pub fn write(&self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
         let err = DmaError {
             addr,
             len: buf.len(),
         };
-        if buf.is_empty() {
-            return Ok(());
-        }
-        self.mem
-            .write_slice(buf, GuestAddress(addr))
-            .map_err(|_| err)
+        let mut ok = true;
+        self.for_each_piece(addr, buf.len(), true, |host, off, at, n| {
+            match host.get_slice(off, n) {
+                Ok(s) => s.copy_from(&buf[at..at + n]),
+                Err(_) => ok = false,
+            }
+        })?;
+        ok.then_some(()).ok_or(err)
     }
 
     /// Read a little-endian u64.
@@ -167,17 +374,15 @@ impl GuestRam {
     pub fn write_u32(&self, addr: u64, v: u32) -> Result<(), DmaError> {
         self.write(addr, &v.to_le_bytes())
     }
-
-    /// Number of mapped regions.
-    pub fn region_count(&self) -> usize {
-        use vm_memory::GuestMemoryBackend;
-        self.mem.num_regions()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn host(len: usize) -> HostMapping {
+        Arc::new(MmapRegion::new(len).unwrap())
+    }
 
     #[test]
     fn access_outside_ram_is_an_error() {
@@ -194,5 +399,95 @@ mod tests {
         assert!(ram.read_u64(u64::MAX - 3).is_err());
         let mut b = [0u8; 4];
         assert!(GuestRam::empty().read(0, &mut b).is_err());
+    }
+
+    #[test]
+    fn ranges_sharing_one_mapping_see_the_same_bytes() {
+        let h = host(0x4000);
+        let mut ram = GuestRam::empty();
+        // Two IOVAs for the same page, as a guest with an IOMMU may map it.
+        ram.map(0x10_0000, 0x1000, h.clone(), 0x2000, true).unwrap();
+        ram.map(0x20_0000, 0x1000, h, 0x2000, true).unwrap();
+        ram.write_u32(0x10_0010, 0xdead_beef).unwrap();
+        assert_eq!(ram.read_u32(0x20_0010), Ok(0xdead_beef));
+    }
+
+    #[test]
+    fn an_access_spans_adjacent_ranges_but_not_a_hole() {
+        let h = host(0x3000);
+        let mut ram = GuestRam::empty();
+        // IOVA-contiguous, host-discontiguous pages.
+        ram.map(0x1000, 0x1000, h.clone(), 0x2000, true).unwrap();
+        ram.map(0x2000, 0x1000, h.clone(), 0x0, true).unwrap();
+        let data: Vec<u8> = (0..64).collect();
+        ram.write(0x1fe0, &data).unwrap();
+        let mut back = [0u8; 64];
+        ram.read(0x1fe0, &mut back).unwrap();
+        assert_eq!(back[..], data[..]);
+        // A hole after 0x3000: nothing at all is written.
+        ram.write(0x2fff, &[0xAA; 2]).unwrap_err();
+        assert_eq!(ram.read_u32(0x2ffc).unwrap() >> 24, 0);
+        // An unbacked range is known but unreachable.
+        ram.map_unbacked(0x3000, 0x1000).unwrap();
+        ram.read_u32(0x3000).unwrap_err();
+        ram.write(0x2fff, &[0xAA; 2]).unwrap_err();
+    }
+
+    #[test]
+    fn overlapping_maps_are_refused() {
+        let h = host(0x10000);
+        let mut ram = GuestRam::empty();
+        ram.map(0x4000, 0x2000, h.clone(), 0, true).unwrap();
+        for (a, l) in [
+            (0x4000, 0x1000),
+            (0x3000, 0x2000),
+            (0x5fff, 1),
+            (0, 0x10000),
+        ] {
+            assert!(
+                matches!(
+                    ram.map(a, l, h.clone(), 0, true),
+                    Err(MemoryError::Overlap { .. })
+                ),
+                "{a:#x}+{l:#x}"
+            );
+        }
+        ram.map(0x6000, 0x1000, h.clone(), 0, true).unwrap();
+        ram.map(0x3000, 0x1000, h.clone(), 0, true).unwrap();
+        assert_eq!(ram.region_count(), 3);
+        // Empty, wrapping and too-long ranges.
+        ram.map(0x9000, 0, h.clone(), 0, true).unwrap_err();
+        ram.map(u64::MAX, 2, h.clone(), 0, true).unwrap_err();
+        ram.map(0x9000, 0x1000, h, 0xF001, true).unwrap_err();
+    }
+
+    #[test]
+    fn unmap_removes_every_range_inside_and_refuses_a_cut() {
+        let h = host(0x10000);
+        let mut ram = GuestRam::empty();
+        for i in 0..8u64 {
+            ram.map(0x1000 * (i + 1), 0x1000, h.clone(), 0, true)
+                .unwrap();
+        }
+        // Cutting 0x3000+0x1000 in two: refused, nothing removed.
+        assert!(matches!(
+            ram.unmap(0x1000, 0x2800),
+            Err(MemoryError::Split { .. })
+        ));
+        assert_eq!(ram.region_count(), 8);
+        // A range over three maps and a hole.
+        assert_eq!(ram.unmap(0x0, 0x4000), Ok(0x3000));
+        assert_eq!(ram.region_count(), 5);
+        ram.read_u32(0x2000).unwrap_err();
+        ram.read_u32(0x4000).unwrap();
+        // Nothing there: fine, nothing removed.
+        assert_eq!(ram.unmap(0x100_0000, 0x1000), Ok(0));
+        // Empty and wrapping ranges are refused.
+        ram.unmap(0x6000, 0).unwrap_err();
+        ram.unmap(0x6000, u64::MAX).unwrap_err();
+        assert_eq!(ram.unmap(0x6000, u64::MAX - 0x6000), Ok(0x3000));
+        assert_eq!(ram.region_count(), 2);
+        ram.clear();
+        ram.read_u32(0x4000).unwrap_err();
     }
 }

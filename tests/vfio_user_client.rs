@@ -3,129 +3,25 @@
 //! INTx through an eventfd, reconnection, and hostile clients.
 #![cfg(feature = "vfio-user")]
 
+mod vfio_common;
+
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nic_emu::backend::Loopback;
 use nic_emu::device::regs::*;
-use nic_emu::frontend::vfio_user::{
-    IntxEventfd, ShutdownHandle, VfioUserServer, REGION_BAR0, REGION_BAR1, REGION_CONFIG,
-};
-use nic_emu::{DeviceConfig, MacAddress, E1000};
+use nic_emu::frontend::vfio_user::{VfioUserServer, REGION_BAR0, REGION_BAR1, REGION_CONFIG};
+use nic_emu::DeviceConfig;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use vfio_common::*;
 use vfio_user::Client;
 use vmm_sys_util::eventfd::EventFd;
-
-const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xAB, 0xCD, 0x01];
-const IRQ_TRIGGER_EVENTFD: u32 = 0x24;
-const IRQ_UNMASK: u32 = 0x11;
-
-/// A server on its own thread; shut down and joined on drop.
-struct Running {
-    path: PathBuf,
-    device: Arc<Mutex<E1000>>,
-    intx: IntxEventfd,
-    handle: ShutdownHandle,
-    thread: Option<JoinHandle<VfioUserServer>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        assert!(!self.path.exists(), "socket file left behind");
-    }
-}
-
-fn socket_path() -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!("nic-emu-vu-{}-{n}.sock", std::process::id()))
-}
-
-fn start() -> Running {
-    start_with(Box::new(Loopback::new()))
-}
-
-fn start_with(backend: Box<dyn nic_emu::PacketBackend>) -> Running {
-    let path = socket_path();
-    let config = DeviceConfig {
-        mac: MacAddress::new(MAC),
-        link_up: true,
-    };
-    let mut server = VfioUserServer::new(&path, config, backend).unwrap();
-    let device = server.device();
-    let intx = server.intx();
-    let handle = server.shutdown_handle();
-    let thread = std::thread::spawn(move || {
-        server.serve().unwrap();
-        server
-    });
-    Running {
-        path,
-        device,
-        intx,
-        handle,
-        thread: Some(thread),
-    }
-}
-
-fn rd(c: &mut Client, off: u32) -> u32 {
-    let mut b = [0u8; 4];
-    c.region_read(REGION_BAR0, u64::from(off), &mut b).unwrap();
-    u32::from_le_bytes(b)
-}
-
-fn wr(c: &mut Client, off: u32, v: u32) {
-    c.region_write(REGION_BAR0, u64::from(off), &v.to_le_bytes())
-        .unwrap();
-}
-
-fn cfg_rd(c: &mut Client, off: u64) -> u32 {
-    let mut b = [0u8; 4];
-    c.region_read(REGION_CONFIG, off, &mut b).unwrap();
-    u32::from_le_bytes(b)
-}
-
-fn cfg_wr16(c: &mut Client, off: u64, v: u16) {
-    c.region_write(REGION_CONFIG, off, &v.to_le_bytes())
-        .unwrap();
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn eventfd_count(efd: &EventFd) -> u64 {
-    efd.read().unwrap_or(0)
-}
-
-fn memfd(size: u64) -> File {
-    // SAFETY: the name is a valid NUL-terminated string; memfd_create returns a new
-    // descriptor or -1.
-    let raw = unsafe { libc::memfd_create(c"nic-emu-test".as_ptr(), libc::MFD_CLOEXEC) };
-    assert!(raw >= 0, "memfd_create failed");
-    // SAFETY: `raw` is a new descriptor owned by nobody else.
-    let f = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
-    f.set_len(size).unwrap();
-    f
-}
 
 #[test]
 fn regions_config_space_and_registers() {
@@ -289,22 +185,31 @@ fn dma_map_and_loopback_tx_to_rx() {
 fn bad_dma_maps_are_refused_and_the_server_goes_on() {
     let s = start();
     let mut c = Client::new(&s.path).unwrap();
+    let einval = |r: Result<(), vfio_user::Error>| {
+        assert!(
+            matches!(r, Err(vfio_user::Error::ErrorReply(e)) if e == libc::EINVAL as u32),
+            "{r:?}"
+        )
+    };
     // Larger than the file: refused (a later DMA there would be SIGBUS).
     let small = memfd(4096);
-    c.dma_map(0, GPA, 1 << 20, small.as_raw_fd()).unwrap();
+    einval(c.dma_map(0, GPA, 1 << 20, small.as_raw_fd()));
     // Offset past the end, zero size, wrapping address.
-    c.dma_map(8192, GPA, 4096, small.as_raw_fd()).unwrap();
-    c.dma_map(0, GPA, 0, small.as_raw_fd()).unwrap();
-    c.dma_map(0, u64::MAX - 10, 4096, small.as_raw_fd())
-        .unwrap();
+    einval(c.dma_map(8192, GPA, 4096, small.as_raw_fd()));
+    einval(c.dma_map(0, GPA, 0, small.as_raw_fd()));
+    einval(c.dma_map(0, u64::MAX - 10, 4096, small.as_raw_fd()));
     // Not a regular file.
     let efd = EventFd::new(0).unwrap();
-    c.dma_map(0, GPA, 4096, efd.as_raw_fd()).unwrap();
+    einval(c.dma_map(0, GPA, 4096, efd.as_raw_fd()));
     assert_eq!(s.device.lock().unwrap().memory().region_count(), 0);
-    // Overlapping maps: the second is refused, the first stays.
+    // Overlapping maps: the second is refused with EEXIST, the first stays.
     let good = memfd(1 << 16);
     c.dma_map(0, GPA, 1 << 16, good.as_raw_fd()).unwrap();
-    c.dma_map(0, GPA + 4096, 4096, good.as_raw_fd()).unwrap();
+    let r = c.dma_map(0, GPA + 4096, 4096, good.as_raw_fd());
+    assert!(
+        matches!(r, Err(vfio_user::Error::ErrorReply(e)) if e == libc::EEXIST as u32),
+        "{r:?}"
+    );
     assert_eq!(s.device.lock().unwrap().memory().region_count(), 1);
     // Unmapping something never mapped is harmless.
     c.dma_unmap(0xdead_0000, 4096).unwrap();

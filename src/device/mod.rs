@@ -98,6 +98,8 @@ pub struct Metrics {
     pub tx_bytes: u64,
     /// Frames the backend refused or failed to send.
     pub tx_backend_drops: u64,
+    /// Frames the guest transmitted while the link was down: completed, not sent.
+    pub tx_no_link: u64,
     /// Transmit descriptors or packets rejected as malformed (each also logged).
     pub tx_malformed: u64,
     /// Frames written into the guest's receive ring.
@@ -192,6 +194,12 @@ impl E1000 {
         &self.mem
     }
 
+    /// The guest memory table, to map and unmap ranges in place (DMA happens only
+    /// through `&mut self`, so no DMA runs while the caller edits it).
+    pub fn memory_mut(&mut self) -> &mut GuestRam {
+        &mut self.mem
+    }
+
     /// The MAC address in the EEPROM.
     pub fn mac(&self) -> MacAddress {
         self.mac
@@ -219,9 +227,11 @@ impl E1000 {
         self.irq.level()
     }
 
-    /// Read PCI configuration space.
+    /// Read PCI configuration space. The status register's interrupt bit is the
+    /// device's interrupt state now, whichever thread raised it.
     pub fn config_read(&self, offset: u64, data: &mut [u8]) {
-        self.pci.read(offset, data);
+        self.pci
+            .read_with_interrupt(offset, data, self.irq.asserted());
     }
 
     /// Write PCI configuration space.
@@ -230,7 +240,6 @@ impl E1000 {
         self.pci.write(offset, data);
         let now = self.now();
         self.irq.set_intx_disabled(self.pci.intx_disabled(), now);
-        self.pci.set_interrupt_status(self.irq.level());
         if !was_master && self.pci.bus_master() {
             // DMA became possible: work the guest queued meanwhile can go now.
             self.process_tx();
@@ -325,7 +334,6 @@ impl E1000 {
         self.update_status_link();
         let now = self.now();
         self.irq.raise(ICR_LSC, now);
-        self.pci.set_interrupt_status(self.irq.level());
         if up {
             self.poll_backend();
         }
@@ -345,7 +353,6 @@ impl E1000 {
     pub fn run_timers(&mut self) {
         let now = self.now();
         self.irq.run_timers(now);
-        self.pci.set_interrupt_status(self.irq.level());
     }
 
     /// Device reset (CTRL.RST): registers, interrupts, statistics, TX/RX engines back to
@@ -365,7 +372,6 @@ impl E1000 {
         self.eeprom.reset_interface();
         self.stats.reset();
         self.irq.reset();
-        self.pci.set_interrupt_status(false);
         self.tx.reset();
         let dropped = self.rx.reset();
         if dropped > 0 {
@@ -394,9 +400,7 @@ impl E1000 {
         match off {
             ICR => {
                 let now = self.now();
-                let v = self.irq.read_icr(now);
-                self.pci.set_interrupt_status(self.irq.level());
-                v
+                self.irq.read_icr(now)
             }
             IMS => self.irq.mask(),
             ITR => self.irq.itr(),
@@ -487,7 +491,6 @@ impl E1000 {
             _ if is_storage(off) => self.regs[idx(off)] = val,
             _ => {}
         }
-        self.pci.set_interrupt_status(self.irq.level());
     }
 
     /// A register's stored value, without side effects (for the engines).

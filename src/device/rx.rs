@@ -259,7 +259,7 @@ impl E1000 {
         }
 
         let wire_len = frame.len().max(MIN_FRAME);
-        self.rx_write_ring(
+        let landed = self.rx_write_ring(
             &out,
             bufsize,
             csum_status,
@@ -267,9 +267,17 @@ impl E1000 {
             strip.then_some(special),
         );
         self.rx.scratch = out;
-        self.stats.rx_good(wire_len, DestKind::of(frame));
-        self.metrics.rx_frames += 1;
-        self.metrics.rx_bytes += frame.len() as u64;
+        if landed {
+            self.stats.rx_good(wire_len, DestKind::of(frame));
+            self.metrics.rx_frames += 1;
+            self.metrics.rx_bytes += frame.len() as u64;
+        } else {
+            // A buffer the guest named is not mapped (or not writable): the descriptors
+            // are consumed with RXE set, and the frame is lost, counted as an error
+            // (the DMA error itself is counted and logged in dma_errors).
+            self.stats.inc(RXERRC);
+            self.metrics.rx_dropped += 1;
+        }
 
         let now = self.now();
         let (rdtr, radv) = (self.reg(RDTR), self.reg(RADV));
@@ -294,7 +302,7 @@ impl E1000 {
     }
 
     /// Write `data` into consecutive descriptors starting at RDH; the caller checked
-    /// there are enough.
+    /// there are enough. False if some of it could not be written (DMA refused).
     fn rx_write_ring(
         &mut self,
         data: &[u8],
@@ -302,8 +310,9 @@ impl E1000 {
         csum_status: u8,
         csum_errors: u8,
         vlan: Option<u16>,
-    ) {
+    ) -> bool {
         let base = (u64::from(self.reg(RDBAH)) << 32) | u64::from(self.reg(RDBAL));
+        let mut landed = true;
         let ring = self.rx_ring_len();
         let mut head = self.reg(RDH);
         let mut chunks = data.chunks(bufsize).peekable();
@@ -314,6 +323,7 @@ impl E1000 {
             let mut addr_bytes = [0u8; 8];
             let len = if self.dma_read(desc, &mut addr_bytes).is_err() {
                 errors_bits |= errors::RXE;
+                landed = false;
                 0
             } else {
                 let addr = u64::from_le_bytes(addr_bytes);
@@ -322,6 +332,7 @@ impl E1000 {
                     0
                 } else if self.dma_write(addr, chunk).is_err() {
                     errors_bits |= errors::RXE;
+                    landed = false;
                     0
                 } else {
                     chunk.len()
@@ -340,10 +351,13 @@ impl E1000 {
             wb[4] = status;
             wb[5] = errors_bits;
             wb[6..8].copy_from_slice(&vlan.unwrap_or(0).to_le_bytes());
-            let _ = self.dma_write(desc.wrapping_add(8), &wb);
+            if self.dma_write(desc.wrapping_add(8), &wb).is_err() {
+                landed = false;
+            }
             head = (head + 1) % ring;
         }
         self.set_reg(RDH, head);
+        landed
     }
 
     /// Receive checksum offload (RXCSUM.IPOFLD/TUOFLD): status and error bits for the

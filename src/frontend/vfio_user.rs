@@ -16,8 +16,11 @@
 //!
 //! Guest RAM arrives as DMA_MAP messages with file descriptors (QEMU needs
 //! `-object memory-backend-memfd,...,share=on`); ranges without a descriptor (ROM) are
-//! ignored. A bad map is answered with an error, never a crash.
+//! recorded but unreachable. [`dma`] keeps the table with the VFIO type1 rules (range
+//! unmaps, unmap-all, overlaps refused). A bad map is answered with an error, never a
+//! crash; a client that leaves takes every map with it.
 
+pub mod dma;
 pub mod intx;
 mod sys;
 mod tuning;
@@ -63,9 +66,7 @@ pub const IRQ_ERR: u32 = 3;
 /// Number of vfio-pci irq indexes (INTx, MSI, MSI-X, ERR, REQ).
 pub const NUM_IRQS: u32 = 5;
 
-/// Most DMA regions a client may map (QEMU maps about ten; each is an mmap and every map
-/// copies the region list).
-pub const MAX_DMA_REGIONS: usize = 1024;
+pub use dma::MAX_DMA_MAPS;
 
 const REGION_FLAG_READ: u32 = 1 << 0;
 const REGION_FLAG_WRITE: u32 = 1 << 1;
@@ -291,6 +292,7 @@ impl VfioUserServer {
         );
         let mut conn = Connection {
             shared: &self.shared,
+            dma_files: dma::DmaFiles::default(),
             spin: tuning::SocketSpin::from_env(),
             bias: tuning::ReceiveBias::new(Instant::now()),
         };
@@ -412,6 +414,8 @@ fn wakes_event_loop(offset: u64, d: &E1000, waker: &Waker) -> bool {
 /// One client's view of the server: the `vfio_user` callbacks.
 struct Connection<'a> {
     shared: &'a Shared,
+    /// The client's DMA backing files, each mapped once.
+    dma_files: dma::DmaFiles,
     /// After a posted BAR write, or a reply while the guest mostly receives, poll for
     /// the client's next message for a while.
     spin: tuning::SocketSpin,
@@ -522,52 +526,32 @@ impl ServerBackend for Connection<'_> {
         size: u64,
         fd: Option<File>,
     ) -> io::Result<()> {
-        let Some(file) = fd else {
-            log::debug!("DMA_MAP {address:#x}+{size:#x} without fd (ROM?): ignored");
-            return Ok(());
+        log::debug!(
+            "DMA_MAP {address:#x}+{size:#x} offset {offset:#x} flags {flags:?} fd {}",
+            fd.is_some()
+        );
+        let req = dma::MapRequest {
+            flags,
+            offset,
+            address,
+            size,
         };
-        log::debug!("DMA_MAP {address:#x}+{size:#x} offset {offset:#x} flags {flags:?}");
-        if size == 0 || address.checked_add(size).is_none() {
-            return Err(invalid(format!(
-                "DMA_MAP {address:#x}+{size:#x}: bad range"
-            )));
+        // The file is mapped (first time only) before the device lock is taken.
+        let prepared = dma::prepare_map(&mut self.dma_files, req, fd)?;
+        let mut d = lock_device(&self.shared.device);
+        let r = prepared.apply(d.memory_mut());
+        if r.is_err() {
+            self.dma_files.prune(d.memory());
         }
-        // Mapping past the end of the file would turn a later DMA into SIGBUS.
-        let meta = file.metadata()?;
-        let end = offset.checked_add(size);
-        if !meta.file_type().is_file() || end.is_none_or(|end| end > meta.len()) {
-            return Err(invalid(format!(
-                "DMA_MAP {address:#x}+{size:#x}: offset {offset:#x} and size do not fit the \
-                 {}-byte file",
-                meta.len()
-            )));
-        }
-        let current = lock_device(&self.shared.device).memory().clone();
-        if current.region_count() >= MAX_DMA_REGIONS {
-            return Err(invalid(format!(
-                "DMA_MAP {address:#x}+{size:#x}: already {MAX_DMA_REGIONS} regions mapped"
-            )));
-        }
-        let mem = current
-            .with_file_region(address, size, file, offset)
-            .map_err(|e| invalid(format!("DMA_MAP {address:#x}+{size:#x}: {e}")))?;
-        lock_device(&self.shared.device).set_memory(mem);
-        Ok(())
+        r
     }
 
     fn dma_unmap(&mut self, flags: DmaUnmapFlags, address: u64, size: u64) -> io::Result<()> {
         log::debug!("DMA_UNMAP {address:#x}+{size:#x} flags {flags:?}");
+        // Under the device lock, as every DMA: when this returns and the reply goes out,
+        // no DMA can reach the removed ranges.
         let mut d = lock_device(&self.shared.device);
-        if flags.contains(DmaUnmapFlags::UNMAP_ALL) {
-            d.set_memory(GuestRam::empty());
-            return Ok(());
-        }
-        match d.memory().without_region(address, size) {
-            Ok(mem) => d.set_memory(mem),
-            // Ranges we never mapped (ROM, sent without fd) are fine to "unmap".
-            Err(e) => log::debug!("DMA_UNMAP {address:#x}+{size:#x}: not mapped ({e})"),
-        }
-        Ok(())
+        dma::dma_unmap(&mut self.dma_files, d.memory_mut(), flags, address, size)
     }
 
     fn reset(&mut self) -> io::Result<()> {

@@ -125,8 +125,10 @@ bitflags! {
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct DmaUnmapFlags: u32 {
-        const GET_DIRTY_PAGE_INFO = 1 << 1;
-        const UNMAP_ALL = 1 << 2;
+        // nic-emu fork: the protocol's bits (as Linux's vfio.h): upstream 0.1.7 had
+        // them one place too high.
+        const GET_DIRTY_BITMAP = 1 << 0;
+        const UNMAP_ALL = 1 << 1;
 
         // See above.
         const _ = !0;
@@ -253,6 +255,15 @@ impl Default for Capabilities {
     }
 }
 
+/// nic-emu fork: an error reply is an error.
+fn check_reply(reply: &Header) -> Result<(), Error> {
+    if reply.flags & HeaderFlags::Error as u32 != 0 {
+        Err(Error::ErrorReply(reply.error))
+    } else {
+        Ok(())
+    }
+}
+
 pub struct Client {
     stream: UnixStream,
     next_message_id: Wrapping<u16>,
@@ -315,6 +326,9 @@ pub enum Error {
     InvalidInput,
     #[error("No_reply bit unexpectedly set for command: {0:?}")]
     UnexpectedNoReply(Command),
+    /// nic-emu fork: the server answered a command with an error.
+    #[error("Server replied with error {0}")]
+    ErrorReply(u32),
 }
 
 /// The header every capability of a region begins with.
@@ -449,6 +463,19 @@ impl Client {
         size: u64,
         fd: RawFd,
     ) -> Result<(), Error> {
+        self.dma_map_flags(DmaMapFlags::READ_WRITE, offset, address, size, Some(fd))
+    }
+
+    /// nic-emu fork: DMA_MAP with explicit flags and an optional file descriptor; an
+    /// error reply is returned as [`Error::ErrorReply`].
+    pub fn dma_map_flags(
+        &mut self,
+        flags: DmaMapFlags,
+        offset: u64,
+        address: u64,
+        size: u64,
+        fd: Option<RawFd>,
+    ) -> Result<(), Error> {
         let dma_map = DmaMap {
             header: Header {
                 message_id: self.next_message_id.0,
@@ -458,27 +485,45 @@ impl Client {
                 ..Default::default()
             },
             argsz: (size_of::<DmaMap>() - size_of::<Header>()) as u32,
-            flags: DmaMapFlags::READ_WRITE.bits(),
+            flags: flags.bits(),
             offset,
             address,
             size,
         };
         debug!("Command: {dma_map:?}");
         self.next_message_id += Wrapping(1);
-        self.stream
-            .send_with_fd(dma_map.as_slice(), fd)
-            .map_err(Error::SendWithFd)?;
+        match fd {
+            Some(fd) => self
+                .stream
+                .send_with_fd(dma_map.as_slice(), fd)
+                .map_err(Error::SendWithFd)?,
+            None => self
+                .stream
+                .write_all(dma_map.as_slice())
+                .map(|_| 0)
+                .map_err(Error::StreamWrite)?,
+        };
 
         let mut reply = Header::default();
         self.stream
             .read_exact(reply.as_mut_slice())
             .map_err(Error::StreamRead)?;
         debug!("Reply: {reply:?}");
-
-        Ok(())
+        check_reply(&reply)
     }
 
     pub fn dma_unmap(&mut self, address: u64, size: u64) -> Result<(), Error> {
+        self.dma_unmap_flags(DmaUnmapFlags::empty(), address, size)
+    }
+
+    /// nic-emu fork: DMA_UNMAP with explicit flags (for example UNMAP_ALL); an error
+    /// reply is returned as [`Error::ErrorReply`].
+    pub fn dma_unmap_flags(
+        &mut self,
+        flags: DmaUnmapFlags,
+        address: u64,
+        size: u64,
+    ) -> Result<(), Error> {
         let dma_unmap = DmaUnmap {
             header: Header {
                 message_id: self.next_message_id.0,
@@ -488,7 +533,7 @@ impl Client {
                 ..Default::default()
             },
             argsz: (size_of::<DmaUnmap>() - size_of::<Header>()) as u32,
-            flags: 0,
+            flags: flags.bits(),
             address,
             size,
         };
@@ -498,12 +543,17 @@ impl Client {
             .write_all(dma_unmap.as_slice())
             .map_err(Error::StreamWrite)?;
 
-        let mut reply = DmaUnmap::default();
+        // An error reply is a bare header; a success echoes the command.
+        let mut reply = Header::default();
         self.stream
             .read_exact(reply.as_mut_slice())
             .map_err(Error::StreamRead)?;
         debug!("Reply: {reply:?}");
-
+        check_reply(&reply)?;
+        let mut rest = vec![0u8; size_of::<DmaUnmap>() - size_of::<Header>()];
+        self.stream
+            .read_exact(&mut rest)
+            .map_err(Error::StreamRead)?;
         Ok(())
     }
 
@@ -878,6 +928,9 @@ impl Client {
 /// keep the message framing; a larger one shuts the connection down.
 const MAX_SKIPPED_WRITE: usize = 1 << 20;
 
+/// nic-emu fork: the longest capability string a VERSION message may carry.
+const MAX_VERSION_DATA: usize = 64 * 1024;
+
 pub trait ServerBackend {
     fn region_read(
         &mut self,
@@ -1018,15 +1071,27 @@ impl Server {
                     .read_exact(&mut client_version.as_mut_slice()[size_of::<Header>()..])
                     .map_err(Error::StreamRead)?;
 
-                let mut raw_version_data =
-                    vec![0; header.message_size as usize - size_of::<Version>()];
+                // nic-emu fork: the size is the client's word; upstream subtracted
+                // without a check (a panic below 20) and allocated up to 4 GiB. The
+                // capability string is a short JSON object: beyond MAX_VERSION_DATA the
+                // framing cannot be trusted, so the connection is shut down.
+                let data_len = (header.message_size as usize)
+                    .checked_sub(size_of::<Version>())
+                    .filter(|&n| n <= MAX_VERSION_DATA);
+                let Some(data_len) = data_len else {
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    return Err(Error::InvalidInput);
+                };
+                let mut raw_version_data = vec![0; data_len];
                 stream
                     .read_exact(&mut raw_version_data)
                     .map_err(Error::StreamRead)?;
-                let client_version_data = CString::from_vec_with_nul(raw_version_data)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
+                // Without the terminating NUL (upstream panicked), take the bytes as
+                // they are: the JSON parse below decides.
+                if raw_version_data.last() == Some(&0) {
+                    raw_version_data.pop();
+                }
+                let client_version_data = String::from_utf8_lossy(&raw_version_data).into_owned();
                 let client_capabilities: CapabilitiesData =
                     serde_json::from_str(&client_version_data)
                         .map_err(Error::DeserializeCapabilites)?;
@@ -1509,10 +1574,11 @@ impl Server {
                     command: header.command,
                     flags: HeaderFlags::Error as u32 | HeaderFlags::Reply as u32,
                     message_size: size_of::<Header>() as u32,
-                    error: if matches!(e, Error::InvalidInput) {
-                        EINVAL as u32
-                    } else {
-                        0
+                    // nic-emu fork: a backend's errno reaches the client (EEXIST for
+                    // an overlapping DMA_MAP, as the protocol says); upstream sent 0.
+                    error: match &e {
+                        Error::Backend(io) => io.raw_os_error().unwrap_or(EINVAL) as u32,
+                        _ => EINVAL as u32,
                     },
                 };
                 stream

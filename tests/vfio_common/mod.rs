@@ -1,0 +1,145 @@
+//! Shared by the tests that drive the vfio-user server through `vfio_user::Client`: a
+//! server on its own thread, register and config accessors, sealed memfds for guest RAM.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nic_emu::backend::Loopback;
+use nic_emu::frontend::vfio_user::{
+    IntxEventfd, ShutdownHandle, VfioUserServer, REGION_BAR0, REGION_CONFIG,
+};
+use nic_emu::{DeviceConfig, MacAddress, E1000};
+use vfio_user::Client;
+use vmm_sys_util::eventfd::EventFd;
+
+pub const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0xAB, 0xCD, 0x01];
+pub const IRQ_TRIGGER_EVENTFD: u32 = 0x24;
+pub const IRQ_UNMASK: u32 = 0x11;
+
+/// A server on its own thread; shut down and joined on drop.
+pub struct Running {
+    pub path: PathBuf,
+    pub device: Arc<Mutex<E1000>>,
+    pub intx: IntxEventfd,
+    pub handle: ShutdownHandle,
+    thread: Option<JoinHandle<VfioUserServer>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        assert!(!self.path.exists(), "socket file left behind");
+    }
+}
+
+pub fn socket_path() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("nic-emu-vu-{}-{n}.sock", std::process::id()))
+}
+
+pub fn start() -> Running {
+    start_with(Box::new(Loopback::new()))
+}
+
+pub fn start_with(backend: Box<dyn nic_emu::PacketBackend>) -> Running {
+    let path = socket_path();
+    let config = DeviceConfig {
+        mac: MacAddress::new(MAC),
+        link_up: true,
+    };
+    let mut server = VfioUserServer::new(&path, config, backend).unwrap();
+    let device = server.device();
+    let intx = server.intx();
+    let handle = server.shutdown_handle();
+    let thread = std::thread::spawn(move || {
+        server.serve().unwrap();
+        server
+    });
+    Running {
+        path,
+        device,
+        intx,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+pub fn rd(c: &mut Client, off: u32) -> u32 {
+    let mut b = [0u8; 4];
+    c.region_read(REGION_BAR0, u64::from(off), &mut b).unwrap();
+    u32::from_le_bytes(b)
+}
+
+pub fn wr(c: &mut Client, off: u32, v: u32) {
+    c.region_write(REGION_BAR0, u64::from(off), &v.to_le_bytes())
+        .unwrap();
+}
+
+pub fn cfg_rd(c: &mut Client, off: u64) -> u32 {
+    let mut b = [0u8; 4];
+    c.region_read(REGION_CONFIG, off, &mut b).unwrap();
+    u32::from_le_bytes(b)
+}
+
+pub fn cfg_wr16(c: &mut Client, off: u64, v: u16) {
+    c.region_write(REGION_CONFIG, off, &v.to_le_bytes())
+        .unwrap();
+}
+
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+pub fn eventfd_count(efd: &EventFd) -> u64 {
+    efd.read().unwrap_or(0)
+}
+
+/// Guest RAM as QEMU's `memory-backend-memfd` makes it: a memfd of `size` bytes, sealed
+/// against growing and shrinking.
+pub fn memfd(size: u64) -> File {
+    let f = memfd_unsealed(size);
+    // SAFETY: F_ADD_SEALS on a descriptor we own; no memory is passed.
+    let r = unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+        )
+    };
+    assert_eq!(r, 0, "F_ADD_SEALS failed");
+    f
+}
+
+/// A memfd of `size` bytes that can still be truncated (a hostile client's).
+pub fn memfd_unsealed(size: u64) -> File {
+    // SAFETY: the name is a valid NUL-terminated string; memfd_create returns a new
+    // descriptor or -1.
+    let raw = unsafe {
+        libc::memfd_create(
+            c"nic-emu-test".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    assert!(raw >= 0, "memfd_create failed");
+    // SAFETY: `raw` is a new descriptor owned by nobody else.
+    let f = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+    f.set_len(size).unwrap();
+    f
+}
