@@ -185,6 +185,34 @@ fn link_down_and_up_from_host_raise_lsc() {
     assert_ne!(g.rd(STATUS) & STATUS_LU, 0);
 }
 
+/// A card without link puts nothing on the wire: a driver that transmits blind (DPDK's
+/// txonly does not wait for link) sees its descriptors completed, and the frames are
+/// discarded and counted, not sent.
+#[test]
+fn transmit_with_link_down_completes_descriptors_and_sends_nothing() {
+    let (mut g, wire) = FakeGuest::with_wire();
+    g.linux_probe();
+    g.linux_open(8, 8);
+    g.set_bits(TCTL, TCTL_EN);
+    g.bus.device().set_link(false);
+    let f = frame(PEER, MAC, 0x0800, 100, 3);
+    for _ in 0..5 {
+        g.send(&f);
+    }
+    for i in 0..5 {
+        assert_ne!(g.tx_status(i) & 0x01, 0, "descriptor {i} completed");
+    }
+    assert_eq!(g.rd(TDH), 5);
+    assert!(wire.take_sent().is_empty(), "nothing reached the backend");
+    let m = g.bus.device().metrics();
+    assert_eq!((m.tx_frames, m.tx_no_link), (0, 5));
+    assert_eq!(g.rd(GPTC), 0, "nothing counted as transmitted");
+    // Cable back: the next frame goes out.
+    g.bus.device().set_link(true);
+    g.send(&f);
+    assert_eq!(wire.take_sent(), vec![f]);
+}
+
 #[test]
 fn no_dma_without_bus_master() {
     let (mut g, wire) = FakeGuest::with_wire();

@@ -60,6 +60,9 @@ pub struct Interrupts {
     ims: u32,
     itr: u32,
     line: Box<dyn IrqLine>,
+    /// The device asserts its interrupt: causes pending and unmasked, past the ITR
+    /// throttle. The line follows it unless INTx is disabled.
+    asserted: bool,
     level: bool,
     /// INTx disabled in the PCI command register.
     intx_disabled: bool,
@@ -90,6 +93,7 @@ impl Interrupts {
             ims: 0,
             itr: 0,
             line,
+            asserted: false,
             level: false,
             intx_disabled: false,
             last_assert: None,
@@ -109,7 +113,15 @@ impl Interrupts {
         self.throttle_deadline = None;
         self.rx_delay = DelayPair::default();
         self.tx_delay = DelayPair::default();
+        self.asserted = false;
         self.drive(false);
+    }
+
+    /// Whether the device asserts its interrupt, whether or not the PCI command
+    /// register's INTx-disable bit lets it reach the line (the PCI status register's
+    /// interrupt bit).
+    pub fn asserted(&self) -> bool {
+        self.asserted
     }
 
     /// Current level of the INTx line.
@@ -142,30 +154,32 @@ impl Interrupts {
         }
     }
 
-    /// Recompute the line after ICR, IMS, ITR or INTx-disable changed.
+    /// Recompute the device's interrupt and the line after ICR, IMS, ITR or INTx-disable
+    /// changed.
     fn update(&mut self, now: u64) {
-        let want = self.icr & self.ims != 0 && !self.intx_disabled;
-        if !want {
+        if self.icr & self.ims == 0 {
             self.throttle_deadline = None;
+            self.asserted = false;
             self.drive(false);
             return;
         }
-        if self.level {
-            return;
-        }
-        let interval = u64::from(self.itr & 0xFFFF) * ITR_UNIT_NS;
-        if interval != 0 {
-            if let Some(last) = self.last_assert {
-                let allowed = last.saturating_add(interval);
-                if now < allowed {
-                    self.throttle_deadline = Some(allowed);
-                    return;
+        if !self.asserted {
+            let interval = u64::from(self.itr & 0xFFFF) * ITR_UNIT_NS;
+            if interval != 0 {
+                if let Some(last) = self.last_assert {
+                    let allowed = last.saturating_add(interval);
+                    if now < allowed {
+                        self.throttle_deadline = Some(allowed);
+                        return;
+                    }
                 }
             }
+            self.throttle_deadline = None;
+            self.last_assert = Some(now);
+            self.asserted = true;
         }
-        self.throttle_deadline = None;
-        self.last_assert = Some(now);
-        self.drive(true);
+        // INTx-disable holds the line low; the assertion stays (PCI status bit).
+        self.drive(!self.intx_disabled);
     }
 
     /// Latch `causes` into ICR.

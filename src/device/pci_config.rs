@@ -166,15 +166,21 @@ impl PciConfig {
         self.command() & COMMAND_INTX_DISABLE != 0
     }
 
-    /// Reflect the INTx level in the status register's interrupt-status bit.
-    pub fn set_interrupt_status(&mut self, asserted: bool) {
-        let s = self.get16(offsets::STATUS);
-        let s = if asserted {
-            s | STATUS_INTERRUPT
-        } else {
-            s & !STATUS_INTERRUPT
-        };
-        self.set16(offsets::STATUS, s);
+    /// Read like [`read`](Self::read), with the status register's interrupt bit (0x06
+    /// bit 3) showing `interrupt`: the device's interrupt state at the moment of the
+    /// read, which the PCI spec keeps visible even while the command register's
+    /// INTx-disable bit holds the line low. uio_pci_generic and vfio-pci claim an INTx
+    /// only when they see this bit set.
+    pub fn read_with_interrupt(&self, offset: u64, data: &mut [u8], interrupt: bool) {
+        self.read(offset, data);
+        let bit = STATUS_INTERRUPT.to_le_bytes()[0];
+        let at = (offsets::STATUS as u64).checked_sub(offset);
+        if let Some(b) = at
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| data.get_mut(i))
+        {
+            *b = if interrupt { *b | bit } else { *b & !bit };
+        }
     }
 
     /// Address programmed into BAR `n` (0 or 1), without the flag bits.
@@ -216,6 +222,26 @@ mod tests {
         c.read(254, &mut b);
         assert_eq!(b[2..], [0, 0]);
         c.write(u64::MAX, &[1, 2]);
+    }
+
+    #[test]
+    fn interrupt_status_bit_is_the_live_state_at_any_access_size() {
+        let c = PciConfig::new();
+        for (off, len, byte) in [(4u64, 4usize, 2usize), (6, 2, 0), (6, 1, 0), (0, 8, 6)] {
+            for on in [true, false] {
+                let mut b = vec![0u8; len];
+                c.read_with_interrupt(off, &mut b, on);
+                assert_eq!(b[byte] & 0x08 != 0, on, "offset {off} len {len}");
+                // The rest of the status register is unchanged (capability list).
+                assert_eq!(b[byte] & 0x10, 0x10);
+            }
+        }
+        // A read that does not cover byte 6 is untouched.
+        let mut b = [0u8; 2];
+        c.read_with_interrupt(7, &mut b, true);
+        let mut plain = [0u8; 2];
+        c.read(7, &mut plain);
+        assert_eq!(b, plain);
     }
 
     #[test]

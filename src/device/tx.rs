@@ -162,7 +162,7 @@ impl E1000 {
         }
         let base = (u64::from(self.reg(TDBAH)) << 32) | u64::from(self.reg(TDBAL));
         let frames_before = self.metrics.tx_frames;
-        let attempted_before = frames_before + self.metrics.tx_backend_drops;
+        let attempted_before = self.tx_attempts();
         self.tx.more = false;
         let mut buf = std::mem::take(&mut self.tx.buf);
         let mut wrote_back = false;
@@ -195,8 +195,7 @@ impl E1000 {
                 ));
             }
             head = (head + 1) % ring;
-            let attempted = self.metrics.tx_frames + self.metrics.tx_backend_drops;
-            if head != tail && attempted - attempted_before >= TX_FRAME_BUDGET {
+            if head != tail && self.tx_attempts() - attempted_before >= TX_FRAME_BUDGET {
                 self.tx.more = true;
                 break;
             }
@@ -215,6 +214,12 @@ impl E1000 {
             // Loopback-style backends have the frames ready to receive now.
             self.poll_backend();
         }
+    }
+
+    /// Frames the engine finished so far: sent, refused by the backend, or discarded
+    /// for lack of link (what the work budget counts).
+    fn tx_attempts(&self) -> u64 {
+        self.metrics.tx_frames + self.metrics.tx_backend_drops + self.metrics.tx_no_link
     }
 
     /// Whether the last `process_tx` stopped at its work budget with
@@ -474,6 +479,21 @@ impl E1000 {
         let Some(frame) = buf.get(start..end) else {
             return;
         };
+        if !self.link_up() {
+            // No link, nothing on the wire: the descriptors complete as usual (a driver
+            // that transmits blind, as DPDK's txonly does, must not hang), the frame is
+            // discarded and counted.
+            self.metrics.tx_no_link += 1;
+            self.tx.logged += 1;
+            let n = self.tx.logged;
+            if n <= 8 || n.is_power_of_two() {
+                log::info!(
+                    "link down: transmitted frame discarded ({} so far)",
+                    self.metrics.tx_no_link
+                );
+            }
+            return;
+        }
         match self.backend.send(frame) {
             Ok(true) => {
                 self.metrics.tx_frames += 1;
