@@ -10,7 +10,6 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nic_emu::backend::Loopback;
@@ -239,37 +238,6 @@ fn reconnecting_client_sees_a_reset_device() {
         "old client's RAM unmapped"
     );
     assert!(!s.intx.enabled(), "old client's eventfd dropped");
-}
-
-/// Send raw bytes as a client, read whatever comes back until the server closes or
-/// goes quiet, and return it.
-fn raw_session(path: &Path, bytes: &[u8], close_write: bool) -> Vec<u8> {
-    let mut s = UnixStream::connect(path).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let _ = s.write_all(bytes);
-    if close_write {
-        let _ = s.shutdown(std::net::Shutdown::Write);
-    }
-    let mut out = Vec::new();
-    let mut b = [0u8; 256];
-    while let Ok(n) = s.read(&mut b) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[..n]);
-    }
-    out
-}
-
-fn header(id: u16, command: u16, size: u32, flags: u32) -> Vec<u8> {
-    let mut h = Vec::new();
-    h.extend_from_slice(&id.to_le_bytes());
-    h.extend_from_slice(&command.to_le_bytes());
-    h.extend_from_slice(&size.to_le_bytes());
-    h.extend_from_slice(&flags.to_le_bytes());
-    h.extend_from_slice(&0u32.to_le_bytes());
-    h
 }
 
 #[test]

@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 use std::fs::File;
+use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -142,4 +145,35 @@ pub fn memfd_unsealed(size: u64) -> File {
     let f = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
     f.set_len(size).unwrap();
     f
+}
+
+/// Send raw bytes as a client, read whatever comes back until the server closes or
+/// goes quiet, and return it.
+pub fn raw_session(path: &Path, bytes: &[u8], close_write: bool) -> Vec<u8> {
+    let mut s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let _ = s.write_all(bytes);
+    if close_write {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let mut out = Vec::new();
+    let mut b = [0u8; 256];
+    while let Ok(n) = s.read(&mut b) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[..n]);
+    }
+    out
+}
+
+pub fn header(id: u16, command: u16, size: u32, flags: u32) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend_from_slice(&id.to_le_bytes());
+    h.extend_from_slice(&command.to_le_bytes());
+    h.extend_from_slice(&size.to_le_bytes());
+    h.extend_from_slice(&flags.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    h
 }

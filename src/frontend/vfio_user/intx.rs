@@ -11,6 +11,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -62,9 +63,18 @@ impl IntxState {
         let Some(fd) = self.eventfd.as_mut() else {
             return;
         };
-        if let Err(e) = fd.write_all(&1u64.to_ne_bytes()) {
-            log::warn!("INTx: writing the eventfd failed: {e}");
-            return;
+        // The eventfd is non-blocking (see `checked_eventfd`): a counter the client let
+        // run up to its maximum answers EAGAIN instead of blocking this thread, with the
+        // interrupt and device locks held, for good. Its reader wakes anyway.
+        match fd.write(&1u64.to_ne_bytes()) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                log::debug!("INTx: eventfd counter full; the client has a signal pending");
+            }
+            Err(e) => {
+                log::warn!("INTx: writing the eventfd failed: {e}");
+                return;
+            }
         }
         self.masked = true;
         self.signals += 1;
@@ -79,6 +89,34 @@ impl IntxState {
 
 fn invalid(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
+
+/// The client's INTx descriptor, if it is an eventfd, made non-blocking. Anything else (a
+/// pipe, a socket, a file) is refused: a write to it could block or mean something else.
+fn checked_eventfd(fd: File) -> io::Result<File> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    let kind = std::fs::read_link(format!("/proc/self/fd/{raw}"))?;
+    if kind.as_os_str() != "anon_inode:[eventfd]" {
+        return Err(invalid(&format!(
+            "the INTx descriptor is not an eventfd ({})",
+            kind.display()
+        )));
+    }
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we own; no memory is passed. The flag is
+    // shared with the client's copy, and QEMU's own eventfds are non-blocking already.
+    let r = unsafe {
+        let flags = libc::fcntl(raw, libc::F_GETFL);
+        if flags < 0 {
+            flags
+        } else {
+            libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK)
+        }
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 impl IntxEventfd {
@@ -167,8 +205,9 @@ impl IntxEventfd {
                     s.recheck_at = None;
                     log::debug!("INTx: eventfd removed");
                 } else {
+                    let fd = fds.pop().map(checked_eventfd).transpose()?;
                     let was_enabled = s.eventfd.is_some();
-                    s.eventfd = fds.pop();
+                    s.eventfd = fd;
                     if !was_enabled {
                         s.masked = false;
                     }
@@ -285,6 +324,38 @@ mod tests {
         assert!(shared.poll_recheck().is_none());
         assert_eq!(count(&mut efd), 1);
         assert_eq!(shared.signals(), 4);
+    }
+
+    #[test]
+    fn a_full_blocking_eventfd_never_blocks_and_other_descriptors_are_refused() {
+        // A hostile client: a *blocking* eventfd whose counter is at its maximum.
+        // SAFETY: eventfd takes two integers and returns a new descriptor or -1.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        assert!(raw >= 0);
+        // SAFETY: `raw` is a new descriptor nobody else owns.
+        let mut efd = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        efd.write_all(&(u64::MAX - 1).to_ne_bytes()).unwrap();
+        let mut line = IntxEventfd::new();
+        let shared = line.clone();
+        shared
+            .set_irqs(TRIGGER_FD, 0, 1, vec![efd.try_clone().unwrap()])
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            line.set_level(true);
+            let _ = tx.send(());
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("signalling a full eventfd blocked");
+        // A pipe, a socket or a plain file is not an eventfd.
+        let (r, _w) = std::io::pipe().unwrap();
+        let pipe = File::from(OwnedFd::from(r));
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let sock = File::from(OwnedFd::from(a));
+        for fd in [pipe, sock] {
+            let e = shared.set_irqs(TRIGGER_FD, 0, 1, vec![fd]).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        }
     }
 
     #[test]
