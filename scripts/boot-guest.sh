@@ -32,6 +32,22 @@
 #   --carrier-wait S     guest waits up to S s for carrier (default 5)
 #   --no-shared-mem      vfio-user: plain RAM (the server then gets no DMA fds)
 #   --qemu-arg ARG       extra QEMU argument (repeatable)
+#   --machine pc|q35     machine type (default pc). On q35 the NIC is pinned to
+#                        slot 2 too (0000:00:02.0), as on pc.
+#   --viommu             a virtual IOMMU: q35 with -device intel-iommu,caching-mode=on
+#                        placed before the NIC, and intel_iommu=on for the guest
+#   --cpu MODEL          QEMU -cpu (default: QEMU's own under TCG, host under KVM);
+#                        DPDK needs `max` under TCG
+#   --append ARGS        more kernel command line (e.g. hugepages=64)
+#   --mods LIST          modules guest-init loads (comma-separated; default: the NIC's
+#                        driver; `none` leaves the NIC unbound, for userspace drivers)
+#   --overlay NAME|FILE  append a prebuilt cpio to the initramfs (repeatable): NAME
+#                        is $NE_CACHE/overlays/NAME.cpio.gz from build-overlays.sh
+#                        (drivers: uio/vfio modules + uio_intx; dpdk: dpdk-testpmd)
+#   --allow-reboot       the guest may reboot inside the same QEMU (no -no-reboot);
+#                        guest-init then numbers the boots in a CMOS byte that
+#                        survives the reset: $NE_BOOT is 0, 1, ... and the console
+#                        shows "RIG-BOOT <n>" (a command reboots with `reboot -f`)
 #   --quiet              do not copy the console to stdout
 # The serial console streams to stdout. Guest protocol (guest-init.sh):
 #   "RIG-READY <uptime>" once the network is configured, "RIG-EXIT=<rc>" at the end.
@@ -42,8 +58,8 @@
 #   125 QEMU ended without RIG-EXIT (QEMU error, kernel panic); 2 usage error.
 # A summary line "[boot-guest] nic=... rc=... ready=...s wall=...s" goes to stderr.
 #
-# The machine is `-machine pc -nodefaults`: the NIC (any kind) is the only
-# device added, at PCI 0000:00:02.0. With vfio-user, QEMU 11 warns "Could not
+# The machine is `-machine pc -nodefaults` (or q35): the NIC (any kind) is the
+# only device added, at PCI 0000:00:02.0. With vfio-user, QEMU 11 warns "Could not
 # enable error recovery for the device"; that is harmless.
 #
 # Several guests can run at once: each run has its own temp dir; give each its
@@ -64,7 +80,8 @@ DIE_RC=2
 NIC=none SOCK= NETNS= TAP=ne-tap0 HOSTIP=10.233.0.1/24 GUESTIP=10.233.0.2/24 MAC=
 DGL=127.0.0.1:47001 DGR=127.0.0.1:47002 ACCEL=${NIC_EMU_ACCEL:-auto} MEM=256 SMP=1
 TIMEOUT=180 LOG= EXTRA= CARRIER=5 SHARED=1 QUIET=0
-QARGS=()
+MACHINE=pc VIOMMU=0 CPU= XAPPEND= REBOOT=0 MODS=
+QARGS=() OVERLAYS=()
 while [ $# -gt 0 ]; do
   case $1 in
     --nic) NIC=$2; shift 2;;              --socket) SOCK=$2; shift 2;;
@@ -76,6 +93,10 @@ while [ $# -gt 0 ]; do
     --timeout) TIMEOUT=$2; shift 2;;      --log) LOG=$2; shift 2;;
     --extra-dir) EXTRA=$2; shift 2;;      --carrier-wait) CARRIER=$2; shift 2;;
     --no-shared-mem) SHARED=0; shift;;    --qemu-arg) QARGS+=("$2"); shift 2;;
+    --machine) MACHINE=$2; shift 2;;     --viommu) VIOMMU=1; shift;;
+    --cpu) CPU=$2; shift 2;;              --append) XAPPEND+=" $2"; shift 2;;
+    --overlay) OVERLAYS+=("$2"); shift 2;;
+    --allow-reboot) REBOOT=1; shift;;   --mods) MODS=$2; shift 2;;
     --quiet) QUIET=1; shift;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
     --) shift; break;;
@@ -92,6 +113,18 @@ KERNEL=${NIC_EMU_KERNEL:-$NE_GUEST/vmlinux}
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout wants seconds"
 [[ $GUESTIP =~ ^([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)/[0-9]+$ ]] || die "--guest-ip wants a.b.c.d/len"
 DEFMAC=$(printf '52:54:%02x:%02x:%02x:%02x' "${BASH_REMATCH[@]:1:4}")
+[ "$VIOMMU" = 1 ] && MACHINE=q35
+case $MACHINE in pc|q35) ;; *) die "--machine must be pc or q35";; esac
+OVFILES=()
+for o in "${OVERLAYS[@]}"; do
+  f=$o; [[ $o == */* ]] || f=$NE_CACHE/overlays/$o.cpio.gz
+  [ -f "$f" ] || die "no overlay $f: run scripts/build-overlays.sh"
+  # an overlay built against another initramfs would carry a stale modules.dep
+  if [ -f "${f%.cpio.gz}.base" ] && [ "$(cat "${f%.cpio.gz}.base")" != "$(cat "$NE_GUEST/stamp" 2>/dev/null)" ]; then
+    die "overlay $f was built for another guest initramfs: run scripts/build-overlays.sh"
+  fi
+  OVFILES+=("$f")
+done
 
 # ---- accelerator ------------------------------------------------------------------
 probe_kvm() { # prints kvm or tcg; at most one real probe per key, ever
@@ -113,7 +146,7 @@ case $ACCEL in
   tcg|kvm) ;;
   *) die "--accel must be auto, tcg or kvm";;
 esac
-if [ "$ACCEL" = kvm ]; then ACC=(-accel kvm -cpu host); else ACC=(-accel tcg); fi
+if [ "$ACCEL" = kvm ]; then ACC=(-accel kvm -cpu "${CPU:-host}"); else ACC=(-accel tcg ${CPU:+-cpu "$CPU"}); fi
 
 # ---- work dir, cleanup --------------------------------------------------------------
 WORK=$(mktemp -d /tmp/nic-emu-boot.XXXXXX)
@@ -134,7 +167,7 @@ mkdir -p "$WORK/ov/ne"
 if [ -n "$EXTRA" ]; then cp -a "$EXTRA"/. "$WORK/ov/"; fi
 printf '%s\n' "$CMD" >"$WORK/ov/ne/cmd"
 (cd "$WORK/ov" && find . | LC_ALL=C sort | gbusybox cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) >"$WORK/ov.cpio.gz"
-cat "$NE_GUEST/initramfs.cpio.gz" "$WORK/ov.cpio.gz" >"$WORK/initrd"
+cat "$NE_GUEST/initramfs.cpio.gz" ${OVFILES[@]+"${OVFILES[@]}"} "$WORK/ov.cpio.gz" >"$WORK/initrd"
 
 # ---- NIC ------------------------------------------------------------------------
 netns_up() { # create $NETNS if needed (race-safe), lo up
@@ -162,31 +195,40 @@ split_hp() { # host:port -> "host port"
 }
 
 APPEND="console=ttyS0 panic=-1 quiet ne.ip=$GUESTIP ne.carrier=$((CARRIER * 10))"
-NICARGS=() MEMARGS=(-m "$MEM")
+[ "$REBOOT" = 1 ] && APPEND+=" ne.boot=cmos"
+NICARGS=() MEMARGS=(-m "$MEM") IOMMU=() SLOT=
+if [ "$VIOMMU" = 1 ]; then
+  # before any PCI device: the IOMMU must exist when the NIC is realized
+  IOMMU=(-device intel-iommu,caching-mode=on)
+  APPEND+=" intel_iommu=on"
+fi
+[ "$MACHINE" = q35 ] && SLOT=,addr=2
+[ -n "$XAPPEND" ] && APPEND+=$XAPPEND
+if [ -n "$MODS" ]; then APPEND+=" ne.mods=$MODS"; fi   # guest-init takes the first
 case $NIC in
   qemu-e1000|virtio)
     NETNS=${NETNS:-nicemu}; netns_up; fresh_tap
     if [ "$NIC" = qemu-e1000 ]; then
       NICARGS=(-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no"
-               -device "e1000,netdev=n0,mac=${MAC:-$DEFMAC},romfile=")
+               -device "e1000,netdev=n0,mac=${MAC:-$DEFMAC},romfile=$SLOT")
       APPEND+=" ne.mods=e1000"
     else
       NICARGS=(-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=off"
-               -device "virtio-net-pci,netdev=n0,mac=${MAC:-$DEFMAC},romfile=")
+               -device "virtio-net-pci,netdev=n0,mac=${MAC:-$DEFMAC},romfile=$SLOT")
       APPEND+=" ne.mods=virtio_pci,virtio_net"
     fi;;
   dgram-e1000)
     read -r LH LP < <(split_hp "$DGL"); read -r RH RP < <(split_hp "$DGR")
     if [ -n "$NETNS" ]; then netns_up; fi
     NICARGS=(-netdev "dgram,id=n0,local.type=inet,local.host=$LH,local.port=$LP,remote.type=inet,remote.host=$RH,remote.port=$RP"
-             -device "e1000,netdev=n0,mac=${MAC:-$DEFMAC},romfile=")
+             -device "e1000,netdev=n0,mac=${MAC:-$DEFMAC},romfile=$SLOT")
     APPEND+=" ne.mods=e1000";;
   vfio-user)
     [ -n "$SOCK" ] || die "--nic vfio-user needs --socket PATH"
     [ -S "$SOCK" ] || warn "$SOCK is not a socket (yet)"
     SOCK=$(realpath -m "$SOCK")
     if [ -n "$NETNS" ]; then netns_up; fi
-    NICARGS=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"$SOCK\"}}")
+    NICARGS=(-device "{\"driver\":\"vfio-user-pci\",${SLOT:+\"addr\":\"2\",}\"socket\":{\"type\":\"unix\",\"path\":\"$SOCK\"}}")
     [ "$SHARED" = 1 ] && MEMARGS=(-m "$MEM" -object "memory-backend-memfd,id=mem0,size=${MEM}M,share=on"
                                   -machine memory-backend=mem0)
     APPEND+=" ne.mods=e1000${MAC:+ ne.mac=$MAC}";;
@@ -200,10 +242,11 @@ NS=(); [ -n "$NETNS" ] && NS=(ip netns exec "$NETNS")
 # ---- run --------------------------------------------------------------------------
 CON=${LOG:-$WORK/console.log}
 : >"$CON"
-QCMD=("$NE_QEMU" -nodefaults -no-user-config "${ACC[@]}" -machine pc -smp "$SMP" "${MEMARGS[@]}"
-      -display none -monitor none -serial stdio -no-reboot
+NOREBOOT=(-no-reboot); [ "$REBOOT" = 1 ] && NOREBOOT=()
+QCMD=("$NE_QEMU" -nodefaults -no-user-config "${ACC[@]}" -machine "$MACHINE" -smp "$SMP" "${MEMARGS[@]}"
+      -display none -monitor none -serial stdio ${NOREBOOT[@]+"${NOREBOOT[@]}"}
       -kernel "$KERNEL" -initrd "$WORK/initrd" -append "$APPEND"
-      "${NICARGS[@]}" "${QARGS[@]}")
+      ${IOMMU[@]+"${IOMMU[@]}"} "${NICARGS[@]}" ${QARGS[@]+"${QARGS[@]}"})
 printf '%q ' "${QCMD[@]}" >"$WORK/qemu-cmdline"
 T0=$(date +%s.%N)
 "${NS[@]}" timeout -k 3 "$TIMEOUT" "${QCMD[@]}" </dev/null >>"$CON" 2>&1 &

@@ -8,6 +8,9 @@
 #   ne.mac=52:54:...        set this MAC inside the guest before link up
 #   ne.carrier=50           tenths of a second to wait for carrier (default 50)
 #   ne.shell=1              interactive shell on the console after the command
+#   ne.boot=cmos            count boots in CMOS byte 0x7e (survives a reset inside
+#                           one QEMU): NE_BOOT=0 on the first boot, 1 after one
+#                           `reboot -f`, ...; without it NE_BOOT=0 always
 # The command is /ne/cmd, a shell script that boot-guest.sh appends to the
 # initramfs as a second cpio archive.
 #
@@ -15,6 +18,7 @@
 #   RIG-READY <uptime>      network configured, command about to run
 #   RIG-NOCARRIER <if>      (warning) no carrier after the wait; cmd runs anyway
 #   RIG-EXIT=<rc>           the command's exit status; the guest then powers off
+#   RIG-BOOT <n>            (ne.boot=cmos only) this is boot number n
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 mount -t proc none /proc
@@ -35,6 +39,18 @@ IP=$(arg ne.ip 10.233.0.2/24)
 MAC=$(arg ne.mac "")
 CARRIER=$(arg ne.carrier 50)
 SHELL_AFTER=$(arg ne.shell 0)
+
+# Boot number, kept in an RTC CMOS byte (index port 0x70, data 0x71 through /dev/port):
+# QEMU zeroes it when it starts and keeps it across a guest reset.
+NE_BOOT=0
+if [ "$(arg ne.boot '')" = cmos ]; then
+  cmos_sel() { printf '\176' | dd of=/dev/port bs=1 seek=112 count=1 conv=notrunc 2>/dev/null; }
+  cmos_sel; NE_BOOT=$(dd if=/dev/port bs=1 skip=113 count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
+  cmos_sel; printf "\\$(printf %o $(( (${NE_BOOT:-0} + 1) & 255 )))" |
+    dd of=/dev/port bs=1 seek=113 count=1 conv=notrunc 2>/dev/null
+  echo "RIG-BOOT ${NE_BOOT:=0}"
+fi
+export NE_BOOT
 
 # busybox-static has no lspci: a small sysfs-based stand-in
 cat >/bin/lspci <<'EOF'
