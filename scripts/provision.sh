@@ -7,12 +7,14 @@
 #             which runs and caches the one-time KVM probe (<= ~15 s)
 # Steps:
 #   1. host packages, only those missing: debootstrap xz-utils iproute2
-#      util-linux (flock, unshare) coreutils gzip (apt-get update only if an
-#      install needs it)
-#   2. scripts/setup-qemu.sh   QEMU 11.x with vfio-user-pci   (~26 s first time)
-#   3. scripts/build-guest.sh  guest kernel + initramfs       (~7 s first time)
-#   4. prints where everything is
-# Cached runs take about a second.
+#      util-linux (flock, unshare) coreutils gzip gcc libc6-dev (apt-get update
+#      only if an install needs it)
+#   2. scripts/setup-qemu.sh     QEMU 11.x with vfio-user-pci (~26 s first time)
+#   3. scripts/build-guest.sh    guest kernel + initramfs     (~7 s first time)
+#   4. scripts/build-overlays.sh initramfs overlays for the driver tests: uio/vfio
+#                                modules + uio_intx, DPDK testpmd (~20 s first time)
+#   5. prints where everything is
+# Cached runs take a few seconds.
 #
 # Env: NIC_EMU_CACHE (default /var/cache/nic-emu) and the NIC_EMU_* variables
 #      of setup-qemu.sh / build-guest.sh.
@@ -27,7 +29,7 @@ export DEBIAN_FRONTEND=noninteractive
 mkdir -p "$NE_CACHE/logs"
 
 missing=()
-for p in debootstrap xz-utils iproute2 util-linux coreutils gzip; do
+for p in debootstrap xz-utils iproute2 util-linux coreutils gzip gcc libc6-dev; do
   dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -41,6 +43,7 @@ fi
 
 "$NE_SCRIPTS/setup-qemu.sh"
 "$NE_SCRIPTS/build-guest.sh"
+"$NE_SCRIPTS/build-overlays.sh"
 if [ "$CHECK" = 1 ]; then
   "$NE_SCRIPTS/boot-guest.sh" --nic none --timeout 120 'uname -a'
 fi
@@ -53,6 +56,7 @@ nic-emu rig ready ($(elapsed "$T0")s)
   kernel       $NE_GUEST/vmlinux (PVH), $NE_GUEST/vmlinuz  [$(cat "$NE_GUEST/kernel-version")]
   initramfs    $NE_GUEST/initramfs.cpio.gz
   guest tree   $NE_GROOT  (host use: $NE_GROOT/bin/busybox ping|nc ..., iperf3 via giperf3 in lib.sh)
+  overlays     $NE_CACHE/overlays/{drivers,dpdk}.cpio.gz  (boot-guest.sh --overlay NAME)
   kvm probe    $(sed -n 2p "$NE_CACHE/kvm-probe" 2>/dev/null || echo 'not run yet (first --accel auto boot runs it)')
   boot         $NE_SCRIPTS/boot-guest.sh --nic none|vfio-user --socket S|qemu-e1000|virtio|dgram-e1000 'cmd'
 EOF
