@@ -72,7 +72,7 @@ pub enum ConfigError {
         defined: String,
     },
     /// `--backend NAME` is neither a defined name nor an inline spec.
-    #[error("backend `{name}` is not defined in {origin} (defined: {defined}) and is not an inline spec ({reason}); inline specs look like `loopback`, `tap,ifname=tap0`, `udp,local=127.0.0.1:7001,remote=127.0.0.1:7002` or `pcap,replay=in.pcap`")]
+    #[error("backend `{name}` is not defined in {origin} (defined: {defined}) and is not an inline spec ({reason}); inline specs look like `loopback`, `tap,ifname=tap0`, `udp,local=127.0.0.1:7001,remote=127.0.0.1:7002`, `udp,mcast=239.1.2.3:5000`, `stream,connect=unix:/tmp/passt.sock` or `pcap,replay=in.pcap`")]
     UnknownBackend {
         /// The file (or "built-in defaults").
         origin: String,
@@ -134,6 +134,7 @@ impl Config {
             BackendSpec {
                 kind: BackendKind::Loopback,
                 record: None,
+                impair: None,
             },
         );
         Self {
@@ -194,6 +195,7 @@ impl Config {
                     .or_insert(BackendSpec {
                         kind: BackendKind::Loopback,
                         record: None,
+                        impair: None,
                     });
                 BUILTIN_BACKEND.into()
             }
@@ -281,6 +283,21 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
         .rev()
         .find_map(|l| header(l.split('#').next().unwrap_or("")));
     let place = if let Some(h) = header(line) {
+        // A key the spec rejected after parsing: point at its own line.
+        let key_line = message
+            .split_once("unknown key `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .and_then(|(key, _)| {
+                rest.lines()
+                    .enumerate()
+                    .skip(1)
+                    .take_while(|(_, l)| header(l).is_none())
+                    .find(|(_, l)| l.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+                    .map(|(n, _)| (key, n))
+            });
+        if let Some((key, n)) = key_line {
+            return format!("line {}, key `{h}.{key}`: {message}", line_no + n);
+        }
         format!("table `{h}`")
     } else if let Some((key, _)) = line.split_once('=') {
         let key = key.trim();
@@ -318,32 +335,15 @@ impl fmt::Display for Config {
         for (name, spec) in &self.backends {
             writeln!(f, "\n[backends.{name:?}]  # {spec}")?;
             writeln!(f, "kind = {:?}", spec.kind.name())?;
-            match &spec.kind {
-                BackendKind::Tap { ifname } => writeln!(f, "ifname = {ifname:?}")?,
-                BackendKind::Udp { local, remote } => {
-                    writeln!(f, "local = \"{local}\"")?;
-                    if let Some(r) = remote {
-                        writeln!(f, "remote = \"{r}\"")?;
-                    }
-                }
-                BackendKind::Pcap {
-                    replay,
-                    timing,
-                    repeat,
-                } => {
-                    writeln!(f, "replay = {:?}", replay.display().to_string())?;
-                    writeln!(f, "timing = \"{timing}\"")?;
-                    writeln!(f, "repeat = {repeat}")?;
-                }
-                BackendKind::Loopback => {}
-            }
-            if let Some(r) = &spec.record {
-                writeln!(f, "record = {:?}", r.path.display().to_string())?;
-                if let Some(n) = r.limits.max_bytes {
-                    writeln!(f, "record_max_bytes = {n}")?;
-                }
-                if let Some(n) = r.limits.max_frames {
-                    writeln!(f, "record_max_frames = {n}")?;
+            for (key, value) in spec.items() {
+                // These three are integers in the file; everything else is a string.
+                if matches!(
+                    key.as_str(),
+                    "repeat" | "record_max_bytes" | "record_max_frames"
+                ) {
+                    writeln!(f, "{key} = {value}")?;
+                } else {
+                    writeln!(f, "{key} = {value:?}")?;
                 }
             }
         }

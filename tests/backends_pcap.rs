@@ -502,3 +502,178 @@ proptest! {
         replay_all(&path);
     }
 }
+
+/// A replay shared with the test, so its report can be read while the device owns it.
+struct Shared(std::sync::Arc<std::sync::Mutex<PcapReplay>>);
+
+impl PacketBackend for Shared {
+    fn name(&self) -> String {
+        self.0.lock().unwrap().name()
+    }
+    fn send(&mut self, f: &[u8]) -> std::io::Result<bool> {
+        self.0.lock().unwrap().send(f)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        self.0.lock().unwrap().recv(buf)
+    }
+    fn rx_outcome(&mut self, o: nic_emu::device::RxOutcome) {
+        self.0.lock().unwrap().rx_outcome(o)
+    }
+}
+
+/// What a capture of other hosts' traffic looks like: unicast between two other MACs,
+/// a broadcast, a multicast nobody joined, a VLAN-tagged unicast and a jumbo frame.
+fn foreign_capture() -> Vec<Vec<u8>> {
+    let a = [0x00, 0x1B, 0x21, 0x00, 0x00, 0x0A];
+    let b = [0x00, 0x1B, 0x21, 0x00, 0x00, 0x0B];
+    let mut vlan = common::frame(b, a, 0x8100, 60, 4);
+    vlan[14..16].copy_from_slice(&5u16.to_be_bytes());
+    vlan[16..18].copy_from_slice(&0x0800u16.to_be_bytes());
+    vec![
+        common::frame(b, a, 0x0800, 100, 1),
+        common::frame(a, b, 0x0800, 100, 2),
+        common::frame(b, a, 0x0800, 1000, 3),
+        common::frame([0xFF; 6], a, 0x0806, 46, 5),
+        common::frame([0x01, 0x00, 0x5E, 0x01, 0x02, 0x03], a, 0x0800, 60, 6),
+        vlan,
+        common::frame(b, a, 0x0800, 2000, 7),
+    ]
+}
+
+/// Replay `capture` into a guest (Linux-style open, no VLAN filter, standard frames);
+/// returns the frames the guest got, the replay's report and the device's counters.
+fn replay_into_guest(
+    path: &Path,
+    rewrite: nic_emu::backend::Rewrite,
+) -> (
+    Vec<Vec<u8>>,
+    nic_emu::backend::pcap_replay::ReplayReport,
+    nic_emu::Metrics,
+) {
+    let mut r = PcapReplay::open(path, ReplayTiming::Fast, 1).unwrap();
+    r.set_rewrite(rewrite, nic_emu::MacAddress::new(common::MAC));
+    let shared = std::sync::Arc::new(std::sync::Mutex::new(r));
+    let mut g = common::FakeGuest::new(Box::new(Shared(shared.clone())));
+    g.linux_probe();
+    g.linux_open(8, 32);
+    let mut got = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        g.advance_us(10);
+        while let Some(f) = g.recv() {
+            got.push(f);
+        }
+        let done = {
+            let r = shared.lock().unwrap();
+            r.finished() && r.report().no_verdict == 0
+        };
+        if done {
+            break;
+        }
+        assert!(Instant::now() < end, "replay never finished");
+    }
+    let report = shared.lock().unwrap().report();
+    (got, report, g.bus.device().metrics())
+}
+
+#[test]
+fn a_foreign_capture_is_mostly_filtered_and_the_report_says_why() {
+    let path = tmp("foreign.pcap");
+    write_pcap(
+        &path,
+        &foreign_capture(),
+        Duration::from_millis(1),
+        DataLink::ETHERNET,
+    );
+    let (got, r, m) = replay_into_guest(&path, Default::default());
+    // Only the broadcast is for this guest.
+    assert_eq!(got.len(), 1);
+    assert_eq!(r.offered, 7);
+    assert_eq!(r.accepted, 1);
+    assert_eq!(
+        (
+            r.filtered_unicast,
+            r.filtered_multicast,
+            r.filtered_vlan,
+            r.oversize,
+            r.dropped
+        ),
+        (3, 1, 1, 1, 0)
+    );
+    // The report's numbers are the device's counters.
+    assert_eq!(r.accepted, m.rx_frames);
+    assert_eq!(r.filtered(), m.rx_filtered);
+    assert_eq!(r.oversize + r.dropped, m.rx_dropped);
+    let text = r.to_string();
+    assert!(
+        text.contains("7 frames offered: 1 accepted") && text.contains("3 unicast to another MAC"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rewrite_dst_guest_addresses_unicast_frames_to_the_guest() {
+    use nic_emu::backend::{DstRewrite, Rewrite};
+    let path = tmp("rewritten.pcap");
+    let capture = foreign_capture();
+    write_pcap(
+        &path,
+        &capture,
+        Duration::from_millis(1),
+        DataLink::ETHERNET,
+    );
+    let new_src = [0x02, 0x00, 0x00, 0x00, 0x00, 0x99];
+    let rewrite = Rewrite {
+        dst: Some(DstRewrite::Guest),
+        src: Some(nic_emu::MacAddress::new(new_src)),
+    };
+    let (got, r, m) = replay_into_guest(&path, rewrite);
+    // Every unicast frame (the tagged one too) now goes to the guest; the broadcast is
+    // kept; the unjoined multicast is still filtered, the jumbo frame still too long.
+    assert_eq!(r.accepted, 5, "{r:?}");
+    assert_eq!((r.filtered(), r.oversize), (1, 1));
+    assert_eq!(r.filtered_multicast, 1);
+    assert_eq!(r.rewritten_dst, 5);
+    assert_eq!(r.rewritten_src, 7);
+    assert_eq!(r.accepted, m.rx_frames);
+    assert_eq!(r.filtered(), m.rx_filtered);
+    assert_eq!(r.oversize + r.dropped, m.rx_dropped);
+    assert_eq!(got.len(), 5);
+    for f in &got {
+        assert!(
+            f[..6] == common::MAC || f[..6] == [0xFF; 6],
+            "dst {:02x?}",
+            &f[..6]
+        );
+        assert_eq!(f[6..12], new_src);
+    }
+    // The payloads are the capture's.
+    assert_eq!(got[0][12..], capture[0][12..]);
+}
+
+#[test]
+fn rewrite_keys_parse_and_errors_name_them() {
+    use nic_emu::backend::{BackendKind, BackendSpec, DstRewrite};
+    let s = BackendSpec::parse_inline(
+        "pcap,replay=x.pcap,rewrite_dst=guest,rewrite_src=02:00:00:00:00:01",
+    )
+    .unwrap();
+    let BackendKind::Pcap { rewrite, .. } = &s.kind else {
+        panic!("{s:?}")
+    };
+    assert_eq!(rewrite.dst, Some(DstRewrite::Guest));
+    assert_eq!(BackendSpec::parse_inline(&s.to_string()).unwrap(), s);
+    let s = BackendSpec::parse_inline("pcap,replay=x.pcap,rewrite_dst=52:54:00:00:00:07").unwrap();
+    assert!(
+        s.to_string().contains("rewrite_dst=52:54:00:00:00:07"),
+        "{s}"
+    );
+    for (spec, key) in [
+        ("pcap,replay=x.pcap,rewrite_dst=host", "rewrite_dst"),
+        ("pcap,replay=x.pcap,rewrite_src=guest", "rewrite_src"),
+        ("udp,local=127.0.0.1:1,rewrite_dst=guest", "rewrite_dst"),
+    ] {
+        let e = BackendSpec::parse_inline(spec).unwrap_err().to_string();
+        assert!(e.contains(&format!("`{key}`")), "{spec}: {e}");
+    }
+}

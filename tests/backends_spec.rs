@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use nic_emu::backend::{
-    BackendKind, BackendSpec, RecordLimits, RecordSpec, ReplayTiming, SpecError,
+    BackendKind, BackendSpec, RecordLimits, RecordSpec, ReplayTiming, Rewrite, SpecError,
 };
 use proptest::prelude::*;
 
@@ -48,6 +48,7 @@ fn each_kind_parses_inline() {
             replay: "in.pcap".into(),
             timing: ReplayTiming::Rate(250.try_into().unwrap()),
             repeat: 4,
+            rewrite: Rewrite::default(),
         }
     );
     let defaults = BackendSpec::parse_inline("pcap,replay=in.pcap").unwrap();
@@ -57,6 +58,7 @@ fn each_kind_parses_inline() {
             replay: "in.pcap".into(),
             timing: ReplayTiming::Original,
             repeat: 1,
+            rewrite: Rewrite::default(),
         }
     );
     let fast = BackendSpec::parse_inline("pcap,replay=in.pcap,timing=fast").unwrap();
@@ -162,11 +164,11 @@ proptest! {
         let kind = match kind {
             0 => BackendKind::Tap { ifname: name },
             1 => BackendKind::Udp { local: SocketAddr::from(([127, 0, 0, 1], port)), remote: (n % 2 == 0).then(|| SocketAddr::from(([10, 1, 2, 3], port))) },
-            2 => BackendKind::Pcap { replay: file.into(), timing: [ReplayTiming::Original, ReplayTiming::Fast, ReplayTiming::Rate(pps.try_into().unwrap())][(n % 3) as usize], repeat: n },
+            2 => BackendKind::Pcap { replay: file.into(), timing: [ReplayTiming::Original, ReplayTiming::Fast, ReplayTiming::Rate(pps.try_into().unwrap())][(n % 3) as usize], repeat: n, rewrite: Rewrite::default() },
             _ => BackendKind::Loopback,
         };
         let record = rec.map(|(p, b, f)| RecordSpec { path: p.into(), limits: RecordLimits { max_bytes: b, max_frames: f } });
-        let spec = BackendSpec { kind, record };
+        let spec = BackendSpec { kind, record, impair: None };
         let text = spec.to_string();
         prop_assert_eq!(BackendSpec::parse_inline(&text), Ok(spec), "{}", text);
     }
@@ -261,7 +263,8 @@ mod toml_tables {
                 kind: BackendKind::Pcap {
                     replay: "in.pcap".into(),
                     timing: ReplayTiming::Fast,
-                    repeat: 0
+                    repeat: 0,
+                    rewrite: Rewrite::default(),
                 },
                 record: Some(RecordSpec {
                     path: "out.pcap".into(),
@@ -270,6 +273,7 @@ mod toml_tables {
                         max_frames: None
                     }
                 }),
+                impair: None,
             }
         );
         // As a field of a larger document, the way config.rs uses it.

@@ -217,3 +217,75 @@ fn a_recorded_tunnel_from_a_spec_captures_both_directions() {
     assert_eq!(recs, vec![out, back]);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A fresh multicast group port (the group is 239.255.13.x, administratively scoped).
+fn mcast_group(n: u8) -> std::net::SocketAddrV4 {
+    let port = UdpSocket::bind(any_local())
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(239, 255, 13, n), port)
+}
+
+/// Three members of one multicast group on the loopback interface: each frame reaches
+/// the two others, never its sender.
+#[test]
+fn multicast_members_hear_each_other_but_not_themselves() {
+    let group = mcast_group(1);
+    let lo = Some(std::net::Ipv4Addr::LOCALHOST);
+    let mut m: Vec<UdpTunnel> = (0..3)
+        .map(|_| UdpTunnel::multicast(group, lo).unwrap())
+        .collect();
+    let mut buf = vec![0u8; MAX_FRAME];
+    for i in 0..3 {
+        let f = common::frame([0xFF; 6], [2, 0, 0, 0, 0, i as u8], 0x0806, 46, i as u8);
+        assert!(m[i].send(&f).unwrap());
+        for (j, other) in m.iter_mut().enumerate() {
+            if j != i {
+                assert_eq!(recv_wait(other).as_deref(), Some(&f[..]), "{i} -> {j}");
+            }
+        }
+        // The sender's own copy came back through the kernel's loop and was dropped.
+        let end = Instant::now() + Duration::from_secs(10);
+        while m[i].counters().rx_own < 1 {
+            assert_eq!(m[i].recv(&mut buf).unwrap(), None, "{i} heard itself");
+            assert!(Instant::now() < end, "{i}: own frame never looped back");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    for (i, t) in m.iter().enumerate() {
+        let c = t.counters();
+        assert_eq!(
+            (c.sent, c.received, c.rx_own),
+            (1, 2, 1),
+            "member {i}: {c:?}"
+        );
+        assert!(t.multicast_source().is_some());
+    }
+}
+
+#[test]
+fn multicast_specs_name_their_keys() {
+    use nic_emu::backend::{BackendKind, BackendSpec};
+    let s = BackendSpec::parse_inline("udp,mcast=239.1.2.3:5000,local=127.0.0.1").unwrap();
+    assert_eq!(
+        s.kind,
+        BackendKind::Mcast {
+            group: "239.1.2.3:5000".parse().unwrap(),
+            iface: Some(std::net::Ipv4Addr::LOCALHOST)
+        }
+    );
+    assert_eq!(BackendSpec::parse_inline(&s.to_string()).unwrap(), s);
+    for (spec, key) in [
+        ("udp,mcast=10.0.0.1:5000", "mcast"),
+        ("udp,mcast=239.1.2.3", "mcast"),
+        ("udp,mcast=239.1.2.3:0", "mcast"),
+        ("udp,mcast=[ff02::1]:5000", "mcast"),
+        ("udp,mcast=239.1.2.3:5000,remote=127.0.0.1:1", "remote"),
+        ("udp,mcast=239.1.2.3:5000,local=127.0.0.1:7000", "local"),
+    ] {
+        let e = BackendSpec::parse_inline(spec).unwrap_err().to_string();
+        assert!(e.contains(&format!("`{key}`")), "{spec}: {e}");
+    }
+}

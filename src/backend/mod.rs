@@ -2,8 +2,9 @@
 //! receives come from.
 //!
 //! Following smoltcp's `phy` module, backends are either *adapters* that talk to something
-//! real (tap, UDP tunnel, pcap replay) or the zero-dependency [`Loopback`], and a
-//! *wrapper* (pcap recording) that works around any other backend.
+//! real (tap, UDP tunnel or multicast segment, a QEMU-style stream socket, pcap replay) or
+//! the zero-dependency [`Loopback`], and *wrappers* (pcap recording, [`Impair`]) that work
+//! around any other backend.
 //!
 //! Frames cross this interface as bare Ethernet frames: destination MAC first, no FCS.
 
@@ -11,13 +12,19 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
+use crate::device::RxOutcome;
+
+pub mod impair;
+pub use impair::{Impair, ImpairSpec};
 mod loopback;
 pub use loopback::{Loopback, DEFAULT_LOOPBACK_DEPTH};
 pub mod spec;
 pub use spec::{
-    BackendError, BackendKind, BackendSpec, RecordLimits, RecordSpec, ReplayTiming, SpecError,
+    BackendContext, BackendError, BackendKind, BackendSpec, DstRewrite, RecordLimits, RecordSpec,
+    ReplayTiming, Rewrite, SpecError,
 };
-#[cfg(feature = "tap")]
+pub mod stream;
+pub use stream::{StreamBackend, StreamRole};
 mod sys;
 #[cfg(feature = "tap")]
 pub mod tap;
@@ -69,6 +76,11 @@ pub trait PacketBackend: Send {
         None
     }
 
+    /// What the device did with the last frame [`recv`](Self::recv) returned: called once
+    /// per frame, in order (a frame waiting for ring space is reported when it lands or is
+    /// dropped). A pcap replay counts these for its report; most backends ignore them.
+    fn rx_outcome(&mut self, _outcome: RxOutcome) {}
+
     /// Write out anything buffered (pcap recording flushes here). Called at shutdown.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -90,6 +102,9 @@ impl<B: PacketBackend + ?Sized> PacketBackend for Box<B> {
     }
     fn next_rx_deadline(&self) -> Option<Instant> {
         (**self).next_rx_deadline()
+    }
+    fn rx_outcome(&mut self, outcome: RxOutcome) {
+        (**self).rx_outcome(outcome)
     }
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()

@@ -249,6 +249,10 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
         self.inner.next_rx_deadline()
     }
 
+    fn rx_outcome(&mut self, outcome: crate::device::RxOutcome) {
+        self.inner.rx_outcome(outcome)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         let ours = match self.writer.as_mut() {
             Some(w) => w.flush().map_err(write_error),

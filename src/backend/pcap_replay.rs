@@ -6,7 +6,17 @@
 //!
 //! The backend has no descriptor: an event loop asks
 //! [`next_rx_deadline`](PacketBackend::next_rx_deadline) when to call `recv` again.
+//!
+//! A capture of real traffic is addressed to its original hosts, and the guest's receive
+//! filter drops frames unicast to another MAC. [`Rewrite`] writes the guest's MAC (or
+//! another) into the destination of unicast frames and a chosen source into every frame,
+//! as tcprewrite does. The device tells the replay what became of each frame
+//! ([`rx_outcome`](PacketBackend::rx_outcome)), and the [`ReplayReport`] logged at the
+//! end of the file counts frames offered, accepted by the guest's receive filter,
+//! filtered (and why) and dropped.
 
+use std::collections::VecDeque;
+use std::fmt;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -17,8 +27,10 @@ use pcap_file::pcapng::blocks::block_common::Block;
 use pcap_file::pcapng::{PcapNgReadError, PcapNgReader};
 use pcap_file::DataLink;
 
-use super::spec::ReplayTiming;
+use super::spec::{DstRewrite, ReplayTiming, Rewrite};
 use super::PacketBackend;
+use crate::device::RxOutcome;
+use crate::mac::MacAddress;
 
 /// Bytes the reader buffers; also the largest record it can parse.
 const READ_BUFFER: usize = 1 << 20;
@@ -26,10 +38,15 @@ const READ_BUFFER: usize = 1 << 20;
 /// pcapng files start with a Section Header Block of this type.
 const PCAPNG_MAGIC: [u8; 4] = [0x0A, 0x0D, 0x0D, 0x0A];
 
+/// Ethernet types of an 802.1Q / 802.1ad tag.
+const VLAN_TYPES: [u16; 2] = [0x8100, 0x88A8];
+/// Largest untagged frame without jumbo frames (no FCS).
+const MAX_STD_UNTAGGED: usize = 1514;
+
 /// Counters of a [`PcapReplay`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReplayCounters {
-    /// Frames handed to the guest by `recv`, over all passes.
+    /// Frames offered to the device by `recv`, over all passes.
     pub delivered: u64,
     /// Frames the guest sent, discarded.
     pub sent_discarded: u64,
@@ -46,6 +63,100 @@ enum Reader {
         /// Link type of each interface of the current section.
         links: Vec<DataLink>,
     },
+}
+
+/// What the device did with the replayed frames: the end-of-file report.
+///
+/// `accepted` is the device's `rx_frames` for these frames, `filtered_*` its
+/// `rx_filtered`, `oversize + dropped` its `rx_dropped`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Frames handed to the device.
+    pub offered: u64,
+    /// Taken by the guest's receive filter and written into its ring.
+    pub accepted: u64,
+    /// Filtered: unicast to another MAC.
+    pub filtered_unicast: u64,
+    /// Filtered: multicast (or broadcast) the guest has not joined.
+    pub filtered_multicast: u64,
+    /// Filtered: VLAN-tagged (the VLAN filter, or a tagged frame to another address).
+    pub filtered_vlan: u64,
+    /// Dropped by the device as too long for its receive settings.
+    pub oversize: u64,
+    /// Dropped for other reasons: receiver off, link down, runt, no buffers.
+    pub dropped: u64,
+    /// Offered but no verdict came back (lost by a wrapper on the way, or still held).
+    pub no_verdict: u64,
+    /// Frames whose destination was rewritten.
+    pub rewritten_dst: u64,
+    /// Frames whose source was rewritten.
+    pub rewritten_src: u64,
+}
+
+impl ReplayReport {
+    /// All the frames the receive filter turned away.
+    pub fn filtered(&self) -> u64 {
+        self.filtered_unicast + self.filtered_multicast + self.filtered_vlan
+    }
+}
+
+impl fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} frames offered: {} accepted by the guest's receive filter, {} filtered \
+             ({} unicast to another MAC, {} multicast not joined, {} VLAN), {} oversize, \
+             {} dropped",
+            self.offered,
+            self.accepted,
+            self.filtered(),
+            self.filtered_unicast,
+            self.filtered_multicast,
+            self.filtered_vlan,
+            self.oversize,
+            self.dropped
+        )?;
+        if self.no_verdict > 0 {
+            write!(f, ", {} without a verdict", self.no_verdict)?;
+        }
+        if self.rewritten_dst + self.rewritten_src > 0 {
+            write!(
+                f,
+                "; rewrote {} destinations, {} sources",
+                self.rewritten_dst, self.rewritten_src
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What a frame is, for the report's "why filtered".
+#[derive(Clone, Copy, Debug)]
+enum FrameClass {
+    Unicast,
+    Multicast,
+    Vlan,
+}
+
+impl FrameClass {
+    fn of(frame: &[u8]) -> (Self, bool) {
+        let tagged = frame
+            .get(12..14)
+            .is_some_and(|t| VLAN_TYPES.contains(&u16::from_be_bytes([t[0], t[1]])));
+        let max = if tagged {
+            MAX_STD_UNTAGGED + 4
+        } else {
+            MAX_STD_UNTAGGED
+        };
+        let class = if tagged {
+            Self::Vlan
+        } else if frame.first().is_some_and(|b| b & 1 == 1) {
+            Self::Multicast
+        } else {
+            Self::Unicast
+        };
+        (class, frame.len() > max)
+    }
 }
 
 /// What comes next from the file.
@@ -73,6 +184,12 @@ pub struct PcapReplay {
     delivered_in_pass: u64,
     counters: ReplayCounters,
     finished: bool,
+    rewrite: Rewrite,
+    guest_mac: MacAddress,
+    /// Class and "longer than a standard frame" of each frame offered and not yet judged.
+    awaiting: VecDeque<(FrameClass, bool)>,
+    report: ReplayReport,
+    reported: bool,
 }
 
 impl std::fmt::Debug for PcapReplay {
@@ -216,6 +333,11 @@ impl PcapReplay {
             delivered_in_pass: 0,
             counters: ReplayCounters::default(),
             finished: false,
+            rewrite: Rewrite::default(),
+            guest_mac: MacAddress::DEFAULT,
+            awaiting: VecDeque::new(),
+            report: ReplayReport::default(),
+            reported: false,
         };
         me.advance();
         if let Next::Failed(_) = me.next {
@@ -226,7 +348,21 @@ impl PcapReplay {
         Ok(me)
     }
 
-    /// Frames delivered to the guest so far.
+    /// Rewrite the addresses of the frames replayed from now on; `guest_mac` is what
+    /// [`DstRewrite::Guest`] writes.
+    pub fn set_rewrite(&mut self, rewrite: Rewrite, guest_mac: MacAddress) {
+        self.rewrite = rewrite;
+        self.guest_mac = guest_mac;
+    }
+
+    /// What the device did with the frames so far.
+    pub fn report(&self) -> ReplayReport {
+        let mut r = self.report;
+        r.no_verdict = self.awaiting.len() as u64;
+        r
+    }
+
+    /// Frames offered to the device so far.
     pub fn delivered(&self) -> u64 {
         self.counters.delivered
     }
@@ -297,15 +433,61 @@ impl PcapReplay {
         self.next = Next::End;
         if !self.finished {
             self.finished = true;
-            log::info!(
-                "pcap replay {}: end of file after {} pass(es): {} frames delivered, \
-                 {} skipped, {} sent frames discarded",
+            self.maybe_report(false);
+        }
+    }
+
+    /// Log the report once the file is done and every frame has its verdict (or, with
+    /// `now`, at once: at shutdown).
+    fn maybe_report(&mut self, now: bool) {
+        if self.reported || !self.finished || (!now && !self.awaiting.is_empty()) {
+            return;
+        }
+        self.reported = true;
+        let r = self.report();
+        log::info!(
+            "pcap replay {}: end of file after {} pass(es): {r}; {} skipped in the file, \
+             {} sent frames discarded",
+            self.path.display(),
+            self.counters.passes,
+            self.counters.skipped,
+            self.counters.sent_discarded
+        );
+        if r.offered > 0 && r.filtered() * 2 > r.offered {
+            let hint = if r.filtered_unicast * 2 > r.offered && self.rewrite.dst.is_none() {
+                ": they are addressed to the capture's hosts; rewrite_dst=guest writes the \
+                 guest's MAC into unicast frames"
+            } else {
+                ""
+            };
+            log::warn!(
+                "pcap replay {}: most frames ({} of {}) were filtered by the guest's receive \
+                 filter{hint}",
                 self.path.display(),
-                self.counters.passes,
-                self.counters.delivered,
-                self.counters.skipped,
-                self.counters.sent_discarded
+                r.filtered(),
+                r.offered
             );
+        }
+    }
+
+    /// Apply the rewrite to the frame in `buf`.
+    fn rewrite_frame(&mut self, frame: &mut [u8]) {
+        if frame.len() < 14 {
+            return;
+        }
+        let unicast = frame.first().is_some_and(|b| b & 1 == 0);
+        let dst = match self.rewrite.dst {
+            Some(DstRewrite::Guest) => Some(self.guest_mac),
+            Some(DstRewrite::Mac(m)) => Some(m),
+            None => None,
+        };
+        if let (Some(m), true, Some(d)) = (dst, unicast, frame.get_mut(..6)) {
+            d.copy_from_slice(&m.octets());
+            self.report.rewritten_dst += 1;
+        }
+        if let (Some(m), Some(s)) = (self.rewrite.src, frame.get_mut(6..12)) {
+            s.copy_from_slice(&m.octets());
+            self.report.rewritten_src += 1;
         }
     }
 
@@ -370,9 +552,14 @@ impl PacketBackend for PcapReplay {
                 _ => None,
             };
             match delivered {
-                Some(_) => {
+                Some(n) => {
                     self.counters.delivered += 1;
                     self.delivered_in_pass += 1;
+                    if let Some(frame) = buf.get_mut(..n) {
+                        self.rewrite_frame(frame);
+                        self.awaiting.push_back(FrameClass::of(frame));
+                    }
+                    self.report.offered += 1;
                 }
                 None => {
                     if self.counters.skipped == 0 {
@@ -392,6 +579,27 @@ impl PacketBackend for PcapReplay {
             }
         }
         Ok(None)
+    }
+
+    fn rx_outcome(&mut self, outcome: RxOutcome) {
+        let Some((class, long)) = self.awaiting.pop_front() else {
+            return;
+        };
+        let r = &mut self.report;
+        match (outcome, class) {
+            (RxOutcome::Delivered, _) => r.accepted += 1,
+            (RxOutcome::Filtered, FrameClass::Unicast) => r.filtered_unicast += 1,
+            (RxOutcome::Filtered, FrameClass::Multicast) => r.filtered_multicast += 1,
+            (RxOutcome::Filtered, FrameClass::Vlan) => r.filtered_vlan += 1,
+            (RxOutcome::Dropped, _) if long => r.oversize += 1,
+            (RxOutcome::Dropped | RxOutcome::NoRoom, _) => r.dropped += 1,
+        }
+        self.maybe_report(false);
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.maybe_report(true);
+        Ok(())
     }
 
     fn next_rx_deadline(&self) -> Option<Instant> {

@@ -1,12 +1,19 @@
 //! UDP tunnel: one bare Ethernet frame per datagram, no header, as QEMU's
 //! `-netdev dgram` (and the older `-netdev socket,udp=`) sends them. Two nic-emu
 //! instances, or nic-emu and a QEMU, can be joined this way without root.
+//!
+//! With a multicast group instead of a peer ([`UdpTunnel::multicast`]), any number of
+//! members share one segment: the wire of QEMU's `-netdev dgram` with a multicast
+//! `remote`. Datagrams are received on a socket bound to the group's port (shared with
+//! the other members on the host through `SO_REUSEADDR`) and sent from a second socket
+//! of their own, so that a member recognises its own frames, which the kernel loops
+//! back, by their source address and does not receive them.
 
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
-use super::PacketBackend;
+use super::{sys, PacketBackend};
 
 /// Receive buffer: the largest UDP payload, so a datagram too big for the caller is
 /// detected and dropped rather than silently truncated.
@@ -25,6 +32,16 @@ pub struct UdpCounters {
     pub rx_dropped: u64,
     /// Datagrams from an address other than the remote, dropped.
     pub rx_foreign: u64,
+    /// Multicast: our own frames looped back by the kernel, not received.
+    pub rx_own: u64,
+}
+
+/// The multicast side of a tunnel: the socket that sends, and its address (how our own
+/// looped-back datagrams are recognised).
+#[derive(Debug)]
+struct McastSender {
+    socket: UdpSocket,
+    source: SocketAddr,
 }
 
 /// A UDP socket carrying Ethernet frames to and from one peer.
@@ -34,6 +51,9 @@ pub struct UdpTunnel {
     local: SocketAddr,
     remote: Option<SocketAddr>,
     learn: bool,
+    /// Multicast: datagrams go out through this socket; `remote` is the group and
+    /// `socket` receives.
+    mcast: Option<McastSender>,
     scratch: Vec<u8>,
     counters: UdpCounters,
 }
@@ -59,9 +79,64 @@ impl UdpTunnel {
             local,
             remote,
             learn: remote.is_none(),
+            mcast: None,
             scratch: vec![0; SCRATCH],
             counters: UdpCounters::default(),
         })
+    }
+
+    /// Join multicast `group` (on the interface with address `iface`, or the one the
+    /// routing table picks): every frame sent goes to all members, and every member's
+    /// frames arrive here, except our own.
+    pub fn multicast(group: SocketAddrV4, iface: Option<Ipv4Addr>) -> io::Result<Self> {
+        let ctx = |what: &str, e: io::Error| {
+            io::Error::new(e.kind(), format!("udp mcast {group}: {what}: {e}"))
+        };
+        let if_addr = iface.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let socket = sys::udp_reuseaddr_bound(group).map_err(|e| ctx("cannot bind", e))?;
+        socket
+            .join_multicast_v4(group.ip(), &if_addr)
+            .map_err(|e| ctx("cannot join the group", e))?;
+        let sender = UdpSocket::bind(SocketAddrV4::new(if_addr, 0))
+            .map_err(|e| ctx("cannot bind the sending socket", e))?;
+        sender.set_nonblocking(true)?;
+        sender
+            .set_multicast_loop_v4(true)
+            .map_err(|e| ctx("IP_MULTICAST_LOOP", e))?;
+        sender
+            .set_multicast_ttl_v4(1)
+            .map_err(|e| ctx("IP_MULTICAST_TTL", e))?;
+        if let Some(ip) = iface {
+            sys::set_multicast_if_v4(sender.as_fd(), ip)
+                .map_err(|e| ctx(&format!("IP_MULTICAST_IF {ip}"), e))?;
+        }
+        // Connecting fixes the source address the kernel picks for the group (honouring
+        // IP_MULTICAST_IF): the address our looped-back datagrams come from.
+        sender.connect(group).map_err(|e| {
+            ctx(
+                "no route to the group (a multicast route or local=IFACE-IP is needed)",
+                e,
+            )
+        })?;
+        let source = sender.local_addr()?;
+        log::info!("udp mcast {group}: joined, sending from {source}");
+        Ok(Self {
+            socket,
+            local: SocketAddr::V4(group),
+            remote: Some(SocketAddr::V4(group)),
+            learn: false,
+            mcast: Some(McastSender {
+                socket: sender,
+                source,
+            }),
+            scratch: vec![0; SCRATCH],
+            counters: UdpCounters::default(),
+        })
+    }
+
+    /// Multicast: the address our datagrams leave from.
+    pub fn multicast_source(&self) -> Option<SocketAddr> {
+        self.mcast.as_ref().map(|m| m.source)
     }
 
     /// The bound address (with the real port when `local` asked for port 0).
@@ -99,14 +174,21 @@ impl UdpTunnel {
 
 impl PacketBackend for UdpTunnel {
     fn name(&self) -> String {
-        format!("udp {}", self.local)
+        match &self.mcast {
+            Some(_) => format!("udp mcast {}", self.local),
+            None => format!("udp {}", self.local),
+        }
     }
 
     fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
         let Some(remote) = self.remote else {
             return self.drop_tx("no remote address learned yet");
         };
-        match self.socket.send_to(frame, remote) {
+        let sent = match &self.mcast {
+            Some(m) => m.socket.send(frame),
+            None => self.socket.send_to(frame, remote),
+        };
+        match sent {
             Ok(_) => {
                 self.counters.sent += 1;
                 Ok(true)
@@ -139,7 +221,12 @@ impl PacketBackend for UdpTunnel {
                     ))
                 }
             };
-            if let Some(r) = self.remote.filter(|r| *r != from) {
+            if let Some(m) = &self.mcast {
+                if from == m.source {
+                    self.counters.rx_own += 1;
+                    continue;
+                }
+            } else if let Some(r) = self.remote.filter(|r| *r != from) {
                 if self.counters.rx_foreign == 0 {
                     log::warn!(
                         "udp {}: ignoring datagrams from {from} (peer is {r})",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{ArgAction, Parser};
 
-use nic_emu::backend::RecordSpec;
+use nic_emu::backend::{BackendContext, RecordSpec};
 use nic_emu::config::Config;
 use nic_emu::frontend::event_loop::lock_device;
 use nic_emu::frontend::vfio_user::VfioUserServer;
@@ -29,7 +29,8 @@ nic-emu-cli listens on a Unix socket. QEMU (10.1 or later) attaches with
 and needs guest RAM it can share:
   -object memory-backend-memfd,id=mem0,size=512M,share=on -machine memory-backend=mem0
 The guest's unmodified e1000 driver then drives the emulated card. Frames the guest
-sends go to the packet backend (tap, UDP tunnel, pcap replay, loopback), and frames
+sends go to the packet backend (tap, UDP tunnel or multicast segment, a QEMU-style
+stream socket such as passt's, pcap replay, loopback), and frames
 the backend delivers reach the guest. One client is served at a time; when it
 disconnects, the device is reset and the next client is accepted.
 
@@ -52,8 +53,17 @@ Examples:
   # A UDP tunnel to another emulator or a test program:
   nic-emu-cli --backend udp,local=127.0.0.1:7001,remote=127.0.0.1:7002
 
-  # Replay a capture into the guest, as fast as it takes frames:
-  nic-emu-cli --backend pcap,replay=in.pcap,timing=fast
+  # Replay a capture into the guest, as fast as it takes frames, addressed to it:
+  nic-emu-cli --backend pcap,replay=in.pcap,timing=fast,rewrite_dst=guest
+
+  # User-mode networking without root through passt (passt --socket /tmp/passt.sock):
+  nic-emu-cli --backend stream,connect=unix:/tmp/passt.sock
+
+  # Any number of guests on one multicast segment (also QEMU's -netdev dgram):
+  nic-emu-cli --backend udp,mcast=239.255.0.1:5000
+
+  # A lossy, slow wire: 10% loss and 20 ms delay both ways, reproducible:
+  nic-emu-cli --backend udp,mcast=239.255.0.1:5000,loss=10,delay=20ms,seed=1
 
   # A backend named in a configuration file, own socket and MAC, debug logs:
   nic-emu-cli --config my-backends.toml --backend wire \\
@@ -66,8 +76,14 @@ Inline backend specs (keys as in backends.toml; a comma inside a value is ,,):
   loopback
   tap[,ifname=NAME]                       (default tap%d)
   udp,local=IP:PORT[,remote=IP:PORT]      (remote learned from the first datagram)
+  udp,mcast=GROUP:PORT[,local=IFACE-IP]   (IPv4 multicast segment)
+  stream,connect=unix:PATH|IP:PORT        (QEMU -netdev stream framing; reconnects)
+  stream,listen=unix:PATH|IP:PORT
   pcap,replay=FILE[,timing=original|fast|<N>pps][,repeat=N]   (repeat 0 = forever)
+      [,rewrite_dst=guest|MAC][,rewrite_src=MAC]
   any of them [,record=FILE.pcap][,record_max_bytes=N][,record_max_frames=N]
+  any of them [,loss=PCT][,dup=PCT][,corrupt=PCT][,reorder=PCT][,delay=20ms]
+      [,jitter=5ms][,rate=1mbit][,seed=N]   (rx_KEY / tx_KEY: one direction only)
 
 Environment: RUST_LOG overrides the log level set by -v/-q (e.g. RUST_LOG=nic_emu=trace).";
 
@@ -188,7 +204,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let backend = spec
-        .open()
+        .open_for(&BackendContext { guest_mac: mac })
         .with_context(|| format!("opening backend {label} ({spec})"))?;
     let backend_name = backend.name();
     let mut server = VfioUserServer::new(&args.socket, DeviceConfig { mac, link_up }, backend)

@@ -376,6 +376,7 @@ impl E1000 {
         let dropped = self.rx.reset();
         if dropped > 0 {
             self.metrics.rx_dropped += dropped;
+            self.backend.rx_outcome(RxOutcome::Dropped);
             log::info!("reset: dropped {dropped} frame(s) waiting for the receive ring");
         }
         self.io_addr = 0;

@@ -156,7 +156,8 @@ impl E1000 {
                     }
                 },
             };
-            match self.receive_frame(&buf[..len]) {
+            let outcome = self.receive_frame(&buf[..len]);
+            match outcome {
                 RxOutcome::Delivered => delivered += 1,
                 RxOutcome::NoRoom => {
                     self.rx.held = Some(len);
@@ -164,6 +165,8 @@ impl E1000 {
                 }
                 RxOutcome::Filtered | RxOutcome::Dropped => {}
             }
+            // The backend hears the verdict on each frame it gave, once, in order.
+            self.backend.rx_outcome(outcome);
         }
         self.rx.buf = buf;
         delivered

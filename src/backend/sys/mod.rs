@@ -2,9 +2,11 @@
 //! backend module lives here.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Put `fd` in non-blocking mode (`O_NONBLOCK`), keeping its other status flags.
+#[cfg_attr(not(feature = "tap"), allow(dead_code))]
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     let raw = fd.as_raw_fd();
     // SAFETY: F_GETFL takes no argument and only reads the status flags of `raw`, which
@@ -34,4 +36,95 @@ pub(crate) fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
         return Err(io::Error::last_os_error());
     }
     Ok(flags & libc::O_NONBLOCK != 0)
+}
+
+/// `send(2)` with `MSG_NOSIGNAL`: a peer that went away is an `EPIPE` error, never a
+/// SIGPIPE that would kill a program embedding the library.
+pub(crate) fn send_nosignal(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: send(2) reads at most `data.len()` bytes from `data`, a live slice, and
+    // `fd` is a valid open descriptor for the lifetime of the `BorrowedFd`.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+#[cfg_attr(not(feature = "udp"), allow(dead_code))]
+fn setsockopt_bytes(fd: BorrowedFd<'_>, level: i32, name: i32, value: &[u8]) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(value.len())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: setsockopt(2) reads `len` bytes from `value`, a live slice; `fd` is valid
+    // for the lifetime of the `BorrowedFd`.
+    let rc = unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, value.as_ptr().cast(), len) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A non-blocking UDP socket with `SO_REUSEADDR` set before it is bound to `addr`, so
+/// that several processes (nic-emu instances, QEMU's `-netdev dgram`) can bind the same
+/// multicast group and port and each receive every datagram.
+#[cfg_attr(not(feature = "udp"), allow(dead_code))]
+pub(crate) fn udp_reuseaddr_bound(addr: SocketAddrV4) -> io::Result<UdpSocket> {
+    // SAFETY: socket(2) takes three integers and returns a new descriptor or -1.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    setsockopt_bytes(
+        fd_borrow(&fd),
+        libc::SOL_SOCKET,
+        libc::SO_REUSEADDR,
+        &1i32.to_ne_bytes(),
+    )?;
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(addr.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_in>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: bind(2) reads `len` bytes from `sin`, a sockaddr_in that lives across the
+    // call; the descriptor is valid (owned by `fd`).
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            std::ptr::from_ref(&sin).cast::<libc::sockaddr>(),
+            len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(UdpSocket::from(fd))
+}
+
+/// Send multicast datagrams out of the interface that has address `iface`
+/// (`IP_MULTICAST_IF`; std has no setter for it).
+#[cfg_attr(not(feature = "udp"), allow(dead_code))]
+pub(crate) fn set_multicast_if_v4(fd: BorrowedFd<'_>, iface: Ipv4Addr) -> io::Result<()> {
+    setsockopt_bytes(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &iface.octets())
+}
+
+#[cfg_attr(not(feature = "udp"), allow(dead_code))]
+fn fd_borrow(fd: &OwnedFd) -> BorrowedFd<'_> {
+    use std::os::fd::AsFd;
+    fd.as_fd()
 }

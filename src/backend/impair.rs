@@ -1,0 +1,632 @@
+//! Impairment: a wrapper (smoltcp's `FaultInjector`, Linux's netem) that makes any
+//! backend a worse wire, each direction on its own: loss, duplication and corruption (in
+//! percent), delay with jitter, reordering and a rate limit. Decisions come from a
+//! seeded pseudo-random generator, so a run with the same `seed` and the same frames
+//! loses, duplicates and corrupts the same frames. Every effect is counted.
+//!
+//! "rx" is toward the guest (frames the inner backend delivers), "tx" from the guest
+//! (frames the device sends), as in the device's own names.
+//!
+//! Frames that are held (delay, rate, reordering) leave when the wrapper is next called
+//! after they are due; [`next_rx_deadline`](PacketBackend::next_rx_deadline) tells the
+//! event loop when that is. The event loop only polls a backend while the guest's receive
+//! ring has room, so a held transmitted frame can wait longer while the guest receives
+//! nothing (it also leaves on the guest's next transmission).
+
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use super::PacketBackend;
+use crate::device::RxOutcome;
+
+/// Frames held at most per direction (netem's default limit); beyond it frames are
+/// dropped and counted.
+pub const QUEUE_LIMIT: usize = 1000;
+/// A frame held back for reordering leaves after the next frame, or after this long.
+const REORDER_HOLD: Duration = Duration::from_millis(10);
+
+/// What happens to the frames of one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ImpairParams {
+    /// Frames lost, percent.
+    pub loss: f64,
+    /// Frames sent twice, percent.
+    pub dup: f64,
+    /// Frames with one bit flipped, percent.
+    pub corrupt: f64,
+    /// Frames held back to leave after the next one, percent.
+    pub reorder: f64,
+    /// Added delay.
+    pub delay: Duration,
+    /// Delay varies by up to this much either way (uniformly).
+    pub jitter: Duration,
+    /// Bits per second the direction carries at most (frames wait their turn).
+    pub rate: Option<u64>,
+}
+
+impl ImpairParams {
+    /// Whether this does nothing.
+    pub fn is_none(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Impairments of both directions and the generator's seed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ImpairSpec {
+    /// Toward the guest.
+    pub rx: ImpairParams,
+    /// From the guest.
+    pub tx: ImpairParams,
+    /// Seed of the generator (same seed, same decisions).
+    pub seed: u64,
+}
+
+// Specs compare with `==` in BackendSpec; the floats are parsed percentages, never NaN.
+impl Eq for ImpairSpec {}
+
+/// The keys [`ImpairSpec::set`] takes: each of these applies to both directions, and
+/// with an `rx_` or `tx_` prefix to one; plus `seed`.
+pub const IMPAIR_KEYS: [&str; 7] = [
+    "loss", "dup", "corrupt", "reorder", "delay", "jitter", "rate",
+];
+
+/// Whether `key` is an impairment key (`loss`, `rx_delay`, `seed`, ...).
+pub fn is_impair_key(key: &str) -> bool {
+    let base = key
+        .strip_prefix("rx_")
+        .or_else(|| key.strip_prefix("tx_"))
+        .unwrap_or(key);
+    key == "seed" || IMPAIR_KEYS.contains(&base)
+}
+
+fn percent(v: &str) -> Result<f64, String> {
+    let n: f64 = v
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{v}` is not a percentage (0 to 100)"))?;
+    if !(0.0..=100.0).contains(&n) {
+        return Err(format!("`{v}` is not a percentage (0 to 100)"));
+    }
+    Ok(n)
+}
+
+/// `20ms`, `1.5s`, `500us`, `0`.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let bad = || format!("`{v}` is not a duration: use a number with us, ms or s (e.g. 20ms)");
+    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1.0)
+    } else if v == "0" {
+        ("0", 0.0)
+    } else {
+        return Err(bad());
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = n * scale;
+    if !(0.0..=3600.0).contains(&secs) {
+        return Err(format!("`{v}` is not a duration between 0 and 1 hour"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `1mbit`, `500kbit`, `1gbit`, `64000bit`.
+pub fn parse_rate(v: &str) -> Result<u64, String> {
+    let bad = || format!("`{v}` is not a rate: use <N>bit, <N>kbit, <N>mbit or <N>gbit");
+    let n = v.strip_suffix("bit").ok_or_else(bad)?;
+    let (n, mul) = match n.as_bytes().last() {
+        Some(b'k') => (&n[..n.len() - 1], 1e3),
+        Some(b'm') => (&n[..n.len() - 1], 1e6),
+        Some(b'g') => (&n[..n.len() - 1], 1e9),
+        _ => (n, 1.0),
+    };
+    let bits = n.parse::<f64>().map_err(|_| bad())? * mul;
+    if !(1.0..=1e12).contains(&bits) {
+        return Err(format!("`{v}` is not a rate between 1bit and 1000gbit"));
+    }
+    Ok(bits as u64)
+}
+
+fn fmt_rate(bits: u64) -> String {
+    match bits {
+        b if b % 1_000_000_000 == 0 => format!("{}gbit", b / 1_000_000_000),
+        b if b % 1_000_000 == 0 => format!("{}mbit", b / 1_000_000),
+        b if b % 1_000 == 0 => format!("{}kbit", b / 1_000),
+        b => format!("{b}bit"),
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let us = d.as_micros();
+    if us % 1000 == 0 {
+        format!("{}ms", us / 1000)
+    } else {
+        format!("{us}us")
+    }
+}
+
+impl ImpairParams {
+    fn set(&mut self, base: &str, v: &str) -> Result<(), String> {
+        match base {
+            "loss" => self.loss = percent(v)?,
+            "dup" => self.dup = percent(v)?,
+            "corrupt" => self.corrupt = percent(v)?,
+            "reorder" => self.reorder = percent(v)?,
+            "delay" => self.delay = parse_duration(v)?,
+            "jitter" => self.jitter = parse_duration(v)?,
+            "rate" => self.rate = Some(parse_rate(v)?),
+            _ => return Err(format!("`{base}` is not an impairment")),
+        }
+        Ok(())
+    }
+
+    /// `key=value` items of the non-default settings, each key with `prefix`.
+    fn items(&self, prefix: &str) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        let mut pct = |k: &str, x: f64| {
+            if x != 0.0 {
+                v.push((format!("{prefix}{k}"), format!("{x}")));
+            }
+        };
+        pct("loss", self.loss);
+        pct("dup", self.dup);
+        pct("corrupt", self.corrupt);
+        pct("reorder", self.reorder);
+        if !self.delay.is_zero() {
+            v.push((format!("{prefix}delay"), fmt_duration(self.delay)));
+        }
+        if !self.jitter.is_zero() {
+            v.push((format!("{prefix}jitter"), fmt_duration(self.jitter)));
+        }
+        if let Some(r) = self.rate {
+            v.push((format!("{prefix}rate"), fmt_rate(r)));
+        }
+        v
+    }
+}
+
+impl ImpairSpec {
+    /// Set one key from its text: `loss=10` (both directions), `rx_delay=20ms` (toward
+    /// the guest only), `seed=7`. The error says what is wrong with the value; the caller
+    /// names the key.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        if key == "seed" {
+            self.seed = value
+                .parse()
+                .map_err(|_| format!("`{value}` is not a non-negative integer"))?;
+            return Ok(());
+        }
+        if let Some(base) = key.strip_prefix("rx_") {
+            return self.rx.set(base, value);
+        }
+        if let Some(base) = key.strip_prefix("tx_") {
+            return self.tx.set(base, value);
+        }
+        self.rx.set(key, value)?;
+        self.tx.set(key, value)
+    }
+
+    /// The settings as `key=value` items that [`set`](Self::set) reads back: shared keys
+    /// where both directions agree, `rx_`/`tx_` keys where they differ.
+    pub fn items(&self) -> Vec<(String, String)> {
+        let rx = self.rx.items("");
+        let tx = self.tx.items("");
+        let mut out = Vec::new();
+        for item in &rx {
+            if tx.contains(item) {
+                out.push(item.clone());
+            } else {
+                out.push((format!("rx_{}", item.0), item.1.clone()));
+            }
+        }
+        for item in &tx {
+            if !rx.contains(item) {
+                out.push((format!("tx_{}", item.0), item.1.clone()));
+            }
+        }
+        // A key set only on one side shows as rx_/tx_; one set on both with different
+        // values too; a key on both with the same value is shared.
+        out.push(("seed".into(), self.seed.to_string()));
+        out
+    }
+}
+
+/// SplitMix64: a tiny, well-studied generator (Steele, Lea, Flood 2014), plenty for
+/// deciding which frames to impair, and the same on every platform.
+#[derive(Clone, Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// True with probability `pct` percent. Always draws, so that later decisions do
+    /// not depend on which impairments are enabled.
+    fn chance(&mut self, pct: f64) -> bool {
+        self.unit() * 100.0 < pct
+    }
+}
+
+/// What happened to the frames of one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirCounters {
+    /// Frames that entered.
+    pub frames_in: u64,
+    /// Frames that left (duplicates included).
+    pub frames_out: u64,
+    /// Frames lost on purpose.
+    pub lost: u64,
+    /// Extra copies made.
+    pub duplicated: u64,
+    /// Frames with a bit flipped.
+    pub corrupted: u64,
+    /// Frames held back to leave after the next one.
+    pub reordered: u64,
+    /// Frames given a delay (delay or jitter).
+    pub delayed: u64,
+    /// Frames that waited for the rate limit.
+    pub rate_limited: u64,
+    /// Frames dropped because [`QUEUE_LIMIT`] frames were already held.
+    pub queue_full: u64,
+}
+
+/// Counters of both directions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImpairCounters {
+    /// Toward the guest.
+    pub rx: DirCounters,
+    /// From the guest.
+    pub tx: DirCounters,
+}
+
+impl fmt::Display for DirCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} in, {} out, {} lost, {} duplicated, {} corrupted, {} reordered, {} delayed, \
+             {} rate-limited, {} dropped (queue full)",
+            self.frames_in,
+            self.frames_out,
+            self.lost,
+            self.duplicated,
+            self.corrupted,
+            self.reordered,
+            self.delayed,
+            self.rate_limited,
+            self.queue_full
+        )
+    }
+}
+
+/// A frame waiting to leave.
+#[derive(Debug)]
+struct Held {
+    due: Instant,
+    seq: u64,
+    data: Vec<u8>,
+    /// The first copy of a frame from the inner backend (its verdict is passed on).
+    original: bool,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, o: &Self) -> bool {
+        (self.due, self.seq) == (o.due, o.seq)
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Held {
+    /// Reversed: `BinaryHeap` is a max-heap and the earliest frame must come out first.
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.due, o.seq).cmp(&(self.due, self.seq))
+    }
+}
+
+/// One direction's pipeline.
+#[derive(Debug)]
+struct Lane {
+    p: ImpairParams,
+    rng: SplitMix64,
+    queue: BinaryHeap<Held>,
+    /// A frame held for reordering, and when it leaves anyway.
+    reorder: Option<(Held, Instant)>,
+    seq: u64,
+    /// When the rate-limited link is free again.
+    link_free: Option<Instant>,
+    c: DirCounters,
+}
+
+impl Lane {
+    fn new(p: ImpairParams, seed: u64) -> Self {
+        Self {
+            p,
+            rng: SplitMix64(seed),
+            queue: BinaryHeap::new(),
+            reorder: None,
+            seq: 0,
+            link_free: None,
+            c: DirCounters::default(),
+        }
+    }
+
+    fn held(&self) -> usize {
+        self.queue.len() + usize::from(self.reorder.is_some())
+    }
+
+    /// A frame enters at `now`.
+    fn push(&mut self, frame: &[u8], now: Instant) {
+        self.c.frames_in += 1;
+        // Fixed draw order: the same frames get the same fate whatever else is enabled.
+        let lose = self.rng.chance(self.p.loss);
+        let corrupt = self.rng.chance(self.p.corrupt);
+        let bit = self.rng.next_u64();
+        let dup = self.rng.chance(self.p.dup);
+        let reorder = self.rng.chance(self.p.reorder);
+        let spread = self.rng.unit() * 2.0 - 1.0;
+        if lose {
+            self.c.lost += 1;
+            return;
+        }
+        let mut data = frame.to_vec();
+        if corrupt && !data.is_empty() {
+            let nbits = (data.len() as u64).saturating_mul(8);
+            let at = bit % nbits;
+            if let Some(b) = usize::try_from(at / 8).ok().and_then(|i| data.get_mut(i)) {
+                *b ^= 1 << (at % 8);
+                self.c.corrupted += 1;
+            }
+        }
+        let copies = if dup { 2 } else { 1 };
+        if dup {
+            self.c.duplicated += 1;
+        }
+        let jitter = self.p.jitter.as_secs_f64() * spread;
+        let delay = (self.p.delay.as_secs_f64() + jitter).max(0.0);
+        if delay > 0.0 {
+            self.c.delayed += 1;
+        }
+        let mut due = now + Duration::from_secs_f64(delay);
+        for copy in 0..copies {
+            if self.held() >= QUEUE_LIMIT {
+                self.c.queue_full += 1;
+                continue;
+            }
+            if let Some(rate) = self.p.rate {
+                let start = self.link_free.map_or(due, |f| f.max(due));
+                if start > due {
+                    self.c.rate_limited += 1;
+                }
+                let bits = (data.len() as f64 + 24.0) * 8.0; // preamble, FCS, gap
+                let send_time = Duration::from_secs_f64(bits / rate as f64);
+                self.link_free = Some(start + send_time);
+                due = start + send_time;
+            }
+            self.seq += 1;
+            let held = Held {
+                due,
+                seq: self.seq,
+                data: if copy + 1 == copies {
+                    std::mem::take(&mut data)
+                } else {
+                    data.clone()
+                },
+                original: copy == 0,
+            };
+            if copy == 0 && reorder && self.reorder.is_none() {
+                self.c.reordered += 1;
+                let until = held.due + REORDER_HOLD;
+                self.reorder = Some((held, until));
+                continue;
+            }
+            // A frame held for reordering leaves right after this one.
+            let after = self.reorder.take().map(|(mut h, _)| {
+                h.due = held.due;
+                h.seq = self.seq + 1;
+                h
+            });
+            self.queue.push(held);
+            if let Some(h) = after {
+                self.seq += 1;
+                self.queue.push(h);
+            }
+        }
+    }
+
+    /// The next frame due at `now`, if any.
+    fn pop_due(&mut self, now: Instant) -> Option<Held> {
+        if self
+            .reorder
+            .as_ref()
+            .is_some_and(|(_, until)| *until <= now)
+        {
+            if let Some((h, _)) = self.reorder.take() {
+                self.queue.push(h);
+            }
+        }
+        if self.queue.peek().is_some_and(|h| h.due <= now) {
+            let h = self.queue.pop()?;
+            self.c.frames_out += 1;
+            return Some(h);
+        }
+        None
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        let q = self.queue.peek().map(|h| h.due);
+        let r = self.reorder.as_ref().map(|(_, until)| *until);
+        match (q, r) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Wraps a backend and impairs the frames crossing it.
+pub struct Impair<B: PacketBackend> {
+    inner: B,
+    spec: ImpairSpec,
+    rx: Lane,
+    tx: Lane,
+    /// For each frame handed to the device, in order: whether its verdict goes to the
+    /// inner backend (only the first copy of one of its frames).
+    verdicts_owed: VecDeque<bool>,
+    scratch: Vec<u8>,
+}
+
+impl<B: PacketBackend> fmt::Debug for Impair<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Impair")
+            .field("inner", &self.inner.name())
+            .field("spec", &self.spec)
+            .field("counters", &self.counters())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: PacketBackend> Impair<B> {
+    /// Wrap `inner`.
+    pub fn new(inner: B, spec: ImpairSpec) -> Self {
+        log::info!(
+            "impair {}: {}",
+            inner.name(),
+            spec.items()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        Self {
+            inner,
+            rx: Lane::new(spec.rx, spec.seed ^ 0x7278_7278), // "rxrx"
+            tx: Lane::new(spec.tx, spec.seed ^ 0x7478_7478), // "txtx"
+            spec,
+            verdicts_owed: VecDeque::new(),
+            scratch: vec![0; super::MAX_FRAME],
+        }
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The wrapped backend, mutably.
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> ImpairCounters {
+        ImpairCounters {
+            rx: self.rx.c,
+            tx: self.tx.c,
+        }
+    }
+
+    /// Send the transmitted frames that are due.
+    fn release_tx(&mut self, now: Instant) -> io::Result<()> {
+        while let Some(h) = self.tx.pop_due(now) {
+            self.inner.send(&h.data)?;
+        }
+        Ok(())
+    }
+
+    /// Take what the inner backend has (bounded) into the receive lane.
+    fn pull_rx(&mut self, now: Instant) -> io::Result<()> {
+        for _ in 0..64 {
+            if self.rx.held() >= QUEUE_LIMIT {
+                // Leave the rest in the inner backend until frames leave.
+                break;
+            }
+            match self.inner.recv(&mut self.scratch)? {
+                Some(n) => {
+                    let frame = self.scratch.get(..n).unwrap_or_default();
+                    let before = self.rx.c.lost;
+                    self.rx.push(frame, now);
+                    if self.rx.c.lost != before {
+                        // Lost before the device saw it: tell the inner backend.
+                        self.inner.rx_outcome(RxOutcome::Dropped);
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<B: PacketBackend> PacketBackend for Impair<B> {
+    fn name(&self) -> String {
+        format!("{} (impaired)", self.inner.name())
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
+        let now = Instant::now();
+        let full = self.tx.c.queue_full;
+        self.tx.push(frame, now);
+        self.release_tx(now)?;
+        Ok(self.tx.c.queue_full == full)
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let now = Instant::now();
+        self.release_tx(now)?;
+        self.pull_rx(now)?;
+        let Some(h) = self.rx.pop_due(now) else {
+            return Ok(None);
+        };
+        let n = h.data.len().min(buf.len());
+        if let (Some(dst), Some(src)) = (buf.get_mut(..n), h.data.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.verdicts_owed.push_back(h.original);
+        Ok(Some(n))
+    }
+
+    fn rx_fd(&self) -> Option<RawFd> {
+        self.inner.rx_fd()
+    }
+
+    fn next_rx_deadline(&self) -> Option<Instant> {
+        [
+            self.inner.next_rx_deadline(),
+            self.rx.next_due(),
+            self.tx.next_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn rx_outcome(&mut self, outcome: RxOutcome) {
+        if self.verdicts_owed.pop_front() == Some(true) {
+            self.inner.rx_outcome(outcome);
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        log::info!("impair {}: rx {}", self.inner.name(), self.rx.c);
+        log::info!("impair {}: tx {}", self.inner.name(), self.tx.c);
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,396 @@
+//! Stream backend (QEMU's `-netdev stream` framing: a 4-byte big-endian length before
+//! each frame): client and server over Unix and TCP sockets, a peer that writes a byte
+//! at a time or stops reading, hostile length prefixes, a peer that goes away and comes
+//! back, and two in-process e1000s joined by a stream.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nic_emu::backend::stream::{StreamAddr, MAX_STREAM_FRAME, TX_BUFFER};
+use nic_emu::backend::{
+    BackendKind, BackendSpec, PacketBackend, StreamBackend, StreamRole, MAX_FRAME,
+};
+
+/// A fresh socket path in a per-test directory.
+fn sock(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nic-emu-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// Poll until `cond` holds (10 s at most: the machine may be busy).
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Poll `b` until it yields a frame.
+fn recv_wait(b: &mut dyn PacketBackend) -> Vec<u8> {
+    let mut buf = vec![0u8; MAX_FRAME];
+    let mut got = None;
+    wait_until("a frame", || {
+        got = b.recv(&mut buf).unwrap();
+        got.is_some()
+    });
+    buf[..got.unwrap()].to_vec()
+}
+
+/// Length-prefixed, as QEMU and passt write it.
+fn framed(f: &[u8]) -> Vec<u8> {
+    let mut v = (f.len() as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(f);
+    v
+}
+
+/// Read one length-prefixed frame from a blocking stream.
+fn read_framed(s: &mut impl Read) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut f = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut f).unwrap();
+    f
+}
+
+fn unix(p: &std::path::Path) -> StreamAddr {
+    StreamAddr::Unix(p.to_path_buf())
+}
+
+#[test]
+fn client_and_server_carry_frames_both_ways_over_unix_and_tcp() {
+    let path = sock("pair.sock");
+    let tcp: StreamAddr = "127.0.0.1:0".parse().unwrap();
+    for (listen_at, label) in [(unix(&path), "unix"), (tcp, "tcp")] {
+        let mut server = StreamBackend::open(listen_at, StreamRole::Listen).unwrap();
+        assert!(server.rx_fd().is_some(), "{label}: the listener is watched");
+        let mut client = StreamBackend::open(server.addr().clone(), StreamRole::Connect).unwrap();
+        assert!(client.connected(), "{label}");
+        let f1 = common::frame(common::PEER, common::MAC, 0x0800, 100, 1);
+        let f2 = common::frame(common::MAC, common::PEER, 0x86DD, 9000, 2);
+        assert!(client.send(&f1).unwrap());
+        assert_eq!(recv_wait(&mut server), f1, "{label}: client -> server");
+        assert!(server.connected());
+        assert!(server.send(&f2).unwrap());
+        assert_eq!(recv_wait(&mut client), f2, "{label}: server -> client");
+        let mut buf = vec![0u8; MAX_FRAME];
+        assert_eq!(client.recv(&mut buf).unwrap(), None, "non-blocking");
+        assert_eq!(client.counters().sent, 1);
+        assert_eq!(client.counters().received, 1);
+        assert_eq!(server.counters().connects, 1);
+    }
+    drop(path);
+}
+
+#[test]
+fn a_peer_writing_one_byte_at_a_time_is_reassembled() {
+    let path = sock("bytes.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    let frames: Vec<Vec<u8>> = (0..3)
+        .map(|i| common::frame(common::MAC, common::PEER, 0x0800, 46 + 500 * i, i as u8))
+        .collect();
+    let mut buf = vec![0u8; MAX_FRAME];
+    for f in &frames {
+        let bytes = framed(f);
+        for (i, byte) in bytes.iter().enumerate() {
+            peer.write_all(&[*byte]).unwrap();
+            if i + 1 < bytes.len() {
+                // Never a frame before its last byte.
+                assert_eq!(b.recv(&mut buf).unwrap(), None, "after {} bytes", i + 1);
+            }
+        }
+        assert_eq!(&recv_wait(&mut b), f);
+    }
+    // Several frames in one write come out one by one.
+    let mut all = Vec::new();
+    for f in &frames {
+        all.extend(framed(f));
+    }
+    peer.write_all(&all).unwrap();
+    for f in &frames {
+        assert_eq!(&recv_wait(&mut b), f);
+    }
+    assert_eq!(b.counters().received, 6);
+}
+
+#[test]
+fn a_peer_that_stops_reading_gets_whole_frames_and_the_rest_is_counted() {
+    let path = sock("slow.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    // The peer reads nothing: the socket buffer fills, then our write buffer.
+    let f = common::frame(common::PEER, common::MAC, 0x0800, 1500, 7);
+    let mut accepted = 0u64;
+    for _ in 0..10_000 {
+        if b.send(&f).unwrap() {
+            accepted += 1;
+        }
+    }
+    let c = b.counters();
+    assert_eq!(c.sent, accepted);
+    assert!(c.tx_dropped > 0, "the write buffer is bounded");
+    assert_eq!(c.sent + c.tx_dropped, 10_000);
+    assert!(
+        (c.sent as usize) * f.len() > TX_BUFFER / 2,
+        "at least the buffer's worth was taken"
+    );
+    // The peer now reads: every accepted frame arrives whole, none damaged.
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for i in 0..accepted {
+        // Our side writes the rest of its buffer as the peer drains the socket.
+        b.flush().unwrap();
+        assert_eq!(read_framed(&mut peer), f, "frame {i}");
+        if i % 64 == 0 {
+            b.flush().unwrap();
+        }
+    }
+}
+
+#[test]
+fn hostile_length_prefixes_neither_allocate_nor_panic() {
+    let path = sock("hostile.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    let good = common::frame(common::MAC, common::PEER, 0x0800, 100, 3);
+
+    // Length 0: skipped. Length above what the device takes but within QEMU's limit:
+    // read past, a chunk at a time, never stored. Then a good frame.
+    let mut bytes = 0u32.to_be_bytes().to_vec();
+    let big = MAX_FRAME + 1000;
+    bytes.extend((big as u32).to_be_bytes());
+    bytes.extend(vec![0xEE; big]);
+    bytes.extend(framed(&good));
+    peer.write_all(&bytes).unwrap();
+    assert_eq!(recv_wait(&mut b), good);
+    assert_eq!(b.counters().rx_skipped, 2);
+
+    // 4 GiB: not this protocol. The connection is dropped (and remade); nothing panics.
+    peer.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    peer.write_all(&[0xAB; 64]).unwrap();
+    let mut buf = vec![0u8; MAX_FRAME];
+    wait_until("the bad length to end the connection", || {
+        b.recv(&mut buf).unwrap();
+        b.counters().rx_bad_length == 1
+    });
+    assert_eq!(b.counters().disconnects, 1);
+    assert!(!b.connected());
+    // The client reconnects and the next peer is heard.
+    let (mut peer2, _) = {
+        let mut got = None;
+        listener.set_nonblocking(true).unwrap();
+        wait_until("the reconnect", || {
+            b.recv(&mut buf).unwrap();
+            if got.is_none() {
+                got = listener.accept().ok();
+            }
+            got.is_some()
+        });
+        got.unwrap()
+    };
+    peer2.write_all(&framed(&good)).unwrap();
+    assert_eq!(recv_wait(&mut b), good);
+    // One byte over QEMU's limit is refused too.
+    peer2
+        .write_all(&((MAX_STREAM_FRAME + 1) as u32).to_be_bytes())
+        .unwrap();
+    wait_until("the second bad length", || {
+        b.recv(&mut buf).unwrap();
+        b.counters().rx_bad_length == 2
+    });
+}
+
+#[test]
+fn a_client_reconnects_and_counts_what_it_drops_meanwhile() {
+    let path = sock("reconnect.sock");
+    let f = common::frame(common::PEER, common::MAC, 0x0800, 64, 1);
+    let listen = || {
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).unwrap();
+        l.set_nonblocking(true).unwrap();
+        l
+    };
+    let accept = |b: &mut StreamBackend, listener: &UnixListener| {
+        let mut got = None;
+        let mut buf = vec![0u8; MAX_FRAME];
+        wait_until("a connection", || {
+            b.recv(&mut buf).unwrap();
+            got = listener.accept().ok().map(|(s, _)| s);
+            got.is_some()
+        });
+        let s: UnixStream = got.unwrap();
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+    let listener = listen();
+    let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
+    let mut peer = accept(&mut b, &listener);
+    assert!(b.send(&f).unwrap());
+    assert_eq!(read_framed(&mut peer), f);
+
+    // The peer goes away (server and all); the client notices at its next read.
+    drop((peer, listener));
+    let mut buf = vec![0u8; MAX_FRAME];
+    wait_until("the disconnect", || {
+        b.recv(&mut buf).unwrap();
+        !b.connected()
+    });
+    // A deadline tells the event loop when to retry.
+    assert!(b.next_rx_deadline().is_some());
+    // Frames sent while nobody is there are dropped and counted.
+    for _ in 0..3 {
+        assert!(!b.send(&f).unwrap());
+    }
+    assert_eq!(b.counters().tx_dropped, 3);
+
+    // The server is back: the client reconnects (after its back-off) and frames flow.
+    let listener = listen();
+    let mut peer = accept(&mut b, &listener);
+    assert!(b.send(&f).unwrap());
+    assert_eq!(read_framed(&mut peer), f);
+    let c = b.counters();
+    assert_eq!(
+        (c.connects, c.disconnects, c.sent, c.tx_dropped),
+        (2, 1, 2, 3)
+    );
+}
+
+#[test]
+fn frames_sent_with_no_peer_are_dropped_and_counted() {
+    let path = sock("nobody.sock");
+    // Nobody listens: opening a client works (it retries later), sending drops.
+    let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
+    assert!(!b.connected());
+    let f = common::frame(common::PEER, common::MAC, 0x0800, 64, 1);
+    for _ in 0..5 {
+        assert!(!b.send(&f).unwrap());
+    }
+    assert_eq!(b.counters().tx_dropped, 5);
+    assert_eq!(b.rx_fd(), None);
+    assert!(b.next_rx_deadline().is_some(), "a retry is scheduled");
+    // A server with no client also drops.
+    let mut s = StreamBackend::open(unix(&sock("lonely.sock")), StreamRole::Listen).unwrap();
+    assert!(!s.send(&f).unwrap());
+    assert_eq!(s.counters().tx_dropped, 1);
+}
+
+#[test]
+fn a_server_takes_the_next_client_after_one_leaves() {
+    let path = sock("server.sock");
+    let mut s = StreamBackend::open(unix(&path), StreamRole::Listen).unwrap();
+    let f = common::frame(common::MAC, common::PEER, 0x0800, 64, 9);
+    for round in 0..3 {
+        let mut c = UnixStream::connect(&path).unwrap();
+        c.write_all(&framed(&f)).unwrap();
+        assert_eq!(recv_wait(&mut s), f, "round {round}");
+        assert!(s.send(&f).unwrap());
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(read_framed(&mut c), f);
+        drop(c);
+        let mut buf = vec![0u8; MAX_FRAME];
+        wait_until("the client to be gone", || {
+            s.recv(&mut buf).unwrap();
+            !s.connected()
+        });
+    }
+    assert_eq!(s.counters().connects, 3);
+    assert_eq!(s.counters().disconnects, 3);
+    // The socket file is ours: gone when the backend is.
+    drop(s);
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_live_server_socket_is_not_taken_over_but_a_stale_one_is() {
+    let path = sock("taken.sock");
+    let live = UnixListener::bind(&path).unwrap();
+    let err = StreamBackend::open(unix(&path), StreamRole::Listen).unwrap_err();
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    drop(live); // leaves the file behind, with nobody listening
+    assert!(path.exists());
+    StreamBackend::open(unix(&path), StreamRole::Listen).expect("stale socket replaced");
+    // A TCP port in use is an error naming it.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = StreamAddr::Tcp(taken.local_addr().unwrap());
+    let err = StreamBackend::open(addr.clone(), StreamRole::Listen).unwrap_err();
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[test]
+fn two_guests_joined_by_a_stream() {
+    let path = sock("guests.sock");
+    let spec = |s: &str| BackendSpec::parse_inline(s).unwrap().open().unwrap();
+    let mut a = common::FakeGuest::new(spec(&format!("stream,listen=unix:{}", path.display())));
+    let mut b = common::FakeGuest::new(spec(&format!("stream,connect=unix:{}", path.display())));
+    for g in [&mut a, &mut b] {
+        g.linux_probe();
+        g.linux_open(8, 8);
+    }
+    let poll = |g: &mut common::FakeGuest| {
+        let mut got = None;
+        wait_until("a frame in the guest", || {
+            g.advance_us(10);
+            got = g.recv();
+            got.is_some()
+        });
+        got.unwrap()
+    };
+    let to_a = common::frame(common::MAC, common::PEER, 0x0800, 300, 1);
+    b.send(&to_a);
+    assert_eq!(poll(&mut a), to_a);
+    let to_b = common::frame(common::MAC, common::PEER, 0x0800, 1400, 2);
+    a.send(&to_b);
+    assert_eq!(poll(&mut b), to_b);
+}
+
+#[test]
+fn specs_name_the_stream_keys() {
+    let s = BackendSpec::parse_inline("stream,connect=unix:/run/passt.sock").unwrap();
+    assert_eq!(
+        s.kind,
+        BackendKind::Stream {
+            addr: StreamAddr::Unix("/run/passt.sock".into()),
+            role: StreamRole::Connect
+        }
+    );
+    assert_eq!(
+        BackendSpec::parse_inline(&s.to_string()).unwrap(),
+        s,
+        "round trip"
+    );
+    let s = BackendSpec::parse_inline("stream,listen=127.0.0.1:5555").unwrap();
+    assert_eq!(
+        s.kind,
+        BackendKind::Stream {
+            addr: StreamAddr::Tcp("127.0.0.1:5555".parse().unwrap()),
+            role: StreamRole::Listen
+        }
+    );
+    let err = |s: &str| BackendSpec::parse_inline(s).unwrap_err().to_string();
+    for (spec, key) in [
+        ("stream", "connect"),
+        ("stream,connect=somewhere", "connect"),
+        ("stream,listen=unix:", "listen"),
+        ("stream,connect=unix:/a,listen=unix:/b", "listen"),
+        ("stream,connect=unix:/a,local=1.2.3.4:5", "local"),
+    ] {
+        let e = err(spec);
+        assert!(e.contains(&format!("`{key}")), "{spec}: {e}");
+    }
+}
