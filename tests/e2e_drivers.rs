@@ -7,7 +7,8 @@
 //! NIC handed back to the kernel's e1000 driver; 23 the kernel's e1000 driver behind the
 //! virtual IOMMU: pings and TCP both ways, the module reloaded, the guest rebooted inside
 //! the same QEMU; 24 the project's own userspace INTx driver (tests/guest-tools/uio_intx.c)
-//! through uio_pci_generic, one interrupt per frame.
+//! through uio_pci_generic, one interrupt per frame; 25 the same driver through vfio-pci
+//! behind the virtual IOMMU.
 //!
 //! The guests boot the normal initramfs plus prebuilt overlays (scripts/build-overlays.sh,
 //! run by scripts/provision.sh): `drivers` (uio and vfio modules, uio_intx) and `dpdk`
@@ -667,38 +668,54 @@ fn parse_intx(console: &str) -> Vec<Intx> {
         .collect()
 }
 
-/// Scenario 24: the project's userspace INTx driver (tests/guest-tools/uio_intx.c)
-/// through uio_pci_generic. uio_pci_generic claims an interrupt only when the PCI status
-/// register's interrupt bit is set and then masks the line with the command register's
-/// INTx-disable bit; the driver unmasks through sysfs after each interrupt. The host sends
-/// 40 UDP frames at 20 per second: every frame arrives, each in an interrupt of its own
-/// (claimed before the next frame is sent), and uio counted exactly those interrupts.
-#[test]
-fn e2e_uio_intx_driver_one_interrupt_per_frame() {
-    const T: &str = "e2e_uio_intx_driver_one_interrupt_per_frame";
-    let Some(rig) = driver_rig(T, &["drivers"]) else {
+/// Boot a guest whose NIC the project's INTx driver (tests/guest-tools/uio_intx.c) runs
+/// through `bind` (uio_pci_generic, or vfio-pci behind a virtual IOMMU with `viommu`),
+/// send it [`INTX_N`] UDP frames [`INTX_GAP`] apart, and check that every frame arrived
+/// in an interrupt of its own.
+fn intx_scenario(t: &str, net: u8, viommu: bool) {
+    let Some(rig) = driver_rig(t, &["drivers"]) else {
         return;
     };
     let _serial = serial();
     let t0 = Instant::now();
-    let wd = Workdir::new("uio-intx");
-    let (mac, guest_ip) = ("52:54:00:e2:e0:24", "10.233.24.2");
-    let ns = wire("uiointx", "10.233.24.1/24", guest_ip, mac);
+    let wd = Workdir::new(&format!("intx-{net}"));
+    let mac = format!("52:54:00:e2:e0:{net}");
+    let guest_ip = format!("10.233.{net}.2");
+    let ns = wire(
+        &format!("intx{net}"),
+        &format!("10.233.{net}.1/24"),
+        &guest_ip,
+        &mac,
+    );
     let sock = wd.path("ne.sock");
     let mut cli = NicEmu {
         backend: format!("tap,ifname={TAP}"),
-        mac,
+        mac: &mac,
         record: None,
         netns: Some(&ns),
     }
     .start(&wd, "nic-emu", &sock);
-    let mut args = nic_args(&sock.display().to_string(), "10.233.24.2/24");
+    let mut args = nic_args(&sock.display().to_string(), &format!("{guest_ip}/24"));
     args.extend(["--mods", "none", "--overlay", "drivers"].map(String::from));
+    let (bind, driver, opt) = if viommu {
+        args.push("--viommu".into());
+        (
+            "modprobe vfio_iommu_type1 && modprobe vfio-pci && echo 8086 100e >/sys/bus/pci/drivers/vfio-pci/new_id",
+            "vfio-pci",
+            "-V",
+        )
+    } else {
+        (
+            "modprobe uio_pci_generic && echo 8086 100e >/sys/bus/pci/drivers/uio_pci_generic/new_id",
+            "uio_pci_generic",
+            "",
+        )
+    };
     let cmd = format!(
-        "modprobe uio_pci_generic && echo 8086 100e >/sys/bus/pci/drivers/uio_pci_generic/new_id\n\
+        "{bind}\n\
          echo BOUND=$(basename \"$(readlink /sys/bus/pci/devices/0000:00:02.0/driver)\")\n\
-         uio_intx -n {INTX_N} -i 3000 -t 60; echo UIO_RC=$?\n\
-         echo IRQ_LINE=$(grep uio_pci_generic /proc/interrupts | tr -s ' ')\n\
+         uio_intx {opt} -n {INTX_N} -i 3000 -t 60; echo UIO_RC=$?\n\
+         echo IRQ_LINE=$(grep -E 'uio_pci_generic|vfio' /proc/interrupts | tr -s ' ')\n\
          echo BEGIN-DMESG; dmesg; echo END-DMESG\n"
     );
     let mut g = Guest::boot(&rig, &wd, "guest", &as_strs(&args), &cmd);
@@ -707,7 +724,7 @@ fn e2e_uio_intx_driver_one_interrupt_per_frame() {
     send_udp(&ns, dst, INTX_N, INTX_GAP);
     let r = g.finish();
     r.assert_ok();
-    assert_eq!(r.value("BOUND").as_deref(), Some("uio_pci_generic"));
+    assert_eq!(r.value("BOUND").as_deref(), Some(driver));
     assert_eq!(r.value("UIO_RC").as_deref(), Some("0"), "uio_intx failed");
     let intx = parse_intx(&r.console);
     let lines = r
@@ -736,15 +753,15 @@ fn e2e_uio_intx_driver_one_interrupt_per_frame() {
         carrying.len()
     );
     let summary = r.value("UIO-SUMMARY interrupts").unwrap_or_default();
-    let uio_count = summary
+    let kernel_count = summary
         .split_whitespace()
         .find_map(|w| w.strip_prefix("uio_count="))
         .and_then(|v| v.parse::<u32>().ok());
     let last_n = intx.last().map_or(0, |i| i.n);
     assert_eq!(
-        uio_count,
+        kernel_count,
         Some(last_n),
-        "{}: uio counted other interrupts than the driver saw:\n{lines}",
+        "{}: the kernel signalled other interrupts than the driver saw:\n{lines}",
         r.name
     );
     let stray = intx.iter().filter(|i| i.frames == 0).count();
@@ -758,9 +775,34 @@ fn e2e_uio_intx_driver_one_interrupt_per_frame() {
     assert_dma_clean(&cli);
     assert_clean_console(&r);
     eprintln!(
-        "e2e: {T}: {} interrupts for {INTX_N} frames ({single} single-frame), {}; {:.1}s",
+        "e2e: {t}: {} interrupts for {INTX_N} frames ({single} single-frame), {}; {:.1}s",
         intx.len(),
         r.value("IRQ_LINE").unwrap_or_default(),
         t0.elapsed().as_secs_f64()
+    );
+}
+
+/// Scenario 24: the project's userspace INTx driver (tests/guest-tools/uio_intx.c)
+/// through uio_pci_generic. uio_pci_generic claims an interrupt only when the PCI status
+/// register's interrupt bit is set and then masks the line with the command register's
+/// INTx-disable bit; the driver unmasks through sysfs after each interrupt. The host sends
+/// 40 UDP frames at 20 per second: every frame arrives, each in an interrupt of its own
+/// (claimed before the next frame is sent), and uio counted exactly those interrupts.
+#[test]
+fn e2e_uio_intx_driver_one_interrupt_per_frame() {
+    intx_scenario("e2e_uio_intx_driver_one_interrupt_per_frame", 24, false);
+}
+
+/// Scenario 25: the same driver through vfio-pci behind a virtual IOMMU (q35 +
+/// intel-iommu): the ring at an IO virtual address the driver maps with
+/// VFIO_IOMMU_MAP_DMA (nic-emu gets it as a DMA_MAP), INTx as an eventfd that vfio-pci
+/// signals after the same status-bit check and mask, unmasked with VFIO_DEVICE_SET_IRQS.
+/// Same checks as scenario 24.
+#[test]
+fn e2e_vfio_intx_driver_viommu_one_interrupt_per_frame() {
+    intx_scenario(
+        "e2e_vfio_intx_driver_viommu_one_interrupt_per_frame",
+        25,
+        true,
     );
 }
