@@ -120,7 +120,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         ram.write_u32(TX_RING + 16 * slot + 12, 0)?;
         dev.write_reg(TDT, (i as u32 + 1) % RING);
         // The echo is waiting in the backend; let the device take it.
-        dev.poll_backend();
+        dev.service();
         let rdh = dev.read_reg(RDH) as usize;
         while received.len() < rdh {
             let n = received.len() as u64;

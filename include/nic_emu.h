@@ -280,7 +280,10 @@ NicEmuStatus nic_emu_set_link(struct NicEmuDevice *dev, bool up);
 // `dev` as for every call; `asserted` is NULL or valid for writes.
 NicEmuStatus nic_emu_irq_level(struct NicEmuDevice *dev, bool *asserted);
 
-// Fire the interrupt-mitigation timers that are due at the device's current time.
+// Do what is due at the device's current time: fire the interrupt-mitigation timers
+// that are due, and finish transmit work a BAR write left at the engine's per-call
+// budget (4096 frames). Call it at `nic_emu_next_timer_deadline`, and after each BAR
+// write (cheap when nothing is due).
 //
 // # Safety
 //

@@ -99,6 +99,7 @@ pub mod config;
 pub mod device;
 pub mod frontend;
 pub mod irq;
+pub mod log_limit;
 pub mod mac;
 pub mod memory;
 

@@ -70,7 +70,7 @@ fn regions_config_space_and_registers() {
     let mut b = [0u8; 4];
     c.region_read(REGION_BAR1, 4, &mut b).unwrap();
     assert_ne!(u32::from_le_bytes(b) & STATUS_LU, 0);
-    assert!(s.device.lock().unwrap().metrics().reg_reads >= 4);
+    assert!(s.device.lock().metrics().reg_reads >= 4);
 }
 
 #[test]
@@ -122,7 +122,7 @@ fn dma_map_and_loopback_tx_to_rx() {
     let mut c = Client::new(&s.path).unwrap();
     let mem = memfd(1 << 20);
     c.dma_map(0, GPA, 1 << 20, mem.as_raw_fd()).unwrap();
-    assert_eq!(s.device.lock().unwrap().memory().region_count(), 1);
+    assert_eq!(s.device.lock().memory().region_count(), 1);
     cfg_wr16(&mut c, 0x04, 0x0007); // I/O, memory, bus master
 
     // Receive ring: 8 descriptors with 2 KiB buffers.
@@ -173,11 +173,11 @@ fn dma_map_and_loopback_tx_to_rx() {
     let mut got = vec![0u8; len];
     mem.read_exact_at(&mut got, RX_BUFS).unwrap();
     assert_eq!(got, frame);
-    let m = s.device.lock().unwrap().metrics();
+    let m = s.device.lock().metrics();
     assert_eq!((m.tx_frames, m.rx_frames, m.dma_errors), (1, 1, 0));
 
     c.dma_unmap(GPA, 1 << 20).unwrap();
-    assert_eq!(s.device.lock().unwrap().memory().region_count(), 0);
+    assert_eq!(s.device.lock().memory().region_count(), 0);
 }
 
 #[test]
@@ -200,7 +200,7 @@ fn bad_dma_maps_are_refused_and_the_server_goes_on() {
     // Not a regular file.
     let efd = EventFd::new(0).unwrap();
     einval(c.dma_map(0, GPA, 4096, efd.as_raw_fd()));
-    assert_eq!(s.device.lock().unwrap().memory().region_count(), 0);
+    assert_eq!(s.device.lock().memory().region_count(), 0);
     // Overlapping maps: the second is refused with EEXIST, the first stays.
     let good = memfd(1 << 16);
     c.dma_map(0, GPA, 1 << 16, good.as_raw_fd()).unwrap();
@@ -209,7 +209,7 @@ fn bad_dma_maps_are_refused_and_the_server_goes_on() {
         matches!(r, Err(vfio_user::Error::ErrorReply(e)) if e == libc::EEXIST as u32),
         "{r:?}"
     );
-    assert_eq!(s.device.lock().unwrap().memory().region_count(), 1);
+    assert_eq!(s.device.lock().memory().region_count(), 1);
     // Unmapping something never mapped is harmless.
     c.dma_unmap(0xdead_0000, 4096).unwrap();
     assert_eq!(cfg_rd(&mut c, 0), 0x100E_8086, "still serving");
@@ -233,7 +233,7 @@ fn reconnecting_client_sees_a_reset_device() {
     assert_eq!(rd(&mut c, IMS), 0);
     assert_eq!(cfg_rd(&mut c, 0x04) & 0x7, 0, "command register reset");
     assert_eq!(
-        s.device.lock().unwrap().memory().region_count(),
+        s.device.lock().memory().region_count(),
         0,
         "old client's RAM unmapped"
     );
@@ -521,11 +521,11 @@ fn transmit_beyond_the_engine_budget_is_finished_by_the_event_loop() {
     // One register write sends at most the engine's budget; the event loop does the rest.
     // (The loopback holds 1024 frames; with RX off the rest are dropped by it, counted.)
     wait_for("all descriptors processed", || {
-        let m = s.device.lock().unwrap().metrics();
+        let m = s.device.lock().metrics();
         m.tx_frames + m.tx_backend_drops == u64::from(n - 1)
     });
     assert_eq!(rd(&mut c, TDH), n - 1);
-    let m = s.device.lock().unwrap().metrics();
+    let m = s.device.lock().metrics();
     assert_eq!((m.tx_frames, m.tx_malformed), (1024, 0));
 }
 
@@ -544,7 +544,7 @@ fn frames_arriving_after_a_full_ring_is_refilled_are_delivered_promptly() {
         f.extend(std::iter::repeat_n(seq, 50));
         f
     };
-    let rx = || s.device.lock().unwrap().metrics().rx_frames;
+    let rx = || s.device.lock().metrics().rx_frames;
     for i in 0..10 {
         peer.send_to(&frame(i), addr).unwrap();
     }

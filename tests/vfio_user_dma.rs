@@ -27,11 +27,11 @@ fn errno(r: Result<(), Error>) -> u32 {
 }
 
 fn regions(s: &Running) -> usize {
-    s.device.lock().unwrap().memory().region_count()
+    s.device.lock().memory().region_count()
 }
 
 fn dma_errors(s: &Running) -> u64 {
-    s.device.lock().unwrap().metrics().dma_errors
+    s.device.lock().metrics().dma_errors
 }
 
 /// How many mappings of memfds called `name` this process has (from /proc/self/maps).
@@ -185,7 +185,7 @@ fn a_range_that_cuts_a_map_is_refused_and_changes_nothing() {
     rx_up(&mut c, &mem, 0);
     tx_one(&mut c, &mem, 0, IOVA_BUFS + 3 * PAGE, 0x13000, 0);
     wait_for("frame received", || {
-        s.device.lock().unwrap().metrics().rx_frames == 1
+        s.device.lock().metrics().rx_frames == 1
     });
     assert_eq!(dma_errors(&s), 0);
 }
@@ -227,7 +227,7 @@ fn dma_after_unmap_is_refused_counted_and_writes_nothing() {
     rx_up(&mut c, &mem, 0);
     tx_one(&mut c, &mem, 0, 0x2000_0000, 0x40000, 0);
     wait_for("first frame received", || {
-        s.device.lock().unwrap().metrics().rx_frames == 1
+        s.device.lock().metrics().rx_frames == 1
     });
     // The guest frees the page holding receive buffers 0 and 1 (the next frame's) and
     // reuses it for something else: its IOMMU unmaps it, and the bytes are not ours.
@@ -243,7 +243,7 @@ fn dma_after_unmap_is_refused_counted_and_writes_nothing() {
         after == guard,
         "the device wrote into unmapped (freed) memory"
     );
-    assert_eq!(s.device.lock().unwrap().metrics().rx_frames, 1);
+    assert_eq!(s.device.lock().metrics().rx_frames, 1);
     assert_eq!(cfg_rd(&mut c, 0), 0x100E_8086, "still serving");
 }
 
@@ -273,10 +273,10 @@ fn a_read_only_map_is_never_written() {
     mem.read_exact_at(&mut after, 0x10000).unwrap();
     assert!(after == guard, "the device wrote into a read-only map");
     // Reading through a read-only map is fine: a transmit buffer there goes out.
-    let tx_before = s.device.lock().unwrap().metrics().tx_frames;
+    let tx_before = s.device.lock().metrics().tx_frames;
     tx_one(&mut c, &mem, 0, IOVA_BUFS, 0x10000, 1);
     wait_for("frame sent from a read-only buffer", || {
-        s.device.lock().unwrap().metrics().tx_frames > tx_before
+        s.device.lock().metrics().tx_frames > tx_before
     });
 }
 

@@ -43,8 +43,9 @@ pub mod pcap_record;
 #[cfg(feature = "pcap")]
 pub use pcap_record::PcapRecorder;
 
-/// The largest frame a backend is ever asked to carry (82540EM jumbo limit, no FCS).
-pub const MAX_FRAME: usize = crate::device::regs::MAX_JUMBO_FRAME;
+/// The largest frame a backend is ever asked to carry, and the smallest receive buffer
+/// it is given: 16 KiB, the 82540EM's long-frame limit, without FCS.
+pub const MAX_FRAME: usize = 16384;
 
 /// A source and sink of Ethernet frames.
 ///

@@ -14,7 +14,6 @@ use clap::{ArgAction, Parser};
 
 use nic_emu::backend::{BackendContext, RecordSpec};
 use nic_emu::config::Config;
-use nic_emu::frontend::event_loop::lock_device;
 use nic_emu::frontend::vfio_user::VfioUserServer;
 use nic_emu::frontend::Frontend;
 use nic_emu::{DeviceConfig, MacAddress, Metrics};
@@ -229,7 +228,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 std::thread::sleep(Duration::from_millis(200));
                 if Instant::now() >= next {
                     next += every;
-                    let m = lock_device(&device).metrics();
+                    let m = device.lock().metrics();
                     log::info!("stats: {}", summary(&m));
                 }
             }
@@ -244,7 +243,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Dropping the server stops the event loop and removes the socket file.
     let clients = server.clients_served();
     drop(server);
-    let mut d = lock_device(&device);
+    let mut d = device.lock();
     if let Err(e) = d.backend_mut().flush() {
         log::error!("flushing backend {backend_name}: {e}");
     }

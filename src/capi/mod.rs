@@ -424,7 +424,10 @@ pub unsafe extern "C" fn nic_emu_irq_level(
     with_device(h, |_, d| unsafe { put(asserted, d.irq_level()) })
 }
 
-/// Fire the interrupt-mitigation timers that are due at the device's current time.
+/// Do what is due at the device's current time: fire the interrupt-mitigation timers
+/// that are due, and finish transmit work a BAR write left at the engine's per-call
+/// budget (4096 frames). Call it at `nic_emu_next_timer_deadline`, and after each BAR
+/// write (cheap when nothing is due).
 ///
 /// # Safety
 ///
@@ -434,7 +437,7 @@ pub unsafe extern "C" fn nic_emu_run_timers(dev: *mut NicEmuDevice) -> NicEmuSta
     // SAFETY: `dev` is NULL or live, by this function's contract.
     let h = unsafe { handle(dev) };
     with_device(h, |_, d| {
-        d.run_timers();
+        d.service();
         NicEmuStatus::Ok
     })
 }

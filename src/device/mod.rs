@@ -18,6 +18,7 @@ pub mod pci_config;
 pub mod phy;
 pub mod regs;
 pub mod rx;
+pub mod service;
 pub mod stats;
 pub mod tx;
 
@@ -34,6 +35,7 @@ use pci_config::PciConfig;
 use phy::Phy;
 use regs::*;
 pub use rx::RxOutcome;
+pub use service::{AccessEffect, Service};
 use stats::Stats;
 
 /// Number of 32-bit words in BAR0.
@@ -138,8 +140,11 @@ pub struct E1000 {
     mac: MacAddress,
     /// Last value written to IOADDR.
     io_addr: u32,
-    /// Errors already logged (to rate-limit the log, not the counting).
-    logged_dma_errors: u64,
+    /// Rate-limits the log of DMA errors (not their counting).
+    dma_log: crate::log_limit::LogLimit,
+    /// The last service step found the device unable to take frames (see
+    /// [`AccessEffect::service_due`]).
+    rx_stalled: bool,
 }
 
 impl std::fmt::Debug for E1000 {
@@ -176,7 +181,8 @@ impl E1000 {
             metrics: Metrics::default(),
             mac: config.mac,
             io_addr: 0,
-            logged_dma_errors: 0,
+            dma_log: Default::default(),
+            rx_stalled: false,
         };
         d.reset();
         d
@@ -234,8 +240,9 @@ impl E1000 {
             .read_with_interrupt(offset, data, self.irq.asserted());
     }
 
-    /// Write PCI configuration space.
-    pub fn config_write(&mut self, offset: u64, data: &[u8]) {
+    /// Write PCI configuration space. Any write may change what the service step does
+    /// (bus mastering, INTx disable).
+    pub fn config_write(&mut self, offset: u64, data: &[u8]) -> AccessEffect {
         let was_master = self.pci.bus_master();
         self.pci.write(offset, data);
         let now = self.now();
@@ -245,6 +252,7 @@ impl E1000 {
             self.process_tx();
             self.poll_backend();
         }
+        AccessEffect::SERVICE
     }
 
     /// Read from a BAR, BAR-relative. Reads outside the BAR return zeros.
@@ -267,19 +275,23 @@ impl E1000 {
     }
 
     /// Write to a BAR, BAR-relative. Writes outside the BAR are ignored.
-    pub fn bar_write(&mut self, bar: Bar, offset: u64, data: &[u8]) {
+    pub fn bar_write(&mut self, bar: Bar, offset: u64, data: &[u8]) -> AccessEffect {
         match bar {
             Bar::Mmio => self.mmio_write(offset, data),
             Bar::Io => {
                 let Ok(bytes) = <[u8; 4]>::try_from(data) else {
-                    return;
+                    return AccessEffect::NONE;
                 };
                 let v = u32::from_le_bytes(bytes);
                 match offset {
                     IOADDR => self.io_addr = v & (BAR0_SIZE as u32 - 1) & !3,
-                    IODATA => self.write_reg(self.io_addr, v),
+                    IODATA => {
+                        let _ = self.write_reg(self.io_addr, v);
+                    }
                     _ => {}
                 }
+                // Rare (Linux resets through it): always let the service step look.
+                AccessEffect::SERVICE
             }
         }
     }
@@ -304,12 +316,13 @@ impl E1000 {
         }
     }
 
-    fn mmio_write(&mut self, offset: u64, data: &[u8]) {
+    fn mmio_write(&mut self, offset: u64, data: &[u8]) -> AccessEffect {
+        let mut effect = AccessEffect::NONE;
         let Some(end) = offset.checked_add(data.len() as u64) else {
-            return;
+            return effect;
         };
         if end > BAR0_SIZE {
-            return;
+            return effect;
         }
         let mut pos = offset;
         while pos < end {
@@ -320,9 +333,10 @@ impl E1000 {
             // A partial write merges with the stored value (no read side effects).
             let mut v = self.regs[(dword / 4) as usize].to_le_bytes();
             v[from..from + n].copy_from_slice(&data[at..at + n]);
-            self.write_reg(dword as u32, u32::from_le_bytes(v));
+            effect = effect.and(self.write_reg(dword as u32, u32::from_le_bytes(v)));
             pos += n as u64;
         }
+        effect
     }
 
     /// Drive the link from the host side (cable plugged or pulled); raises LSC.
@@ -344,13 +358,14 @@ impl E1000 {
         self.phy.link_up()
     }
 
-    /// When [`run_timers`](Self::run_timers) next has work, in [`Clock`] nanoseconds.
+    /// When a mitigation timer next falls due (the service step has work), in [`Clock`]
+    /// nanoseconds.
     pub fn next_timer_deadline(&self) -> Option<u64> {
         self.irq.next_deadline()
     }
 
-    /// Fire the mitigation timers that are due.
-    pub fn run_timers(&mut self) {
+    /// Fire the mitigation timers that are due (part of [`service`](Self::service)).
+    pub(crate) fn run_timers(&mut self) {
         let now = self.now();
         self.irq.run_timers(now);
     }
@@ -415,24 +430,32 @@ impl E1000 {
     }
 
     /// Write the 32-bit register at BAR0 offset `off`, with the write's side effects.
-    pub fn write_reg(&mut self, off: u32, val: u32) {
+    /// Receive and transmit registers are the engines' (`rx.rs`, `tx.rs`).
+    pub fn write_reg(&mut self, off: u32, val: u32) -> AccessEffect {
         self.metrics.reg_writes += 1;
         let off = off & !3;
         if off as u64 >= BAR0_SIZE {
-            return;
+            return AccessEffect::NONE;
         }
         let now = self.now();
+        if let Some(effect) = self.write_rx_reg(off, val, now) {
+            return effect;
+        }
+        if let Some(effect) = self.write_tx_reg(off, val, now) {
+            return effect;
+        }
         match off {
             CTRL => {
                 if val & CTRL_RST != 0 {
                     self.reset();
-                    return;
+                    return AccessEffect::SERVICE;
                 }
                 if val & CTRL_PHY_RST != 0 {
                     self.phy.reset();
                 }
                 self.regs[idx(CTRL)] = val & !(CTRL_RST | CTRL_PHY_RST);
                 self.update_status_link();
+                return AccessEffect::SERVICE;
             }
             STATUS => {}
             EECD => self.eeprom.write_eecd(val),
@@ -453,45 +476,21 @@ impl E1000 {
             }
             ICR => self.irq.write_icr(val, now),
             ICS => self.irq.write_ics(val, now),
-            IMS => self.irq.write_ims(val, now),
-            IMC => self.irq.write_imc(val, now),
+            // Linux reads STATUS right after a mask change, to flush it.
+            IMS => {
+                self.irq.write_ims(val, now);
+                return NEXT_ACCESS_SOON;
+            }
+            IMC => {
+                self.irq.write_imc(val, now);
+                return NEXT_ACCESS_SOON;
+            }
             ITR => self.irq.write_itr(val, now),
-            RCTL => {
-                self.regs[idx(RCTL)] = val;
-                self.poll_backend();
-            }
-            TCTL => {
-                self.regs[idx(TCTL)] = val;
-                self.process_tx();
-            }
-            RDBAL | TDBAL => self.regs[idx(off)] = val & !0xF,
-            RDLEN | TDLEN => self.regs[idx(off)] = val & 0x000F_FF80,
-            RDH | TDH => self.regs[idx(off)] = val & 0xFFFF,
-            RDT => {
-                self.regs[idx(RDT)] = val & 0xFFFF;
-                self.poll_backend();
-            }
-            TDT => {
-                self.regs[idx(TDT)] = val & 0xFFFF;
-                self.process_tx();
-            }
-            RDTR => {
-                self.regs[idx(RDTR)] = val & 0xFFFF;
-                if val & RDTR_FPD != 0 {
-                    self.irq.flush_rx_timer(now);
-                }
-            }
-            TIDV => {
-                self.regs[idx(TIDV)] = val & 0xFFFF;
-                if val & TIDV_FPD != 0 {
-                    self.irq.flush_tx_timer(now);
-                }
-            }
-            RADV | TADV => self.regs[idx(off)] = val & 0xFFFF,
             STATS_START..STATS_END => {}
             _ if is_storage(off) => self.regs[idx(off)] = val,
             _ => {}
         }
+        AccessEffect::NONE
     }
 
     /// A register's stored value, without side effects (for the engines).
@@ -554,11 +553,8 @@ impl E1000 {
 
     fn dma_error(&mut self, e: DmaError) {
         self.metrics.dma_errors += 1;
-        // Log the first few and then every power of two, so a hostile guest cannot
-        // flood the log but nothing goes unseen.
-        self.logged_dma_errors += 1;
-        let n = self.logged_dma_errors;
-        if n <= 8 || n.is_power_of_two() {
+        // A hostile guest cannot flood the log, but nothing goes unseen.
+        if let Some(n) = self.dma_log.note() {
             log::warn!(
                 "{e} (bus master {}; {n} DMA errors so far)",
                 self.dma_allowed()
@@ -567,58 +563,13 @@ impl E1000 {
     }
 }
 
+/// What a write the driver follows at once with another access asks of the frontend.
+pub(crate) const NEXT_ACCESS_SOON: AccessEffect = AccessEffect {
+    service_due: false,
+    next_access_soon: true,
+};
+
 /// Index of a register in the register file.
 fn idx(off: u32) -> usize {
     (off / 4) as usize
-}
-
-/// Registers that hold what the driver writes and read it back without side effects.
-fn is_storage(off: u32) -> bool {
-    matches!(
-        off,
-        CTRL | STATUS
-            | CTRL_EXT
-            | FLA
-            | MDIC
-            | FCAL
-            | FCAH
-            | FCT
-            | VET
-            | RCTL
-            | FCTTV
-            | TXCW
-            | RXCW
-            | TCTL
-            | TIPG
-            | LEDCTL
-            | PBA
-            | FCRTL
-            | FCRTH
-            | RDBAL
-            | RDBAH
-            | RDLEN
-            | RDH
-            | RDT
-            | RDTR
-            | RXDCTL
-            | RADV
-            | RSRPD
-            | TDBAL
-            | TDBAH
-            | TDLEN
-            | TDH
-            | TDT
-            | TIDV
-            | TXDCTL
-            | TADV
-            | RXCSUM
-            | WUC
-            | WUFC
-            | WUS
-            | MANC
-            | IPAV
-    ) || (MTA..MTA + 4 * MTA_WORDS).contains(&off)
-        || (RAL0..RAL0 + 8 * RA_ENTRIES).contains(&off)
-        || (VFTA..VFTA + 4 * VFTA_WORDS).contains(&off)
-        || (WUPL..WUPL + 0x400).contains(&off) // wake-up packet memory, flexible filters
 }

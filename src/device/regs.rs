@@ -265,7 +265,62 @@ pub const VET_RESET: u32 = 0x8100;
 
 /// Largest frame the device accepts with RCTL.LPE, without FCS.
 pub const MAX_JUMBO_FRAME: usize = 16384;
+
+// Backends carry every frame the device can send or take.
+const _: () = assert!(MAX_JUMBO_FRAME <= crate::backend::MAX_FRAME);
+
 /// Largest frame without LPE (1518 with FCS, so 1514 without; 1518 with a VLAN tag).
 pub const MAX_STD_FRAME: usize = 1518;
 /// Shortest frame on the wire without FCS.
 pub const MIN_FRAME: usize = 60;
+
+/// Registers that hold what the driver writes and read it back without side effects.
+pub(crate) fn is_storage(off: u32) -> bool {
+    matches!(
+        off,
+        CTRL | STATUS
+            | CTRL_EXT
+            | FLA
+            | MDIC
+            | FCAL
+            | FCAH
+            | FCT
+            | VET
+            | RCTL
+            | FCTTV
+            | TXCW
+            | RXCW
+            | TCTL
+            | TIPG
+            | LEDCTL
+            | PBA
+            | FCRTL
+            | FCRTH
+            | RDBAL
+            | RDBAH
+            | RDLEN
+            | RDH
+            | RDT
+            | RDTR
+            | RXDCTL
+            | RADV
+            | RSRPD
+            | TDBAL
+            | TDBAH
+            | TDLEN
+            | TDH
+            | TDT
+            | TIDV
+            | TXDCTL
+            | TADV
+            | RXCSUM
+            | WUC
+            | WUFC
+            | WUS
+            | MANC
+            | IPAV
+    ) || (MTA..MTA + 4 * MTA_WORDS).contains(&off)
+        || (RAL0..RAL0 + 8 * RA_ENTRIES).contains(&off)
+        || (VFTA..VFTA + 4 * VFTA_WORDS).contains(&off)
+        || (WUPL..WUPL + 0x400).contains(&off) // wake-up packet memory, flexible filters
+}

@@ -9,7 +9,7 @@
 use super::checksum;
 use super::regs::*;
 use super::stats::DestKind;
-use super::E1000;
+use super::{AccessEffect, E1000};
 use crate::backend::MAX_FRAME;
 
 /// Receive descriptor size in bytes.
@@ -91,6 +91,43 @@ impl RxState {
 const POLL_BUDGET: usize = 512;
 
 impl E1000 {
+    /// A write to one of the receive registers (`None`: `off` is not one). Writes that
+    /// may let frames in (RCTL, RDT) take waiting frames from the backend at once.
+    pub(super) fn write_rx_reg(&mut self, off: u32, val: u32, now: u64) -> Option<AccessEffect> {
+        let stored = match off {
+            RCTL => {
+                self.set_reg(RCTL, val);
+                self.poll_backend();
+                return Some(AccessEffect::SERVICE);
+            }
+            RDT => {
+                self.set_reg(RDT, val & 0xFFFF);
+                self.poll_backend();
+                // New buffers after the service step found the ring full: the frontend
+                // must look at the backend again (it may have stopped watching it).
+                return Some(if self.rx_stalled {
+                    AccessEffect::SERVICE
+                } else {
+                    AccessEffect::NONE
+                });
+            }
+            RDBAL => val & !0xF,
+            RDBAH => val,
+            RDLEN => val & 0x000F_FF80,
+            RDH => val & 0xFFFF,
+            RDTR => {
+                if val & RDTR_FPD != 0 {
+                    self.irq.flush_rx_timer(now);
+                }
+                val & 0xFFFF
+            }
+            RADV => val & 0xFFFF,
+            _ => return None,
+        };
+        self.set_reg(off, stored);
+        Some(AccessEffect::NONE)
+    }
+
     /// Buffer size selected by RCTL.BSIZE and RCTL.BSEX.
     fn rx_buffer_size(&self) -> usize {
         let rctl = self.reg(RCTL);
@@ -133,8 +170,9 @@ impl E1000 {
     }
 
     /// Pull frames from the backend into the receive ring while there is room. Returns
-    /// the number of frames delivered.
-    pub fn poll_backend(&mut self) -> usize {
+    /// the number of frames delivered. Frontends reach it through
+    /// [`service`](Self::service).
+    pub(crate) fn poll_backend(&mut self) -> usize {
         let mut delivered = 0;
         let mut buf = std::mem::take(&mut self.rx.buf);
         for _ in 0..POLL_BUDGET {

@@ -25,7 +25,7 @@
 use super::offload::{self, Context, Segment};
 use super::regs::*;
 use super::stats::DestKind;
-use super::E1000;
+use super::{AccessEffect, E1000};
 use crate::backend::MAX_FRAME;
 
 /// Transmit descriptor size in bytes.
@@ -111,8 +111,8 @@ pub(crate) struct TxState {
     /// Segmentation context (context descriptor with TSE).
     tso_ctx: Context,
     pkt: Packet,
-    /// Problems logged (rate-limits the log, not the counting).
-    logged: u64,
+    /// Rate-limits the log of transmit problems (not their counting).
+    log: crate::log_limit::LogLimit,
     /// The last pass stopped at [`TX_FRAME_BUDGET`] with descriptors left.
     more: bool,
 }
@@ -125,7 +125,7 @@ impl Default for TxState {
             csum_ctx: Context::default(),
             tso_ctx: Context::default(),
             pkt: Packet::default(),
-            logged: 0,
+            log: Default::default(),
             more: false,
         }
     }
@@ -216,6 +216,42 @@ impl E1000 {
         }
     }
 
+    /// A write to one of the transmit registers (`None`: `off` is not one). TCTL and
+    /// TDT run the engine.
+    pub(super) fn write_tx_reg(&mut self, off: u32, val: u32, now: u64) -> Option<AccessEffect> {
+        let stored = match off {
+            TCTL => {
+                self.set_reg(TCTL, val);
+                self.process_tx();
+                return Some(AccessEffect::SERVICE);
+            }
+            TDT => {
+                self.set_reg(TDT, val & 0xFFFF);
+                self.process_tx();
+                // Work left at the budget is the service step's; drivers ring the
+                // doorbell in bursts.
+                return Some(AccessEffect {
+                    service_due: self.tx_pending(),
+                    next_access_soon: true,
+                });
+            }
+            TDBAL => val & !0xF,
+            TDBAH => val,
+            TDLEN => val & 0x000F_FF80,
+            TDH => val & 0xFFFF,
+            TIDV => {
+                if val & TIDV_FPD != 0 {
+                    self.irq.flush_tx_timer(now);
+                }
+                val & 0xFFFF
+            }
+            TADV => val & 0xFFFF,
+            _ => return None,
+        };
+        self.set_reg(off, stored);
+        Some(AccessEffect::NONE)
+    }
+
     /// Frames the engine finished so far: sent, refused by the backend, or discarded
     /// for lack of link (what the work budget counts).
     fn tx_attempts(&self) -> u64 {
@@ -228,8 +264,9 @@ impl E1000 {
         self.tx.more
     }
 
-    /// Continue transmitting if the last pass stopped at its budget.
-    pub fn resume_tx(&mut self) {
+    /// Continue transmitting if the last pass stopped at its budget (part of
+    /// [`service`](Self::service)).
+    pub(crate) fn resume_tx(&mut self) {
         if self.tx.more {
             self.process_tx();
         }
@@ -238,9 +275,7 @@ impl E1000 {
     /// Count and (rate-limited) log a transmit problem.
     fn tx_problem(&mut self, what: std::fmt::Arguments<'_>) {
         self.metrics.tx_malformed += 1;
-        self.tx.logged += 1;
-        let n = self.tx.logged;
-        if n <= 8 || n.is_power_of_two() {
+        if let Some(n) = self.tx.log.note() {
             log::warn!("tx: {what} ({n} transmit problems so far)");
         }
     }
@@ -484,9 +519,7 @@ impl E1000 {
             // that transmits blind, as DPDK's txonly does, must not hang), the frame is
             // discarded and counted.
             self.metrics.tx_no_link += 1;
-            self.tx.logged += 1;
-            let n = self.tx.logged;
-            if n <= 8 || n.is_power_of_two() {
+            if self.tx.log.note().is_some() {
                 log::info!(
                     "link down: transmitted frame discarded ({} so far)",
                     self.metrics.tx_no_link
@@ -503,9 +536,7 @@ impl E1000 {
             Err(e) => {
                 self.metrics.tx_backend_drops += 1;
                 self.metrics.backend_errors += 1;
-                self.tx.logged += 1;
-                let n = self.tx.logged;
-                if n <= 8 || n.is_power_of_two() {
+                if self.tx.log.note().is_some() {
                     log::warn!("backend {}: send failed: {e}", self.backend.name());
                 }
             }

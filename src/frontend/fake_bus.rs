@@ -191,9 +191,7 @@ impl FakePciBus {
     /// Let the device work: fire due timers and take frames from the backend. Returns
     /// the number of frames delivered to the guest.
     pub fn poll(&mut self) -> usize {
-        self.device.run_timers();
-        self.device.resume_tx();
-        self.device.poll_backend()
+        self.device.service().delivered
     }
 }
 

@@ -9,7 +9,6 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,8 @@ use nic_emu::backend::Loopback;
 use nic_emu::frontend::vfio_user::{
     IntxEventfd, ShutdownHandle, VfioUserServer, REGION_BAR0, REGION_CONFIG,
 };
-use nic_emu::{DeviceConfig, MacAddress, E1000};
+use nic_emu::frontend::SharedDevice;
+use nic_emu::{DeviceConfig, MacAddress};
 use vfio_user::Client;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -28,7 +28,7 @@ pub const IRQ_UNMASK: u32 = 0x11;
 /// A server on its own thread; shut down and joined on drop.
 pub struct Running {
     pub path: PathBuf,
-    pub device: Arc<Mutex<E1000>>,
+    pub device: SharedDevice,
     pub intx: IntxEventfd,
     pub handle: ShutdownHandle,
     thread: Option<JoinHandle<VfioUserServer>>,

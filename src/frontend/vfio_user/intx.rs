@@ -4,7 +4,7 @@
 //! flags 0x24). Like the kernel's vfio-pci INTx, the line is *automasked*: a signal masks
 //! it, and the client unmasks it (`DATA_NONE | ACTION_UNMASK`, 0x11) after the guest has
 //! serviced the interrupt. QEMU sends that unmask just before forwarding the guest's next
-//! BAR access (usually the ICR read that lowers the line), so a line still high at unmask
+//! BAR access (usually the interrupt cause read that lowers the line), so a line still high at unmask
 //! time is re-signalled only after that next access, or after [`RECHECK_DELAY`] at the
 //! latest: the level semantics of a real line without a spurious interrupt per interrupt.
 //! `DATA_NONE | ACTION_TRIGGER` with count 0 (0x21) disables the line.

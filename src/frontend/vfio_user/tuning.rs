@@ -2,14 +2,16 @@
 //! due within microseconds, poll the client's stream for a short while instead of
 //! going to sleep in the `vfio_user` crate's blocking receive. Two moments:
 //!
-//! - after a posted write that is usually followed at once by another access (the
+//! - after a posted write that drivers follow at once with another access (the device
+//!   says which: [`AccessEffect::next_access_soon`](crate::device::AccessEffect); the
 //!   write's callback polls before it returns: no reply is owed);
 //! - after the reply to a register read or an interrupt unmask (the crate calls
 //!   [`ServerBackend::before_receive`](vfio_user::ServerBackend::before_receive), a
 //!   hook of nic-emu's fork of the crate, `vendor/vfio_user`), while the guest is a
 //!   paced receiver ([`ReceiveBias`]). The Linux driver's interrupt handler and NAPI
-//!   poll are such a chain: ICR read, UNMASK from QEMU, IMC write, STATUS read, then the RDT
-//!   writes that hand back descriptors, each releasing frames waiting in the backend.
+//!   poll are such a chain: the interrupt cause read, QEMU's UNMASK, the mask write and
+//!   its flushing read, then the doorbell writes that hand back receive descriptors,
+//!   each releasing frames waiting in the backend.
 //!   While the guest mostly transmits, the host needs that CPU for the transmit work
 //!   and the tap (polling there cost TCP guest->host about 10 %), and during a flood
 //!   the sender needs it: polling is off then.
@@ -20,11 +22,10 @@
 //! the time ([`DEFAULT_SOCKET_SPIN`]; 0 turns polling off; capped at 10 ms).
 
 use std::os::fd::RawFd;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// How long the socket thread polls for the next message after a TDT, IMC or IMS
-/// write, or after replying to a register read or an INTx SET_IRQS.
+/// How long the socket thread polls for the next message after a write the driver
+/// follows at once, or after replying to a register read or an INTx SET_IRQS.
 pub const DEFAULT_SOCKET_SPIN: Duration = Duration::from_micros(200);
 
 /// Longest poll allowed.
@@ -41,7 +42,7 @@ fn env_us(name: &str) -> Option<Duration> {
 #[derive(Debug)]
 pub(super) struct SocketSpin {
     limit: Duration,
-    /// The client's stream, found on first use (-1: not found).
+    /// The client's stream (a duplicate the connection owns), once accepted.
     fd: Option<RawFd>,
     /// Poll before the next blocking receive ([`SocketSpin::arm`]).
     armed: bool,
@@ -62,16 +63,19 @@ impl SocketSpin {
         Self::new(env_us("NIC_EMU_SOCKET_SPIN_US").unwrap_or(DEFAULT_SOCKET_SPIN))
     }
 
-    /// Poll the client's stream (the one accepted on `path`) until the next message is
-    /// there or the limit passes.
-    pub(super) fn after_posted_write(&mut self, path: &Path) {
+    /// The client's stream: `fd` must stay open as long as this value is used.
+    pub(super) fn set_stream(&mut self, fd: RawFd) {
+        self.fd = Some(fd);
+    }
+
+    /// Poll the client's stream until the next message is there or the limit passes.
+    pub(super) fn after_posted_write(&mut self) {
         if self.limit.is_zero() {
             return;
         }
-        let fd = *self
-            .fd
-            .get_or_insert_with(|| super::sys::connection_on(path).unwrap_or(-1));
-        spin_until_readable(fd, self.limit);
+        if let Some(fd) = self.fd {
+            spin_until_readable(fd, self.limit);
+        }
     }
 
     /// Poll at the next [`SocketSpin::before_receive`]: the message being handled
@@ -88,9 +92,9 @@ impl SocketSpin {
 
     /// Called before the crate's blocking receive: polls (as
     /// [`SocketSpin::after_posted_write`] does) if armed since the last call.
-    pub(super) fn before_receive(&mut self, path: &Path) {
+    pub(super) fn before_receive(&mut self) {
         if std::mem::take(&mut self.armed) {
-            self.after_posted_write(path);
+            self.after_posted_write();
         }
     }
 }
@@ -206,32 +210,29 @@ mod tests {
 
     #[test]
     fn arming_polls_once_at_the_next_receive() {
-        let dir = std::env::temp_dir().join(format!("nic-emu-spin-{}", std::process::id()));
-        let _ = std::fs::remove_file(&dir);
-        let listener = std::os::unix::net::UnixListener::bind(&dir).unwrap();
-        let _client = UnixStream::connect(&dir).unwrap();
-        let (_server, _) = listener.accept().unwrap();
+        let (_client, server) = UnixStream::pair().unwrap();
         let limit = Duration::from_millis(8);
         let mut spin = SocketSpin::new(limit);
-        // Not armed: no poll (the connection is not even looked up).
-        spin.before_receive(&dir);
-        assert_eq!(spin.fd, None);
-        // Armed: polls the idle connection (the accepted one) for the whole limit,
-        // then disarms.
+        spin.set_stream(server.as_raw_fd());
+        // Not armed: no poll.
+        let t = Instant::now();
+        spin.before_receive();
+        assert!(t.elapsed() < limit);
+        // Armed: polls the idle connection for the whole limit, then disarms.
         spin.arm();
         assert!(spin.is_armed());
         let t = Instant::now();
-        spin.before_receive(&dir);
+        spin.before_receive();
         assert!(t.elapsed() >= limit);
-        assert!(spin.fd.is_some_and(|fd| fd >= 0));
         assert!(!spin.is_armed());
         // A zero limit never polls.
         let mut off = SocketSpin::new(Duration::ZERO);
+        off.set_stream(server.as_raw_fd());
         off.arm();
         assert!(!off.is_armed());
-        off.before_receive(&dir);
-        assert_eq!(off.fd, None);
-        let _ = std::fs::remove_file(&dir);
+        let t = Instant::now();
+        off.before_receive();
+        assert!(t.elapsed() < limit);
     }
 
     #[test]

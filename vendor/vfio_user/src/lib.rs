@@ -973,6 +973,12 @@ pub trait ServerBackend {
     /// nothing. (nic-emu fork: a server may poll the connection here to spare a
     /// sleep and wake-up when the client's next message is imminent.)
     fn before_receive(&mut self) {}
+
+    /// Called by [`Server::run`] once with the accepted connection, before its first
+    /// message is read. The default does nothing. (nic-emu fork: a server keeps a
+    /// duplicate, `try_clone`, to shut the connection down from another thread or to
+    /// poll it, instead of searching its descriptors for it.)
+    fn accepted(&mut self, _stream: &UnixStream) {}
 }
 
 #[derive(Clone, Copy)]
@@ -1534,6 +1540,7 @@ impl Server {
 
     pub fn run(&self, backend: &mut dyn ServerBackend) -> Result<(), Error> {
         let (mut stream, _) = self.listener.accept().map_err(Error::SocketAccept)?;
+        backend.accepted(&stream);
 
         loop {
             let mut header = Header::default();

@@ -1,0 +1,104 @@
+//! The device's side of the frontend contract: one service step that does whatever is due,
+//! and what a register access asks of the frontend.
+//!
+//! A frontend gives the device three things to do that no register access does by
+//! itself: fire mitigation timers when they are due, finish transmit work left at the
+//! engine's budget, and take frames the backend has. [`E1000::service`] does all three
+//! and says when it wants to run again; it is the only way a frontend drives the device
+//! apart from register and configuration accesses. Each access returns an
+//! [`AccessEffect`], computed here from the register's meaning, so a frontend never
+//! needs to know a register by name.
+
+use std::time::Instant;
+
+use super::E1000;
+
+/// What one [`E1000::service`] step did, and what the device needs next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    /// Frames delivered into the guest's receive ring.
+    pub delivered: usize,
+    /// Frames taken from the backend (delivered, filtered or dropped): zero after the
+    /// backend's fd was readable means the device is not taking frames.
+    pub taken: u64,
+    /// The device can take a frame now: watch the backend's fd
+    /// ([`rx_fd`](crate::PacketBackend::rx_fd)).
+    pub rx_ready: bool,
+    /// When the backend next has a frame (pcap replay), if it knows and the device can
+    /// take one (a deadline while the ring is full would only make the caller spin).
+    pub rx_deadline: Option<Instant>,
+    /// When a timer next falls due, in [`Clock`](crate::Clock) nanoseconds.
+    pub timer_deadline: Option<u64>,
+    /// Transmit work is left at the engine's budget: service again at once (after
+    /// letting other threads take the device).
+    pub more: bool,
+}
+
+/// What a register or configuration access asks of the frontend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AccessEffect {
+    /// [`E1000::service`] has new work because of this access (receive buffers given
+    /// after the device stopped for lack of them, transmit work left at the budget, the
+    /// receiver, transmitter, link or bus mastering set up anew): a frontend that runs
+    /// the service step on another thread should wake it now.
+    pub service_due: bool,
+    /// Drivers follow this access with another within microseconds (a transmit
+    /// doorbell; an interrupt mask change, which Linux flushes with a read): a frontend
+    /// for which each wake-up is expensive may poll for the next access.
+    pub next_access_soon: bool,
+}
+
+impl AccessEffect {
+    /// Nothing for the frontend to do.
+    pub const NONE: Self = Self {
+        service_due: false,
+        next_access_soon: false,
+    };
+    /// The service step has work.
+    pub const SERVICE: Self = Self {
+        service_due: true,
+        next_access_soon: false,
+    };
+
+    /// Both effects of two accesses.
+    pub fn and(self, other: Self) -> Self {
+        Self {
+            service_due: self.service_due || other.service_due,
+            next_access_soon: self.next_access_soon || other.next_access_soon,
+        }
+    }
+}
+
+impl E1000 {
+    /// Do what is due: fire timers, resume transmit work left at the budget, take frames
+    /// from the backend while the receive ring has room. Frontends call this when
+    /// [`Service::timer_deadline`] or [`Service::rx_deadline`] passes, when the
+    /// backend's fd becomes readable, at once when [`Service::more`] is set, and after an
+    /// access whose [`AccessEffect::service_due`] is set.
+    pub fn service(&mut self) -> Service {
+        self.run_timers();
+        self.resume_tx();
+        let before = self.rx_taken();
+        let delivered = self.poll_backend();
+        let taken = self.rx_taken().wrapping_sub(before);
+        let rx_ready = self.rx_ready();
+        // An RDT write that gives buffers back after this makes service due again.
+        self.rx_stalled = !rx_ready;
+        Service {
+            delivered,
+            taken,
+            rx_ready,
+            rx_deadline: self.backend.next_rx_deadline().filter(|_| rx_ready),
+            timer_deadline: self.next_timer_deadline(),
+            more: self.tx_pending(),
+        }
+    }
+
+    /// Frames taken from the backend so far, whatever became of them.
+    fn rx_taken(&self) -> u64 {
+        let m = &self.metrics;
+        m.rx_frames
+            .wrapping_add(m.rx_filtered)
+            .wrapping_add(m.rx_dropped)
+    }
+}
