@@ -299,7 +299,7 @@ fn e2e_multicast_segment_nic_emu_and_qemu_guests_ping_each_other() {
     // The QEMU e1000 guest: its own NIC on the same group (boot-guest.sh's dgram-e1000
     // takes a unicast pair; the multicast -netdev is given directly).
     let netdev = format!(
-        "dgram,id=n0,remote.type=inet,remote.host=239.255.42.1,remote.port={port},local.type=inet,local.host=127.0.0.1"
+        "dgram,id=n0,remote.type=inet,remote.host=239.255.42.1,remote.port={port},local.type=inet,local.host=127.0.0.1,local.port={port}"
     );
     let device = format!("e1000,netdev=n0,mac={},romfile=", macs[2]);
     let cidr = format!("{}/24", ips[2]);
@@ -399,7 +399,10 @@ fn e2e_replay_of_a_real_capture_reaches_the_guest() {
     let cap_s = cap.display().to_string();
     let mut dump = Proc::spawn(
         "tcpdump",
-        a.cmd(tcpdump, &["-i", "ne-va", "-U", "--immediate-mode", "-n", "-w", &cap_s]),
+        a.cmd(
+            tcpdump,
+            &["-i", "ne-va", "-U", "--immediate-mode", "-n", "-w", &cap_s],
+        ),
         &wd.path("tcpdump.log"),
     );
     // tcpdump says "listening on" once the capture runs.
