@@ -86,9 +86,16 @@ struct Range {
 }
 
 impl Range {
-    fn end(&self) -> u64 {
-        self.start + self.len
+    /// The last address of the range (inclusive: a range may end at 2^64).
+    fn last(&self) -> u64 {
+        self.start + (self.len - 1)
     }
+}
+
+/// The last address of `[addr, addr + len)`, if the range is not empty and does not run
+/// past 2^64 (it may end exactly there, as the VFIO type1 driver allows).
+fn last_of(addr: u64, len: u64) -> Option<u64> {
+    addr.checked_add(len.checked_sub(1)?)
 }
 
 /// The guest's memory as the device sees it.
@@ -148,16 +155,14 @@ impl GuestRam {
 
     /// Check a new range and find where it goes in the table.
     fn slot_for(&self, addr: u64, len: u64) -> Result<usize, MemoryError> {
-        let end = addr
-            .checked_add(len)
-            .filter(|_| len > 0)
+        let last = last_of(addr, len)
             .ok_or_else(|| MemoryError::Map(format!("bad range {addr:#x}+{len:#x}")))?;
         let i = self.ranges.partition_point(|r| r.start < addr);
         let clash = [i.checked_sub(1), Some(i)]
             .into_iter()
             .flatten()
             .filter_map(|j| self.ranges.get(j))
-            .find(|r| r.start < end && addr < r.end());
+            .find(|r| r.start <= last && addr <= r.last());
         if let Some(r) = clash {
             return Err(MemoryError::Overlap {
                 addr,
@@ -223,15 +228,13 @@ impl GuestRam {
     /// they covered. A range that is only partly inside makes the whole unmap fail with
     /// nothing removed; so does an empty or wrapping range.
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<u64, MemoryError> {
-        let end = addr
-            .checked_add(len)
-            .filter(|_| len > 0)
+        let last = last_of(addr, len)
             .ok_or_else(|| MemoryError::Map(format!("bad range {addr:#x}+{len:#x}")))?;
         // The entries touching the range are consecutive in the sorted table.
-        let from = self.ranges.partition_point(|r| r.end() <= addr);
-        let to = from + self.ranges[from..].partition_point(|r| r.start < end);
+        let from = self.ranges.partition_point(|r| r.last() < addr);
+        let to = from + self.ranges[from..].partition_point(|r| r.start <= last);
         let touched = &self.ranges[from..to];
-        if let Some(r) = touched.iter().find(|r| r.start < addr || r.end() > end) {
+        if let Some(r) = touched.iter().find(|r| r.start < addr || r.last() > last) {
             return Err(MemoryError::Split {
                 addr,
                 len,
@@ -264,7 +267,7 @@ impl GuestRam {
     fn range_at(&self, addr: u64) -> Option<&Range> {
         let i = self.ranges.partition_point(|r| r.start <= addr);
         let r = self.ranges.get(i.checked_sub(1)?)?;
-        (addr - r.start < r.len).then_some(r)
+        (addr <= r.last()).then_some(r)
     }
 
     /// Split `[addr, addr + len)` into `(host, host offset, bytes)` pieces, or fail if any
@@ -280,34 +283,30 @@ impl GuestRam {
         if len == 0 {
             return Ok(());
         }
-        let end = addr.checked_add(len as u64).ok_or(err)?;
+        let last = last_of(addr, len as u64).ok_or(err)?;
         // Fast path: one entry covers the whole access.
         let first = self.range_at(addr).ok_or(err)?;
         if write && !first.writable {
             return Err(err);
         }
-        if end <= first.end() {
+        if last <= first.last() {
             let (host, off) = first.host.as_ref().ok_or(err)?;
             f(host, off + (addr - first.start) as usize, 0, len);
             return Ok(());
         }
         // Spanning entries: they must be adjacent and all backed.
         let mut pieces = Vec::new();
-        let mut pos = addr;
-        while pos < end {
+        let mut done = 0usize;
+        while done < len {
+            let pos = addr + done as u64; // at most `last`
             let r = self.range_at(pos).ok_or(err)?;
             if write && !r.writable {
                 return Err(err);
             }
             let (host, off) = r.host.as_ref().ok_or(err)?;
-            let n = (r.end().min(end) - pos) as usize;
-            pieces.push((
-                host,
-                off + (pos - r.start) as usize,
-                (pos - addr) as usize,
-                n,
-            ));
-            pos += n as u64;
+            let n = (r.last().min(last) - pos) as usize + 1;
+            pieces.push((host, off + (pos - r.start) as usize, done, n));
+            done += n;
         }
         for (host, off, at, n) in pieces {
             f(host, off, at, n);
@@ -462,6 +461,25 @@ mod tests {
     }
 
     #[test]
+    fn a_range_may_end_at_the_top_of_the_address_space() {
+        // QEMU tears a vIOMMU address space down with 0xfef00000+0xffffffff01100000,
+        // which ends exactly at 2^64 (VFIO type1 checks the inclusive end).
+        let h = host(0x2000);
+        let mut ram = GuestRam::empty();
+        ram.map(0xfef0_0000, 0x1000, h.clone(), 0, true).unwrap();
+        ram.map(u64::MAX - 0xfff, 0x1000, h.clone(), 0x1000, true)
+            .unwrap();
+        ram.write(u64::MAX - 3, &[1, 2, 3, 4]).unwrap();
+        assert_eq!(ram.read_u32(u64::MAX - 3), Ok(0x0403_0201));
+        ram.write(u64::MAX - 3, &[0; 5]).unwrap_err();
+        assert_eq!(
+            ram.unmap(0xfef0_0000, 0u64.wrapping_sub(0xfef0_0000)),
+            Ok(0x2000)
+        );
+        assert_eq!(ram.region_count(), 0);
+    }
+
+    #[test]
     fn unmap_removes_every_range_inside_and_refuses_a_cut() {
         let h = host(0x10000);
         let mut ram = GuestRam::empty();
@@ -485,6 +503,7 @@ mod tests {
         // Empty and wrapping ranges are refused.
         ram.unmap(0x6000, 0).unwrap_err();
         ram.unmap(0x6000, u64::MAX).unwrap_err();
+        ram.unmap(0x6001, u64::MAX - 0x6000).unwrap_err();
         assert_eq!(ram.unmap(0x6000, u64::MAX - 0x6000), Ok(0x3000));
         assert_eq!(ram.region_count(), 2);
         ram.clear();

@@ -163,7 +163,8 @@ pub fn prepare_map(
         size,
     } = req;
     let what = format!("DMA_MAP {address:#x}+{size:#x}");
-    if size == 0 || address.checked_add(size).is_none() {
+    // The range may end exactly at 2^64 (VFIO type1 checks the inclusive end).
+    if size == 0 || address.checked_add(size - 1).is_none() {
         return Err(errno(
             libc::EINVAL,
             format!("{what}: empty or wrapping range"),
