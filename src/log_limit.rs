@@ -9,12 +9,18 @@ pub struct LogLimit {
     seen: u64,
 }
 
+/// Whether the `n`th occurrence (counting from 1) of an event is logged: the first eight,
+/// then every power of two. For counters that already exist (a backend's drop counts).
+pub fn worth_logging(n: u64) -> bool {
+    n <= 8 || n.is_power_of_two()
+}
+
 impl LogLimit {
     /// Count one more occurrence; `Some(n)` (the count so far) if this one is logged.
     pub fn note(&mut self) -> Option<u64> {
         self.seen = self.seen.saturating_add(1);
         let n = self.seen;
-        (n <= 8 || n.is_power_of_two()).then_some(n)
+        worth_logging(n).then_some(n)
     }
 
     /// Occurrences so far.

@@ -60,14 +60,14 @@ impl PacketBackend for Loopback {
 
     fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
         if self.queue.len() >= self.depth {
-            if self.dropped == 0 || self.dropped.is_power_of_two() {
+            self.dropped += 1;
+            if crate::log_limit::worth_logging(self.dropped) {
                 log::warn!(
                     "loopback: queue full ({} frames), dropped {} so far",
                     self.depth,
-                    self.dropped + 1
+                    self.dropped
                 );
             }
-            self.dropped += 1;
             return Ok(false);
         }
         // Reuse buffers so the steady state allocates nothing.

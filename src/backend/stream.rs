@@ -388,14 +388,14 @@ impl StreamBackend {
     }
 
     fn drop_tx(&mut self, why: &str) -> io::Result<bool> {
-        if self.counters.tx_dropped.is_power_of_two() || self.counters.tx_dropped == 0 {
+        self.counters.tx_dropped += 1;
+        if crate::log_limit::worth_logging(self.counters.tx_dropped) {
             log::warn!(
                 "stream {}: frame not sent ({why}); {} dropped so far",
                 self.addr,
-                self.counters.tx_dropped + 1
+                self.counters.tx_dropped
             );
         }
-        self.counters.tx_dropped += 1;
         Ok(false)
     }
 

@@ -153,14 +153,14 @@ impl PacketBackend for Tap {
             }
             // Queue full, or (EIO) the interface is down: the frame is lost, as on a wire.
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EIO) => {
-                if self.counters.send_dropped.is_power_of_two() || self.counters.send_dropped == 0 {
+                self.counters.send_dropped += 1;
+                if crate::log_limit::worth_logging(self.counters.send_dropped) {
                     log::warn!(
                         "tap {}: frame dropped ({e}); {} dropped so far",
                         self.name,
-                        self.counters.send_dropped + 1
+                        self.counters.send_dropped
                     );
                 }
-                self.counters.send_dropped += 1;
                 Ok(false)
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => Ok(false),

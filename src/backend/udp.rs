@@ -160,14 +160,14 @@ impl UdpTunnel {
     }
 
     fn drop_tx(&mut self, why: &str) -> io::Result<bool> {
-        if self.counters.send_dropped == 0 || self.counters.send_dropped.is_power_of_two() {
+        self.counters.send_dropped += 1;
+        if crate::log_limit::worth_logging(self.counters.send_dropped) {
             log::warn!(
                 "udp {}: frame not sent ({why}); {} dropped so far",
                 self.local,
-                self.counters.send_dropped + 1
+                self.counters.send_dropped
             );
         }
-        self.counters.send_dropped += 1;
         Ok(false)
     }
 }
