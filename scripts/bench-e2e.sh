@@ -11,6 +11,12 @@
 #                     about 195k packets/s, far above what a TCG guest takes)
 #   --pings N         measured pings (default 20, at 0.2 s, after 5 warm-up pings)
 #   --accel A         auto (default) | tcg | kvm, passed to boot-guest.sh
+#   --viommu          every guest gets a virtual IOMMU (q35, intel-iommu,caching-mode=on,
+#                     intel_iommu=on): the guest's driver maps and unmaps each buffer,
+#                     which nic-emu receives as vfio-user DMA_MAP/DMA_UNMAP messages and
+#                     QEMU's own e1000 handles in-process. Default NICs then:
+#                     nic-emu,qemu-e1000 (virtio-net bypasses the IOMMU without
+#                     iommu_platform, so it would not be measured the same way)
 #   --out DIR         keep logs and results.tsv here (default /tmp/nic-emu-bench.<time>)
 #   --no-build        do not run `cargo build --release` (use the existing binary)
 #   --cli-arg ARG     extra nic-emu-cli argument (repeatable)
@@ -43,11 +49,12 @@ need_root
 ARGV="$*"
 
 RUNS=3 SECS=5 NICS=nic-emu,qemu-e1000,virtio UDPBW=100M PINGS=20 ACCEL=${NIC_EMU_ACCEL:-auto}
-OUT= BUILD=1 CLIARGS=()
+OUT= BUILD=1 CLIARGS=() VIOMMU=0 NICS_GIVEN=0
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2;;        --secs) SECS=$2; shift 2;;
-    --nics) NICS=$2; shift 2;;        --udp-bw) UDPBW=$2; shift 2;;
+    --nics) NICS=$2; NICS_GIVEN=1; shift 2;;  --udp-bw) UDPBW=$2; shift 2;;
+    --viommu) VIOMMU=1; shift;;
     --pings) PINGS=$2; shift 2;;      --accel) ACCEL=$2; shift 2;;
     --out) OUT=$2; shift 2;;          --no-build) BUILD=0; shift;;
     --cli-arg) CLIARGS+=("$2"); shift 2;;
@@ -58,6 +65,7 @@ done
 [[ $RUNS =~ ^[1-9][0-9]*$ && $SECS =~ ^[1-9][0-9]*$ && $PINGS =~ ^[1-9][0-9]*$ ]] \
   || die "--runs, --secs and --pings want positive integers"
 [[ $UDPBW =~ ^[0-9]+[KMG]?$ ]] || die "--udp-bw wants e.g. 100M"
+[ "$VIOMMU" = 1 ] && [ "$NICS_GIVEN" = 0 ] && NICS=nic-emu,qemu-e1000
 
 REPO=$(cd "$NE_SCRIPTS/.." && pwd)
 CLI=${NIC_EMU_CLI:-$REPO/target/release/nic-emu-cli}
@@ -199,6 +207,7 @@ for run in $(seq "$RUNS"); do
     start_iperf_server
     bopts=(--netns "$NS" --host-ip "$HOST/$PFX" --guest-ip "$GUEST/$PFX" --accel "$ACCEL"
            --timeout "$BOOT_TIMEOUT" --quiet --log "$con" --extra-dir "$OUT/guest")
+    [ "$VIOMMU" = 1 ] && bopts+=(--viommu)
     ok=1
     case $nic in
       nic-emu)
@@ -255,6 +264,7 @@ HYP=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -n1)
   echo "host: $CPU, $(nproc) CPUs${HYP:+, itself a VM under $HYP}; kernel $(uname -r); $("$NE_QEMU" --version | head -n1)"
   GK=$(cat "$OUT"/console-*.log 2>/dev/null | tr -d '\r' | sed -n 's/^RIG-KERNEL //p' | sort -u | tr '\n' ' ')
   echo "guest: Linux ${GK:-?}(Debian 12 initramfs, busybox + iperf3 3.12), 1 vCPU, 256 MB"
+  [ "$VIOMMU" = 1 ] && echo "virtual IOMMU: q35, intel-iommu,caching-mode=on, intel_iommu=on (every NIC)"
   echo "runs=$RUNS secs=$SECS udp: -l 64 -b $UDPBW; pings=$PINGS at 0.2 s; load avg at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "command: scripts/bench-e2e.sh $ARGV"
   echo "1-min load average after each boot (about 1 is the benchmark itself; more is other work):"

@@ -80,28 +80,30 @@ parse_nic_emu() { # PHASES CLILOG RUN
       if (!match($0, re)) return -1
       s = substr($0, RSTART, RLENGTH); gsub(/[^0-9]/, "", s); return s + 0
     }
-    function out(ph, rd, wr, irq, fr) {
+    function out(ph, rd, wr, irq, fr, dma) {
       if (fr <= 0) return
       printf "nic-emu\t%s\tne_fr.%s\t%d\n", run, ph, fr
       printf "nic-emu\t%s\tne_rd.%s\t%.4f\n", run, ph, rd / fr
       printf "nic-emu\t%s\tne_wr.%s\t%.4f\n", run, ph, wr / fr
-      printf "nic-emu\t%s\tne_msg.%s\t%.4f\n", run, ph, (rd + wr) / fr
+      printf "nic-emu\t%s\tne_dma.%s\t%.4f\n", run, ph, dma / fr
+      printf "nic-emu\t%s\tne_msg.%s\t%.4f\n", run, ph, (rd + wr + dma) / fr
       printf "nic-emu\t%s\tne_irq.%s\t%.4f\n", run, ph, irq / fr
     }
     FNR == NR { if ($2 == "RIG-B") { pt[++np] = $1; pname[np] = $3 } next }
     / stats: tx | stopped after / {
       tx = num("tx [0-9]+ frames"); rx = num("rx [0-9]+ frames")
       irq = num("[0-9]+ interrupts"); rd = num("[0-9]+ register reads")
-      wr = num("[0-9]+ writes")
+      wr = num("[0-9]+ writes"); dma = num("[0-9]+ DMA map/unmap")
       if (tx < 0 || rx < 0 || irq < 0 || rd < 0 || wr < 0) next
-      if ($0 ~ / stopped after /) { out("boot", rd, wr, irq, tx + rx); next }
-      n++; st[n] = $1; sfr[n] = tx + rx; sirq[n] = irq; srd[n] = rd; swr[n] = wr
+      if (dma < 0) dma = 0
+      if ($0 ~ / stopped after /) { out("boot", rd, wr, irq, tx + rx, dma); next }
+      n++; st[n] = $1; sfr[n] = tx + rx; sirq[n] = irq; srd[n] = rd; swr[n] = wr; sdma[n] = dma
     }
     END {
       for (i = 1; i < np; i++) {
         f = 0; l = 0
         for (j = 1; j <= n; j++) if (st[j] > pt[i] && st[j] < pt[i + 1]) { if (!f) f = j; l = j }
-        if (f && l > f) out(pname[i], srd[l] - srd[f], swr[l] - swr[f], sirq[l] - sirq[f], sfr[l] - sfr[f])
+        if (f && l > f) out(pname[i], srd[l] - srd[f], swr[l] - swr[f], sirq[l] - sirq[f], sfr[l] - sfr[f], sdma[l] - sdma[f])
       }
     }' "$1" "$2"
 }
@@ -200,13 +202,15 @@ report_costs() { # text|md RES NIC...
       for (i = 1; i <= nn; i++) if (N[i] == "nic-emu") hasne = 1
       hdr[++nh] = "Phase"
       if (hasne) { hdr[++nh] = "nic-emu frames"; hdr[++nh] = "reads/frame"; hdr[++nh] = "writes/frame"
+                   hdr[++nh] = "DMA map+unmap/frame"
                    hdr[++nh] = "vfio-user msgs/frame"; hdr[++nh] = "nic-emu irqs/frame" }
       for (i = 1; i <= nn; i++) hdr[++nh] = "guest irqs/pkt, " short(N[i])
       if (mode == "text") {
         print "Per-packet costs, medians over runs. nic-emu columns: its counters over the phase."
         print "guest irqs/pkt: NIC interrupts the guest took / packets it counted (rx + tx)."
-        th[1] = "phase"; th[2] = "ne-frames"; th[3] = "ne-rd/fr"; th[4] = "ne-wr/fr"; th[5] = "ne-msg/fr"; th[6] = "ne-irq/fr"
-        c = 1; if (hasne) c = 6
+        th[1] = "phase"; th[2] = "ne-frames"; th[3] = "ne-rd/fr"; th[4] = "ne-wr/fr"; th[5] = "ne-dma/fr"
+        th[6] = "ne-msg/fr"; th[7] = "ne-irq/fr"
+        c = 1; if (hasne) c = 7
         for (i = 1; i <= nn; i++) th[++c] = "gi/p:" short(N[i])
         for (i = 1; i <= c; i++) printf (i == 1 ? "%-9s" : " %12s"), th[i]
         printf "\n"
@@ -220,7 +224,8 @@ report_costs() { # text|md RES NIC...
       ph = $1; c = 0
       if (hasne) {
         v[++c] = med("nic-emu", "ne_fr." ph); v[++c] = med("nic-emu", "ne_rd." ph)
-        v[++c] = med("nic-emu", "ne_wr." ph); v[++c] = med("nic-emu", "ne_msg." ph)
+        v[++c] = med("nic-emu", "ne_wr." ph); v[++c] = med("nic-emu", "ne_dma." ph)
+        v[++c] = med("nic-emu", "ne_msg." ph)
         v[++c] = med("nic-emu", "ne_irq." ph)
       }
       for (i = 1; i <= nn; i++) v[++c] = med(N[i], "gi." ph)

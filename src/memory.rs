@@ -103,6 +103,8 @@ fn last_of(addr: u64, len: u64) -> Option<u64> {
 pub struct GuestRam {
     /// Sorted by `start`, non-overlapping.
     ranges: Vec<Range>,
+    /// Maps and unmaps applied so far (each DMA_MAP/DMA_UNMAP a client sends is one).
+    edits: u64,
 }
 
 impl GuestRam {
@@ -196,6 +198,7 @@ impl GuestRam {
             )));
         }
         let i = self.slot_for(addr, len)?;
+        self.edits += 1;
         self.ranges.insert(
             i,
             Range {
@@ -212,6 +215,7 @@ impl GuestRam {
     /// reach (DMA there fails); it counts for overlaps and unmaps like any other range.
     pub fn map_unbacked(&mut self, addr: u64, len: u64) -> Result<(), MemoryError> {
         let i = self.slot_for(addr, len)?;
+        self.edits += 1;
         self.ranges.insert(
             i,
             Range {
@@ -242,12 +246,19 @@ impl GuestRam {
                 other_len: r.len,
             });
         }
+        self.edits += 1;
         Ok(self.ranges.drain(from..to).map(|r| r.len).sum())
     }
 
     /// Remove every range.
     pub fn clear(&mut self) {
+        self.edits += 1;
         self.ranges.clear();
+    }
+
+    /// Maps and unmaps applied so far (refused ones not counted).
+    pub fn edits(&self) -> u64 {
+        self.edits
     }
 
     /// Number of mapped ranges.

@@ -69,6 +69,12 @@ fn version_capabilities_without_their_nul_are_still_answered() {
     assert!(reply.len() >= 20, "no reply: {reply:?}");
     let flags = u32::from_le_bytes(reply[8..12].try_into().unwrap());
     assert_eq!(flags & 0x21, 0x01, "a reply, not an error: {flags:#x}");
+    // The reply announces the map limit the server enforces.
+    let caps = String::from_utf8_lossy(&reply[20..]);
+    assert!(
+        caps.contains(&format!("\"max_dma_maps\":{MAX_DMA_MAPS}")),
+        "{caps}"
+    );
     still_serving(&s);
 }
 

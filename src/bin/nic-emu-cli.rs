@@ -260,7 +260,7 @@ fn summary(m: &Metrics) -> String {
     format!(
         "tx {} frames / {} bytes ({} backend drops, {} malformed), rx {} frames / {} bytes \
          ({} filtered, {} dropped, {} ring-full stalls), {} interrupts, {} register reads, \
-         {} writes, {} DMA errors, {} backend errors",
+         {} writes, {} DMA map/unmap, {} DMA errors, {} backend errors",
         m.tx_frames,
         m.tx_bytes,
         m.tx_backend_drops,
@@ -273,6 +273,7 @@ fn summary(m: &Metrics) -> String {
         m.irq_asserts,
         m.reg_reads,
         m.reg_writes,
+        m.dma_map_edits,
         m.dma_errors,
         m.backend_errors
     )

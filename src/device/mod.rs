@@ -117,6 +117,9 @@ pub struct Metrics {
     pub rx_backpressure: u64,
     /// DMA accesses outside guest memory, or attempted with bus mastering off.
     pub dma_errors: u64,
+    /// Maps and unmaps applied to the guest memory table (vfio-user DMA_MAP and
+    /// DMA_UNMAP: a guest with a virtual IOMMU sends them for every buffer).
+    pub dma_map_edits: u64,
     /// Errors returned by the backend.
     pub backend_errors: u64,
     /// Rising edges of the interrupt line.
@@ -192,6 +195,8 @@ impl E1000 {
 
     /// Replace the guest memory the device reaches by DMA.
     pub fn set_memory(&mut self, mem: GuestRam) {
+        // The old table's map/unmap count stays in the metrics (counters never go back).
+        self.metrics.dma_map_edits += self.mem.edits();
         self.mem = mem;
     }
 
@@ -215,6 +220,7 @@ impl E1000 {
     pub fn metrics(&self) -> Metrics {
         let mut m = self.metrics.clone();
         m.irq_asserts = self.irq.asserts;
+        m.dma_map_edits += self.mem.edits();
         m
     }
 

@@ -27,9 +27,10 @@ use vm_memory::{FileOffset, MmapRegion};
 
 use crate::memory::{GuestRam, HostMapping, MemoryError};
 
-/// Most ranges a client may map at once. A guest with a virtual IOMMU maps each driver
-/// buffer separately: thousands of 4 KiB maps for a large ring are normal.
-pub const MAX_DMA_MAPS: usize = 65536;
+/// Most ranges a client may map at once, as announced in the VERSION reply
+/// (`max_dma_maps`). A guest with a virtual IOMMU maps each driver buffer separately:
+/// thousands of 4 KiB maps for a large ring are normal.
+pub const MAX_DMA_MAPS: usize = vfio_user::MAX_DMA_MAPS as usize;
 
 /// Log `msg` and make the error whose errno the client receives.
 fn errno(code: i32, msg: String) -> io::Error {

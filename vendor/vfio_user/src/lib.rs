@@ -102,6 +102,15 @@ const fn default_max_data_xfer_size() -> u32 {
     1048576
 }
 
+/// nic-emu fork: the most DMA map windows valid at once that the server announces in
+/// its VERSION reply (`max_dma_maps`; the protocol's default, 64 Ki - 1). A server
+/// enforces it itself: a map beyond it is refused.
+pub const MAX_DMA_MAPS: u32 = 65535;
+
+const fn default_max_dma_maps() -> u32 {
+    MAX_DMA_MAPS
+}
+
 #[inline(always)]
 fn pagesize() -> u32 {
     // SAFETY: sysconf
@@ -236,6 +245,8 @@ struct Capabilities {
     max_msg_fds: u32,
     #[serde(default = "default_max_data_xfer_size")]
     max_data_xfer_size: u32,
+    #[serde(default = "default_max_dma_maps")]
+    max_dma_maps: u32,
     #[serde(default = "default_migration_capabilities")]
     migration: MigrationCapabilities,
 }
@@ -250,6 +261,7 @@ impl Default for Capabilities {
         Self {
             max_msg_fds: default_max_msg_fds(),
             max_data_xfer_size: default_max_data_xfer_size(),
+            max_dma_maps: default_max_dma_maps(),
             migration: default_migration_capabilities(),
         }
     }
