@@ -96,6 +96,8 @@ pub mod capi;
 pub mod clock;
 #[cfg(feature = "config")]
 pub mod config;
+#[cfg(feature = "control")]
+pub mod control;
 pub mod device;
 pub mod frontend;
 pub mod irq;

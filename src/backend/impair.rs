@@ -19,7 +19,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use super::PacketBackend;
+use super::control::{with_inner_counters, BackendCounter};
+use super::{BackendReply, BackendRequest, PacketBackend};
 use crate::device::RxOutcome;
 
 mod params;
@@ -275,6 +276,20 @@ impl Lane {
     }
 }
 
+/// Mixed into the seed of the receive lane's generator ("rxrx").
+const RX_SALT: u64 = 0x7278_7278;
+/// Mixed into the seed of the transmit lane's generator ("txtx").
+const TX_SALT: u64 = 0x7478_7478;
+
+/// `key=value,...` of a spec, for logs.
+fn describe(spec: &ImpairSpec) -> String {
+    spec.items()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Wraps a backend and impairs the frames crossing it.
 pub struct Impair<B: PacketBackend> {
     inner: B,
@@ -300,19 +315,11 @@ impl<B: PacketBackend> fmt::Debug for Impair<B> {
 impl<B: PacketBackend> Impair<B> {
     /// Wrap `inner`.
     pub fn new(inner: B, spec: ImpairSpec) -> Self {
-        log::info!(
-            "impair {}: {}",
-            inner.name(),
-            spec.items()
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        log::info!("impair {}: {}", inner.name(), describe(&spec));
         Self {
             inner,
-            rx: Lane::new(spec.rx, spec.seed ^ 0x7278_7278), // "rxrx"
-            tx: Lane::new(spec.tx, spec.seed ^ 0x7478_7478), // "txtx"
+            rx: Lane::new(spec.rx, spec.seed ^ RX_SALT),
+            tx: Lane::new(spec.tx, spec.seed ^ TX_SALT),
             spec,
             verdicts_owed: VecDeque::new(),
             scratch: vec![0; super::MAX_FRAME],
@@ -335,6 +342,24 @@ impl<B: PacketBackend> Impair<B> {
             rx: self.rx.c,
             tx: self.tx.c,
         }
+    }
+
+    /// The impairments in force.
+    pub fn spec(&self) -> ImpairSpec {
+        self.spec
+    }
+
+    /// Impair the frames from now on as `spec` says (a control client's `impair set`).
+    /// Frames already held keep their fate; a new seed restarts the generators.
+    pub fn set_spec(&mut self, spec: ImpairSpec) {
+        if spec.seed != self.spec.seed {
+            self.rx.rng = SplitMix64(spec.seed ^ RX_SALT);
+            self.tx.rng = SplitMix64(spec.seed ^ TX_SALT);
+        }
+        self.rx.p = spec.rx;
+        self.tx.p = spec.tx;
+        self.spec = spec;
+        log::info!("impair {}: now {}", self.inner.name(), describe(&spec));
     }
 
     /// Send the transmitted frames that are due.
@@ -423,4 +448,51 @@ impl<B: PacketBackend> PacketBackend for Impair<B> {
         log::info!("impair {}: tx {}", self.inner.name(), self.tx.c);
         self.inner.flush()
     }
+
+    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
+        match request {
+            BackendRequest::ImpairGet => {}
+            BackendRequest::ImpairSet(spec) => self.set_spec(spec),
+            BackendRequest::Counters => {
+                let mut own = Vec::new();
+                for (dir, c) in [("rx", &self.rx.c), ("tx", &self.tx.c)] {
+                    own.extend(dir_counters(dir, c));
+                }
+                return Some(with_inner_counters(
+                    own,
+                    self.inner.control(BackendRequest::Counters),
+                ));
+            }
+            other => return self.inner.control(other),
+        }
+        Some(BackendReply::Impair(Box::new((self.spec, self.counters()))))
+    }
+}
+
+/// One direction's counters, named `impair_<dir>_<counter>`.
+fn dir_counters(dir: &str, c: &DirCounters) -> Vec<BackendCounter> {
+    let layer = format!("impair_{dir}");
+    let all: [(&str, &'static str, u64); 6] = [
+        (
+            "frames_in",
+            "Frames that entered the impairment",
+            c.frames_in,
+        ),
+        (
+            "frames_out",
+            "Frames that left the impairment (duplicates included)",
+            c.frames_out,
+        ),
+        ("lost", "Frames lost on purpose", c.lost),
+        ("duplicated", "Extra copies made", c.duplicated),
+        ("corrupted", "Frames with a bit flipped", c.corrupted),
+        (
+            "queue_full",
+            "Frames dropped because the impairment queue was full",
+            c.queue_full,
+        ),
+    ];
+    all.into_iter()
+        .map(|(name, help, v)| BackendCounter::new(&layer, name, help, v))
+        .collect()
 }

@@ -14,6 +14,8 @@ use std::time::Instant;
 
 use crate::device::RxOutcome;
 
+pub mod control;
+pub use control::{BackendReply, BackendRequest};
 pub mod impair;
 pub use impair::{Impair, ImpairSpec};
 mod loopback;
@@ -86,6 +88,13 @@ pub trait PacketBackend: Send {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// A request from a control client (see [`control`]): a wrapper answers its own
+    /// requests and passes the others to the backend it wraps. `None`: nothing here
+    /// knows the request.
+    fn control(&mut self, _request: BackendRequest) -> Option<BackendReply> {
+        None
+    }
 }
 
 impl<B: PacketBackend + ?Sized> PacketBackend for Box<B> {
@@ -109,6 +118,9 @@ impl<B: PacketBackend + ?Sized> PacketBackend for Box<B> {
     }
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
+    }
+    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
+        (**self).control(request)
     }
 }
 

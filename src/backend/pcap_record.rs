@@ -4,6 +4,11 @@
 //!
 //! Recording never gets in the way of traffic: when a limit is reached or the file
 //! cannot be written, recording stops (logged once) and frames keep flowing.
+//!
+//! A recorder can also sit idle ([`PcapRecorder::idle`]) and be switched on and off while
+//! frames flow ([`PcapRecorder::start`], [`PcapRecorder::finish`], or the `Record*`
+//! requests of [`BackendRequest`]): nic-emu-cli always wraps its backend in one, so a
+//! control client can record any stretch of traffic.
 
 use std::fs::File;
 use std::io::{self, BufWriter, ErrorKind};
@@ -14,8 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriteError, PcapWriter};
 use pcap_file::{DataLink, Endianness};
 
+use super::control::{with_inner_counters, BackendCounter, RecordStatus};
 use super::spec::RecordLimits;
-use super::PacketBackend;
+use super::{BackendReply, BackendRequest, PacketBackend};
 
 /// Snapshot length written in the file header: frames up to this size are kept whole.
 pub const SNAPLEN: u32 = 262_144;
@@ -50,11 +56,14 @@ pub enum RecordStop {
     WriteError(String),
 }
 
+type Writer = PcapWriter<BufWriter<File>>;
+
 /// Wraps a backend and records the frames crossing it.
 pub struct PcapRecorder<B: PacketBackend> {
     inner: B,
-    path: PathBuf,
-    writer: Option<PcapWriter<BufWriter<File>>>,
+    /// The file of the current (or last) recording; `None` before the first.
+    path: Option<PathBuf>,
+    writer: Option<Writer>,
     limits: RecordLimits,
     counters: RecordCounters,
     stopped: Option<RecordStop>,
@@ -88,9 +97,31 @@ impl<B: PacketBackend> PcapRecorder<B> {
     /// Create (or truncate) `path`, write the pcap header and wrap `inner`.
     pub fn create(inner: B, path: impl AsRef<Path>, limits: RecordLimits) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let ctx =
-            |e: io::Error| io::Error::new(e.kind(), format!("pcap record {}: {e}", path.display()));
-        let file = File::create(&path).map_err(ctx)?;
+        let file = File::create(&path).map_err(|e| record_error(&path, e))?;
+        let mut me = Self::idle(inner);
+        me.start(file, path, limits)?;
+        Ok(me)
+    }
+
+    /// Wrap `inner` without recording (until [`start`](Self::start)).
+    pub fn idle(inner: B) -> Self {
+        Self {
+            inner,
+            path: None,
+            writer: None,
+            limits: RecordLimits::default(),
+            counters: RecordCounters::default(),
+            stopped: None,
+            epoch: SystemTime::now(),
+            base: Instant::now(),
+            last_flush: Instant::now(),
+        }
+    }
+
+    /// Start recording into `file` (empty, at `path`): the pcap header is written and the
+    /// counters start again. A recording in progress is finished first.
+    pub fn start(&mut self, file: File, path: PathBuf, limits: RecordLimits) -> io::Result<()> {
+        self.finish();
         let header = PcapHeader {
             snaplen: SNAPLEN,
             datalink: DataLink::ETHERNET,
@@ -98,22 +129,51 @@ impl<B: PacketBackend> PcapRecorder<B> {
             ..PcapHeader::default()
         };
         let writer = PcapWriter::with_header(BufWriter::new(file), header)
-            .map_err(|e| ctx(write_error(e)))?;
-        log::info!("pcap record {}: recording {}", path.display(), inner.name());
-        Ok(Self {
-            inner,
-            path,
-            writer: Some(writer),
-            limits,
-            counters: RecordCounters {
-                bytes: FILE_HEADER,
-                ..RecordCounters::default()
-            },
-            stopped: None,
-            epoch: SystemTime::now(),
-            base: Instant::now(),
-            last_flush: Instant::now(),
-        })
+            .map_err(|e| record_error(&path, write_error(e)))?;
+        log::info!(
+            "pcap record {}: recording {}",
+            path.display(),
+            self.inner.name()
+        );
+        self.writer = Some(writer);
+        self.path = Some(path);
+        self.limits = limits;
+        self.counters = RecordCounters {
+            bytes: FILE_HEADER,
+            ..RecordCounters::default()
+        };
+        self.stopped = None;
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+
+    /// Finish the recording in progress, if any: the file is flushed and closed; frames
+    /// go on flowing unrecorded. Returns whether one was in progress.
+    pub fn finish(&mut self) -> bool {
+        let Some(mut w) = self.writer.take() else {
+            return false;
+        };
+        let path = self.path.as_deref().unwrap_or(Path::new("?")).display();
+        if let Err(e) = w.flush() {
+            log::warn!("pcap record {path}: flush: {e}");
+        }
+        log::info!(
+            "pcap record {path}: finished after {} frames, {} bytes",
+            self.counters.tx_recorded + self.counters.rx_recorded,
+            self.counters.bytes
+        );
+        true
+    }
+
+    /// What the recorder is doing.
+    pub fn status(&self) -> RecordStatus {
+        RecordStatus {
+            recording: self.writer.is_some(),
+            path: self.path.clone(),
+            frames: self.counters.tx_recorded + self.counters.rx_recorded,
+            bytes: self.counters.bytes,
+            stopped: self.stopped.as_ref().map(|s| format!("{s:?}")),
+        }
     }
 
     /// The wrapped backend.
@@ -136,22 +196,26 @@ impl<B: PacketBackend> PcapRecorder<B> {
         self.stopped.as_ref()
     }
 
-    /// The file being written.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The file of the current (or last) recording.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn shown_path(&self) -> std::path::Display<'_> {
+        self.path.as_deref().unwrap_or(Path::new("?")).display()
     }
 
     fn stop(&mut self, why: RecordStop) {
         log::warn!(
             "pcap record {}: recording stopped ({why:?}) after {} frames, {} bytes; \
              traffic continues",
-            self.path.display(),
+            self.shown_path(),
             self.counters.tx_recorded + self.counters.rx_recorded,
             self.counters.bytes
         );
         if let Some(mut w) = self.writer.take() {
             if let Err(e) = w.flush() {
-                log::warn!("pcap record {}: flush: {e}", self.path.display());
+                log::warn!("pcap record {}: flush: {e}", self.shown_path());
             }
         }
         self.stopped = Some(why);
@@ -159,7 +223,10 @@ impl<B: PacketBackend> PcapRecorder<B> {
 
     fn record(&mut self, frame: &[u8], tx: bool) {
         if self.writer.is_none() {
-            self.counters.not_recorded += 1;
+            // Idle (never started, or finished on request) is not a loss.
+            if self.stopped.is_some() {
+                self.counters.not_recorded += 1;
+            }
             return;
         }
         let frames = self.counters.tx_recorded + self.counters.rx_recorded;
@@ -216,13 +283,16 @@ impl<B: PacketBackend> PcapRecorder<B> {
     }
 }
 
+fn record_error(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("pcap record {}: {e}", path.display()))
+}
+
 impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
     fn name(&self) -> String {
-        format!(
-            "{} (recorded to {})",
-            self.inner.name(),
-            self.path.display()
-        )
+        match (&self.path, &self.writer) {
+            (Some(p), Some(_)) => format!("{} (recorded to {})", self.inner.name(), p.display()),
+            _ => self.inner.name(),
+        }
     }
 
     /// Records the frame (whether or not the inner backend then takes it), then sends it.
@@ -261,13 +331,58 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
         let theirs = self.inner.flush();
         ours.and(theirs)
     }
+
+    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
+        let reply = match request {
+            BackendRequest::RecordStart { file, path, limits } => {
+                match self.start(file, path, limits) {
+                    Ok(()) => BackendReply::Record(self.status()),
+                    Err(e) => BackendReply::Failed(e.to_string()),
+                }
+            }
+            BackendRequest::RecordStop => {
+                self.finish();
+                BackendReply::Record(self.status())
+            }
+            BackendRequest::RecordStatus => BackendReply::Record(self.status()),
+            BackendRequest::Counters => {
+                let c = self.counters;
+                let own = vec![
+                    BackendCounter::new(
+                        "record",
+                        "tx_frames",
+                        "Frames the guest sent written by the current recording",
+                        c.tx_recorded,
+                    ),
+                    BackendCounter::new(
+                        "record",
+                        "rx_frames",
+                        "Frames the guest received written by the current recording",
+                        c.rx_recorded,
+                    ),
+                    BackendCounter::new(
+                        "record",
+                        "not_recorded",
+                        "Frames not written since the recording stopped by itself",
+                        c.not_recorded,
+                    ),
+                ];
+                return Some(with_inner_counters(
+                    own,
+                    self.inner.control(BackendRequest::Counters),
+                ));
+            }
+            other => return self.inner.control(other),
+        };
+        Some(reply)
+    }
 }
 
 impl<B: PacketBackend> Drop for PcapRecorder<B> {
     fn drop(&mut self) {
         if let Some(w) = self.writer.as_mut() {
             if let Err(e) = w.flush() {
-                log::warn!("pcap record {}: flush at close: {e}", self.path.display());
+                log::warn!("pcap record {}: flush at close: {e}", self.shown_path());
             }
         }
     }

@@ -27,10 +27,11 @@ use pcap_file::pcapng::{PcapNgReadError, PcapNgReader};
 use pcap_file::DataLink;
 
 use super::spec::{DstRewrite, ReplayTiming, Rewrite};
-use super::PacketBackend;
+use super::{BackendReply, BackendRequest, PacketBackend};
 use crate::device::RxOutcome;
 use crate::mac::MacAddress;
 
+mod pause;
 mod report;
 use report::FrameClass;
 pub use report::ReplayReport;
@@ -99,6 +100,8 @@ pub struct PcapReplay {
     awaiting: VecDeque<(FrameClass, bool)>,
     report: ReplayReport,
     reported: bool,
+    /// Paused by a control request, since then (`pause.rs`).
+    paused_since: Option<Instant>,
 }
 
 impl std::fmt::Debug for PcapReplay {
@@ -247,6 +250,7 @@ impl PcapReplay {
             awaiting: VecDeque::new(),
             report: ReplayReport::default(),
             reported: false,
+            paused_since: None,
         };
         me.advance();
         if let Next::Failed(_) = me.next {
@@ -429,6 +433,9 @@ impl PacketBackend for PcapReplay {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        if self.paused_since.is_some() {
+            return Ok(None);
+        }
         // Bounded: each skipped frame is consumed.
         for _ in 0..64 {
             let ts = match &self.next {
@@ -511,7 +518,14 @@ impl PacketBackend for PcapReplay {
         Ok(())
     }
 
+    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
+        self.answer(request)
+    }
+
     fn next_rx_deadline(&self) -> Option<Instant> {
+        if self.paused_since.is_some() {
+            return None;
+        }
         match &self.next {
             Next::End => None,
             Next::Failed(_) => Some(self.created),

@@ -3,6 +3,9 @@
 //! Thin by design: parse the command line, load the configuration, open the backend,
 //! build the vfio-user server, run until SIGINT/SIGTERM. Everything else is library code.
 
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,13 +13,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
 
-use nic_emu::backend::{BackendContext, RecordSpec};
+use nic_emu::backend::{BackendContext, PcapRecorder};
 use nic_emu::config::Config;
+use nic_emu::control::http::MetricsServer;
+use nic_emu::control::{ControlContext, ControlServer};
+use nic_emu::frontend::activation;
 use nic_emu::frontend::vfio_user::VfioUserServer;
 use nic_emu::frontend::Frontend;
 use nic_emu::{DeviceConfig, MacAddress, Metrics};
+
+#[path = "cli/ctl.rs"]
+mod ctl;
+#[path = "cli/logging.rs"]
+mod logging;
 
 const ABOUT: &str = "Serve an emulated Intel 82540EM (e1000) NIC to QEMU over vfio-user";
 
@@ -39,7 +50,21 @@ is read if it exists; otherwise the built-in default is a loopback backend (ever
 frame the guest sends comes back), which needs no privileges.
 
 Stop with SIGINT (Ctrl-C) or SIGTERM: the socket file is removed, a recording is
-flushed and a summary of the device's counters is logged. A second signal exits at once.";
+flushed and a summary of the device's counters is logged. A second signal exits at once.
+
+Steering a running nic-emu: with --control PATH it answers JSON requests on a Unix
+socket (one per line, QMP style), and `nic-emu-cli ctl --control PATH ...` sends them:
+  link up|down                    plug or pull the cable (the guest sees it at once)
+  stats [--prometheus]            every counter (statistics registers not cleared)
+  record start FILE | stop | status   pcap recording of both directions, at run time
+  replay pause|resume|status      a pcap replay backend
+  impair get | set KEY=VALUE...   the impairments (loss=, delay=, ...)
+  info                            version, backend, MAC, link, client, uptime
+--metrics-listen 127.0.0.1:9100 serves the counters to Prometheus at /metrics.
+
+Service managers: under systemd socket activation (LISTEN_FDS=1, fd 3) or with
+--fd N, the vfio-user socket is the one handed over, and nic-emu never removes
+its file (contrib/systemd/ has a unit pair).";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -84,6 +109,14 @@ Inline backend specs (keys as in backends.toml; a comma inside a value is ,,):
   any of them [,loss=PCT][,dup=PCT][,corrupt=PCT][,reorder=PCT][,delay=20ms]
       [,jitter=5ms][,rate=1mbit][,seed=N]   (rx_KEY / tx_KEY: one direction only)
 
+A session on the control socket:
+  nic-emu-cli --backend tap,ifname=tap0 --control /run/nic0.ctl &
+  nic-emu-cli ctl --control /run/nic0.ctl link down
+  nic-emu-cli ctl --control /run/nic0.ctl record start /tmp/window.pcap
+  nic-emu-cli ctl --control /run/nic0.ctl record stop
+  nic-emu-cli ctl --control /run/nic0.ctl stats --json
+  echo '{\"execute\":\"link\",\"arguments\":{\"up\":true}}' | socat - UNIX-CONNECT:/run/nic0.ctl
+
 Environment: RUST_LOG overrides the log level set by -v/-q (e.g. RUST_LOG=nic_emu=trace).";
 
 #[derive(Parser, Debug)]
@@ -93,9 +126,13 @@ Environment: RUST_LOG overrides the log level set by -v/-q (e.g. RUST_LOG=nic_em
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_long_help = EXAMPLES,
-    after_help = "Run with --help for examples and the inline backend syntax."
+    after_help = "Run with --help for examples and the inline backend syntax.",
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+
     /// Configuration file (TOML: `default`, `[device]`, `[backends.NAME]`).
     /// Default: ./backends.toml if it exists, else built-in defaults (loopback).
     #[arg(short, long, value_name = "FILE")]
@@ -108,9 +145,33 @@ struct Args {
     backend: Option<String>,
 
     /// Unix socket to listen on for the vfio-user client. A stale socket file is
-    /// replaced; one with a live server behind it is an error.
-    #[arg(short, long, value_name = "PATH", default_value = "/tmp/nic-emu.sock")]
+    /// replaced; one with a live server behind it is an error. Ignored when a socket is
+    /// handed over (--fd, systemd socket activation).
+    #[arg(
+        short,
+        long,
+        visible_alias = "socket-path",
+        value_name = "PATH",
+        default_value = "/tmp/nic-emu.sock"
+    )]
     socket: PathBuf,
+
+    /// Serve the vfio-user client on this already-listening Unix socket, inherited
+    /// from whoever started nic-emu (its file is left alone at exit).
+    #[arg(long, value_name = "N")]
+    fd: Option<RawFd>,
+
+    /// Answer control requests (JSON lines; `nic-emu-cli ctl`) on this Unix socket.
+    #[arg(long, value_name = "PATH")]
+    control: Option<PathBuf>,
+
+    /// Serve the counters in the Prometheus text format at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<SocketAddr>,
+
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t)]
+    log_format: logging::LogFormat,
 
     /// MAC address of the card (in its EEPROM), like 52:54:00:12:34:56.
     /// Default: `[device] mac` of the configuration, else 52:54:00:12:34:56.
@@ -143,18 +204,25 @@ struct Args {
     quiet: bool,
 }
 
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Send one request to a running nic-emu-cli's control socket and print the reply
+    /// (link up|down, stats, record, replay, impair, info).
+    Ctl(ctl::CtlArgs),
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Cmd::Ctl(c)) = args.command.take() {
+        return ctl::run(c);
+    }
     let level = match (args.quiet, args.verbose) {
         (true, _) => log::LevelFilter::Warn,
         (false, 0) => log::LevelFilter::Info,
         (false, 1) => log::LevelFilter::Debug,
         (false, _) => log::LevelFilter::Trace,
     };
-    env_logger::Builder::new()
-        .filter_level(level)
-        .parse_default_env()
-        .init();
+    logging::init(level, args.log_format);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -164,7 +232,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// The listening socket handed over by whoever started us: `--fd N`, or systemd's
+/// (`LISTEN_PID`/`LISTEN_FDS`, fd 3). The variables are removed so that nothing we
+/// start believes they are meant for it.
+fn inherited_listener(fd: Option<RawFd>) -> anyhow::Result<Option<UnixListener>> {
+    let pid = std::env::var("LISTEN_PID").ok();
+    let fds = std::env::var("LISTEN_FDS").ok();
+    for v in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(v);
+    }
+    let fd = match fd {
+        Some(n) => Some(n),
+        None => activation::systemd_fd(pid.as_deref(), fds.as_deref(), std::process::id())
+            .context("systemd socket activation")?,
+    };
+    let Some(fd) = fd else { return Ok(None) };
+    // SAFETY: called first thing in `run`, before this process opened any descriptor of
+    // its own: `fd` was inherited from our parent for this purpose, nothing else owns it.
+    let l = unsafe { activation::take_listener(fd) }.context("the inherited socket")?;
+    Ok(Some(l))
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
+    let inherited = if args.print_config {
+        None
+    } else {
+        inherited_listener(args.fd)?
+    };
     let config = Config::discover(args.config.as_deref())?;
     let (label, mut spec) = config.resolve_backend(args.backend.as_deref())?;
     if let Some(path) = args.record {
@@ -175,7 +269,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 old.path.display()
             );
         }
-        spec.record = Some(RecordSpec {
+        spec.record = Some(nic_emu::backend::RecordSpec {
             path,
             limits: Default::default(),
         });
@@ -202,18 +296,58 @@ fn run(args: Args) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
 
-    let backend = spec
+    // The backend always sits in a pcap recorder, idle unless `record` is set, so that
+    // a control client can record at run time.
+    let mut opened = spec.clone();
+    let record = opened.record.take();
+    let inner = opened
         .open_for(&BackendContext { guest_mac: mac })
         .with_context(|| format!("opening backend {label} ({spec})"))?;
+    let mut recorder = PcapRecorder::idle(inner);
+    if let Some(r) = record {
+        let file = std::fs::File::create(&r.path)
+            .with_context(|| format!("record: cannot create {}", r.path.display()))?;
+        recorder.start(file, r.path, r.limits)?;
+    }
+    let backend: Box<dyn nic_emu::PacketBackend> = Box::new(recorder);
     let backend_name = backend.name();
-    let mut server = VfioUserServer::new(&args.socket, DeviceConfig { mac, link_up }, backend)
-        .context("starting the vfio-user server")?;
+    let device_config = DeviceConfig { mac, link_up };
+    let mut server = match inherited {
+        Some(l) => VfioUserServer::from_listener(l, device_config, backend),
+        None => VfioUserServer::new(&args.socket, device_config, backend),
+    }
+    .context("starting the vfio-user server")?;
+    let ctx = Arc::new(ControlContext::new(
+        Arc::new(server.device_handle()),
+        format!("{label}: {spec}"),
+    ));
+    let _control = match &args.control {
+        Some(p) => Some(ControlServer::start(p, ctx.clone())?),
+        None => None,
+    };
+    let _metrics = match args.metrics_listen {
+        Some(a) => {
+            let m = MetricsServer::start(a, ctx.clone())?;
+            log::info!("nic-emu-cli: metrics at http://{}/metrics", m.addr());
+            Some(m)
+        }
+        None => None,
+    };
     log::info!(
-        "nic-emu-cli: listening on {} (vfio-user); backend {label}: {spec} ({backend_name}); \
-         MAC {mac}; link {}; config: {}",
-        args.socket.display(),
+        "nic-emu-cli: listening on {}{} (vfio-user); backend {label}: {spec} ({backend_name}); \
+         MAC {mac}; link {}; config: {}{}",
+        server.path().display(),
+        if args.fd.is_some() || server.path() != args.socket.as_path() {
+            " (inherited socket)"
+        } else {
+            ""
+        },
         if link_up { "up" } else { "down" },
-        config.origin()
+        config.origin(),
+        match &args.control {
+            Some(p) => format!("; control socket {}", p.display()),
+            None => String::new(),
+        }
     );
 
     let device = server.device();

@@ -28,6 +28,65 @@ impl DestKind {
     }
 }
 
+/// Every statistics register by its name in the datasheet (section 13.7), in address
+/// order; a 64-bit pair (GORC, GOTC, TOR, TOT) once, by its low register.
+pub const REGISTERS: [(&str, u32); 54] = [
+    ("CRCERRS", CRCERRS),
+    ("ALGNERRC", ALGNERRC),
+    ("SYMERRS", SYMERRS),
+    ("RXERRC", RXERRC),
+    ("MPC", MPC),
+    ("SCC", SCC),
+    ("ECOL", ECOL),
+    ("MCC", MCC),
+    ("LATECOL", LATECOL),
+    ("COLC", COLC),
+    ("DC", DC),
+    ("TNCRS", TNCRS),
+    ("SEC", SEC),
+    ("CEXTERR", CEXTERR),
+    ("RLEC", RLEC),
+    ("XONRXC", XONRXC),
+    ("XONTXC", XONTXC),
+    ("XOFFRXC", XOFFRXC),
+    ("XOFFTXC", XOFFTXC),
+    ("FCRUC", FCRUC),
+    ("PRC64", PRC64),
+    ("PRC127", PRC127),
+    ("PRC255", PRC255),
+    ("PRC511", PRC511),
+    ("PRC1023", PRC1023),
+    ("PRC1522", PRC1522),
+    ("GPRC", GPRC),
+    ("BPRC", BPRC),
+    ("MPRC", MPRC),
+    ("GPTC", GPTC),
+    ("GORC", GORCL),
+    ("GOTC", GOTCL),
+    ("RNBC", RNBC),
+    ("RUC", RUC),
+    ("RFC", RFC),
+    ("ROC", ROC),
+    ("RJC", RJC),
+    ("MGTPRC", MGTPRC),
+    ("MGTPDC", MGTPDC),
+    ("MGTPTC", MGTPTC),
+    ("TOR", TORL),
+    ("TOT", TOTL),
+    ("TPR", TPR),
+    ("TPT", TPT),
+    ("PTC64", PTC64),
+    ("PTC127", PTC127),
+    ("PTC255", PTC255),
+    ("PTC511", PTC511),
+    ("PTC1023", PTC1023),
+    ("PTC1522", PTC1522),
+    ("MPTC", MPTC),
+    ("BPTC", BPTC),
+    ("TSCTC", TSCTC),
+    ("TSCTFC", TSCTFC),
+];
+
 /// The statistics block.
 #[derive(Clone, Debug)]
 pub struct Stats {
@@ -78,6 +137,12 @@ impl Stats {
             return self.peek(reg - 4) >> 32;
         }
         idx(reg).map_or(0, |i| self.counters[i])
+    }
+
+    /// Every register of [`REGISTERS`] with its value, without side effects (the guest
+    /// still reads and clears them as before).
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        REGISTERS.iter().map(|&(name, reg)| (name, self.peek(reg)))
     }
 
     /// A guest read of a statistics register.

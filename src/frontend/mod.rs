@@ -38,6 +38,7 @@
 
 use std::sync::atomic::AtomicBool;
 
+pub mod activation;
 pub mod event_loop;
 pub mod fake_bus;
 mod shared_device;

@@ -35,7 +35,7 @@ mod socket;
 mod tuning;
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -118,13 +118,63 @@ impl ShutdownHandle {
     }
 }
 
+/// Steers the device of a running [`VfioUserServer`] from another thread (a control
+/// socket): runs a closure on the locked device, then wakes the event loop so that what
+/// the closure changed (link state, a backend that has frames again) takes effect at once.
+#[derive(Clone)]
+pub struct DeviceHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for DeviceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceHandle")
+            .field("path", &self.shared.path)
+            .finish()
+    }
+}
+
+impl DeviceHandle {
+    /// Run `f` on the device under its lock (keep it short), then wake the event loop.
+    pub fn with_device<R>(&self, f: impl FnOnce(&mut E1000) -> R) -> R {
+        let r = f(&mut self.shared.device.lock());
+        self.shared.waker.wake();
+        r
+    }
+
+    /// Plug (`true`) or pull the cable: the guest gets LSC and sees the new link state.
+    pub fn set_link(&self, up: bool) {
+        self.with_device(|d| d.set_link(up));
+    }
+
+    /// Whether a client is connected now.
+    pub fn client_connected(&self) -> bool {
+        self.shared
+            .connection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Clients accepted so far.
+    pub fn clients_served(&self) -> u64 {
+        self.shared.clients.load(Ordering::Acquire)
+    }
+
+    /// The socket's path (or a description of an inherited socket).
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+}
+
 /// The vfio-user server for one emulated e1000.
 pub struct VfioUserServer {
     server: Server,
     /// A duplicate of the listening socket, to wait for connections with a timeout.
     listener: OwnedFd,
-    /// Device and inode of the socket file we created, so we only ever remove our own.
-    socket_id: (u64, u64),
+    /// Device and inode of the socket file we created, so we only ever remove our own;
+    /// `None` for a socket handed to us ([`from_listener`](Self::from_listener)).
+    socket_id: Option<(u64, u64)>,
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
     event_loop: Option<EventLoopHandle>,
@@ -150,6 +200,41 @@ impl VfioUserServer {
     ) -> Result<Self, FrontendError> {
         let listener = socket::bind_socket(path)?;
         let socket_id = socket::file_id(path)?;
+        Self::serve_on(
+            listener,
+            path.to_path_buf(),
+            Some(socket_id),
+            config,
+            backend,
+        )
+    }
+
+    /// Like [`new`](Self::new), on a socket that is already listening: one a service
+    /// manager handed over (systemd socket activation) or the caller bound. Its file, if
+    /// any, is left alone when the server goes: whoever created it removes it.
+    pub fn from_listener(
+        listener: UnixListener,
+        config: DeviceConfig,
+        backend: Box<dyn PacketBackend>,
+    ) -> Result<Self, FrontendError> {
+        let path = listener
+            .local_addr()?
+            .as_pathname()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(format!("(fd {})", listener.as_raw_fd())));
+        // The server accepts after poll(2) says a client is there; a blocking accept keeps
+        // the vfio_user crate's loop simple whatever flags the socket came with.
+        listener.set_nonblocking(false)?;
+        Self::serve_on(listener, path, None, config, backend)
+    }
+
+    fn serve_on(
+        listener: UnixListener,
+        path: PathBuf,
+        socket_id: Option<(u64, u64)>,
+        config: DeviceConfig,
+        backend: Box<dyn PacketBackend>,
+    ) -> Result<Self, FrontendError> {
         let listener_dup = OwnedFd::from(listener.try_clone()?);
 
         let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
@@ -178,7 +263,7 @@ impl VfioUserServer {
                 intx,
                 waker,
                 stop: AtomicBool::new(false),
-                path: path.to_path_buf(),
+                path,
                 clients: AtomicU64::new(0),
                 connection: Mutex::new(None),
             }),
@@ -210,6 +295,13 @@ impl VfioUserServer {
     /// Clients accepted so far.
     pub fn clients_served(&self) -> u64 {
         self.shared.clients.load(Ordering::Acquire)
+    }
+
+    /// A handle that steers the device from another thread (link, backend requests).
+    pub fn device_handle(&self) -> DeviceHandle {
+        DeviceHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// A handle that stops [`serve`](Self::serve) from another thread.
@@ -300,7 +392,7 @@ impl Drop for VfioUserServer {
             lp.stop();
         }
         // Remove the socket file only if it is still the one we created.
-        if socket::file_id(&self.shared.path).ok() == Some(self.socket_id) {
+        if self.socket_id.is_some() && socket::file_id(&self.shared.path).ok() == self.socket_id {
             let _ = std::fs::remove_file(&self.shared.path);
         }
     }

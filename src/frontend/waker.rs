@@ -89,7 +89,7 @@ pub(crate) fn poll_two(a: RawFd, b: Option<RawFd>, timeout: Duration) -> io::Res
 }
 
 /// Wait up to `timeout` for `fd` to become readable.
-#[cfg(feature = "vfio-user")]
+#[cfg(any(feature = "vfio-user", feature = "control"))]
 pub(crate) fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
     let mut fds = [libc::pollfd {
         fd,

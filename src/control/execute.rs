@@ -1,0 +1,229 @@
+//! Doing a checked request: each command takes the device lock once, for as long as it
+//! needs (files are created before, replies formatted after).
+
+use std::fs::File;
+
+use serde_json::{json, Map, Value};
+
+use super::prometheus;
+use super::request::{parse, Command, ErrorClass, RequestError, StatsFormat, COMMANDS};
+use super::snapshot::Snapshot;
+use super::ControlContext;
+use crate::backend::control::{RecordStatus, ReplayStatus};
+use crate::backend::impair::{is_impair_key, DirCounters, ImpairCounters, ImpairSpec};
+use crate::backend::{BackendReply, BackendRequest};
+
+/// Answer one request line with one reply line (without the newline).
+pub fn reply_line(ctx: &ControlContext, line: &[u8]) -> String {
+    let reply = match parse(line) {
+        Ok(req) => {
+            let r = execute(ctx, req.command);
+            with_id(r, req.id)
+        }
+        Err((id, e)) => with_id(Err(e), id),
+    };
+    reply.to_string()
+}
+
+/// The reply object for `result`: `{"return": ...}` or `{"error": {"class", "desc"}}`,
+/// with the request's `id` when it had one.
+pub fn with_id(result: Result<Value, RequestError>, id: Option<Value>) -> Value {
+    let mut obj = Map::new();
+    match result {
+        Ok(v) => {
+            obj.insert("return".into(), v);
+        }
+        Err(e) => {
+            obj.insert(
+                "error".into(),
+                json!({"class": e.class.name(), "desc": e.desc}),
+            );
+        }
+    }
+    if let Some(id) = id {
+        obj.insert("id".into(), id);
+    }
+    Value::Object(obj)
+}
+
+fn not_supported(what: &str, ctx: &ControlContext) -> RequestError {
+    RequestError::new(
+        ErrorClass::NotSupported,
+        format!("the backend ({}) has no {what}", ctx.backend),
+    )
+}
+
+/// Ask the backend chain, under the device lock.
+fn ask(ctx: &ControlContext, request: BackendRequest) -> Result<BackendReply, RequestError> {
+    let what = match &request {
+        BackendRequest::ReplayPause
+        | BackendRequest::ReplayResume
+        | BackendRequest::ReplayStatus => "pcap replay",
+        BackendRequest::ImpairGet | BackendRequest::ImpairSet(_) => {
+            "impairment (loss=, delay=, ...)"
+        }
+        _ => "pcap recorder",
+    };
+    match ctx.with_device(|d| d.backend_mut().control(request)) {
+        Some(BackendReply::Failed(msg)) => Err(RequestError::new(ErrorClass::GenericError, msg)),
+        Some(r) => Ok(r),
+        None => Err(not_supported(what, ctx)),
+    }
+}
+
+/// Do `command`.
+pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestError> {
+    match command {
+        Command::Info => Ok(Snapshot::take(ctx).info_json()),
+        Command::QueryCommands => Ok(json!(COMMANDS)),
+        Command::Link { up } => {
+            let now = ctx.with_device(|d| {
+                d.set_link(up);
+                d.link_up()
+            });
+            log::info!("control: link {}", if now { "up" } else { "down" });
+            Ok(json!({ "link_up": now }))
+        }
+        Command::Stats(StatsFormat::Json) => Ok(Snapshot::take(ctx).stats_json()),
+        Command::Stats(StatsFormat::Prometheus) => {
+            Ok(json!({ "text": prometheus::render(&Snapshot::take(ctx)) }))
+        }
+        Command::RecordStart { file, limits } => {
+            // Created here, not under the device lock.
+            let f = File::create(&file).map_err(|e| {
+                RequestError::new(
+                    ErrorClass::GenericError,
+                    format!("record: `file` {}: {e}", file.display()),
+                )
+            })?;
+            let r = ask(
+                ctx,
+                BackendRequest::RecordStart {
+                    file: f,
+                    path: file.clone(),
+                    limits,
+                },
+            );
+            if r.is_err() {
+                let _ = std::fs::remove_file(&file);
+            }
+            record_reply(r?)
+        }
+        Command::RecordStop => record_reply(ask(ctx, BackendRequest::RecordStop)?),
+        Command::RecordStatus => record_reply(ask(ctx, BackendRequest::RecordStatus)?),
+        Command::ReplayPause => replay_reply(ask(ctx, BackendRequest::ReplayPause)?),
+        Command::ReplayResume => replay_reply(ask(ctx, BackendRequest::ReplayResume)?),
+        Command::ReplayStatus => replay_reply(ask(ctx, BackendRequest::ReplayStatus)?),
+        Command::ImpairGet => impair_reply(ask(ctx, BackendRequest::ImpairGet)?),
+        Command::ImpairSet { settings, reset } => impair_set(ctx, &settings, reset),
+    }
+}
+
+fn impair_set(
+    ctx: &ControlContext,
+    settings: &[(String, String)],
+    reset: bool,
+) -> Result<Value, RequestError> {
+    let invalid = |d: String| RequestError::new(ErrorClass::InvalidArgument, d);
+    if let Some((k, _)) = settings.iter().find(|(k, _)| !is_impair_key(k)) {
+        return Err(invalid(format!(
+            "impair: `settings.{k}` is not an impairment (loss, dup, corrupt, reorder, \
+             delay, jitter, rate, each also rx_/tx_; seed)"
+        )));
+    }
+    // Read, change and write back under one lock, so two clients cannot interleave.
+    let reply = ctx.with_device(|d| {
+        let current = match d.backend_mut().control(BackendRequest::ImpairGet) {
+            Some(BackendReply::Impair(b)) => b.0,
+            _ => return Err(not_supported("impairment (loss=, delay=, ...)", ctx)),
+        };
+        let mut spec = if reset {
+            ImpairSpec::default()
+        } else {
+            current
+        };
+        for (k, v) in settings {
+            spec.set(k, v)
+                .map_err(|e| invalid(format!("impair: `settings.{k}`: {e}")))?;
+        }
+        d.backend_mut()
+            .control(BackendRequest::ImpairSet(spec))
+            .ok_or_else(|| not_supported("impairment", ctx))
+    })?;
+    impair_reply(reply)
+}
+
+fn unexpected(r: &BackendReply) -> RequestError {
+    RequestError::new(
+        ErrorClass::GenericError,
+        format!("the backend answered with something else: {r:?}"),
+    )
+}
+
+fn record_reply(r: BackendReply) -> Result<Value, RequestError> {
+    let BackendReply::Record(RecordStatus {
+        recording,
+        path,
+        frames,
+        bytes,
+        stopped,
+    }) = r
+    else {
+        return Err(unexpected(&r));
+    };
+    Ok(json!({
+        "recording": recording,
+        "file": path.map(|p| p.display().to_string()),
+        "frames": frames,
+        "bytes": bytes,
+        "stopped": stopped,
+    }))
+}
+
+fn replay_reply(r: BackendReply) -> Result<Value, RequestError> {
+    let BackendReply::Replay(ReplayStatus {
+        paused,
+        finished,
+        delivered,
+        passes,
+    }) = r
+    else {
+        return Err(unexpected(&r));
+    };
+    Ok(json!({
+        "paused": paused,
+        "finished": finished,
+        "delivered": delivered,
+        "passes": passes,
+    }))
+}
+
+fn dir_json(c: &DirCounters) -> Value {
+    json!({
+        "frames_in": c.frames_in,
+        "frames_out": c.frames_out,
+        "lost": c.lost,
+        "duplicated": c.duplicated,
+        "corrupted": c.corrupted,
+        "reordered": c.reordered,
+        "delayed": c.delayed,
+        "rate_limited": c.rate_limited,
+        "queue_full": c.queue_full,
+    })
+}
+
+fn impair_reply(r: BackendReply) -> Result<Value, RequestError> {
+    let BackendReply::Impair(b) = r else {
+        return Err(unexpected(&r));
+    };
+    let (spec, ImpairCounters { rx, tx }) = *b;
+    let settings: Map<String, Value> = spec
+        .items()
+        .into_iter()
+        .map(|(k, v)| (k, Value::from(v)))
+        .collect();
+    Ok(json!({
+        "settings": settings,
+        "counters": { "rx": dir_json(&rx), "tx": dir_json(&tx) },
+    }))
+}

@@ -1,0 +1,212 @@
+//! Every counter at one moment, copied under one short device lock: what `stats`,
+//! `info` and the Prometheus endpoint show.
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::ControlContext;
+use crate::backend::control::BackendCounter;
+use crate::backend::{BackendReply, BackendRequest};
+use crate::device::Metrics;
+use crate::mac::MacAddress;
+
+/// The counters and state of the device, its backend and its frontend.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// nic-emu's own counters.
+    pub metrics: Metrics,
+    /// The statistics registers by datasheet name, as the guest would read them now.
+    pub registers: Vec<(&'static str, u64)>,
+    /// The backend's counters (every layer).
+    pub backend: Vec<BackendCounter>,
+    /// Link state.
+    pub link_up: bool,
+    /// The card's MAC address.
+    pub mac: MacAddress,
+    /// The backend's own name.
+    pub backend_name: String,
+    /// The backend as configured.
+    pub backend_spec: String,
+    /// A client connected (if the frontend tells).
+    pub client_connected: Option<bool>,
+    /// Clients served (if the frontend counts them).
+    pub clients_served: Option<u64>,
+    /// Time since the program started.
+    pub uptime: Duration,
+}
+
+/// nic-emu's metrics by name (`tx_frames`, ...) with what they count. Every field of
+/// [`Metrics`] is here: the destructuring fails to compile when one is added.
+pub fn metric_fields(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
+    let Metrics {
+        reg_reads,
+        reg_writes,
+        tx_frames,
+        tx_bytes,
+        tx_backend_drops,
+        tx_no_link,
+        tx_malformed,
+        rx_frames,
+        rx_bytes,
+        rx_filtered,
+        rx_dropped,
+        rx_backpressure,
+        dma_errors,
+        dma_map_edits,
+        backend_errors,
+        irq_asserts,
+    } = *m;
+    [
+        (
+            "reg_reads",
+            "Register reads (MMIO and I/O window)",
+            reg_reads,
+        ),
+        (
+            "reg_writes",
+            "Register writes (MMIO and I/O window)",
+            reg_writes,
+        ),
+        (
+            "tx_frames",
+            "Frames the guest sent, handed to the backend",
+            tx_frames,
+        ),
+        (
+            "tx_bytes",
+            "Bytes the guest sent, handed to the backend",
+            tx_bytes,
+        ),
+        (
+            "tx_backend_drops",
+            "Frames the backend refused or failed to send",
+            tx_backend_drops,
+        ),
+        (
+            "tx_no_link",
+            "Frames the guest sent while the link was down (not sent)",
+            tx_no_link,
+        ),
+        (
+            "tx_malformed",
+            "Transmit descriptors or packets rejected as malformed",
+            tx_malformed,
+        ),
+        (
+            "rx_frames",
+            "Frames written into the guest's receive ring",
+            rx_frames,
+        ),
+        (
+            "rx_bytes",
+            "Bytes written into the guest's receive ring",
+            rx_bytes,
+        ),
+        (
+            "rx_filtered",
+            "Frames dropped by the guest's address and VLAN filters",
+            rx_filtered,
+        ),
+        (
+            "rx_dropped",
+            "Frames dropped: oversize, receiver disabled, no link",
+            rx_dropped,
+        ),
+        (
+            "rx_backpressure",
+            "Times the receive ring was full and frames waited",
+            rx_backpressure,
+        ),
+        (
+            "dma_errors",
+            "DMA accesses outside guest memory or without bus mastering",
+            dma_errors,
+        ),
+        (
+            "dma_map_edits",
+            "Maps and unmaps applied to the guest memory table (vfio-user DMA_MAP/UNMAP)",
+            dma_map_edits,
+        ),
+        (
+            "backend_errors",
+            "Errors returned by the backend",
+            backend_errors,
+        ),
+        (
+            "irq_asserts",
+            "Rising edges of the interrupt line",
+            irq_asserts,
+        ),
+    ]
+}
+
+impl Snapshot {
+    /// Copy everything under one device lock.
+    pub fn take(ctx: &ControlContext) -> Self {
+        let (metrics, registers, backend, link_up, mac, backend_name) = ctx.with_device(|d| {
+            let backend = match d.backend_mut().control(BackendRequest::Counters) {
+                Some(BackendReply::Counters(c)) => c,
+                _ => Vec::new(),
+            };
+            (
+                d.metrics(),
+                d.stats().named().collect::<Vec<_>>(),
+                backend,
+                d.link_up(),
+                d.mac(),
+                d.backend_mut().name(),
+            )
+        });
+        Self {
+            metrics,
+            registers,
+            backend,
+            link_up,
+            mac,
+            backend_name,
+            backend_spec: ctx.backend.clone(),
+            client_connected: ctx.target.client_connected(),
+            clients_served: ctx.target.clients_served(),
+            uptime: ctx.started.elapsed(),
+        }
+    }
+
+    /// `info`'s answer.
+    pub fn info_json(&self) -> Value {
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "backend": self.backend_spec,
+            "backend_name": self.backend_name,
+            "mac": self.mac.to_string(),
+            "link_up": self.link_up,
+            "client_connected": self.client_connected,
+            "clients_served": self.clients_served,
+            "uptime_seconds": self.uptime.as_secs_f64(),
+        })
+    }
+
+    /// `stats`'s answer in JSON: `metrics`, `registers` and `backend` objects of numbers.
+    pub fn stats_json(&self) -> Value {
+        let metrics: Map<String, Value> = metric_fields(&self.metrics)
+            .iter()
+            .map(|&(name, _, v)| (name.to_string(), Value::from(v)))
+            .collect();
+        let registers: Map<String, Value> = self
+            .registers
+            .iter()
+            .map(|&(name, v)| (name.to_string(), Value::from(v)))
+            .collect();
+        let backend: Map<String, Value> = self
+            .backend
+            .iter()
+            .map(|c| (c.name.clone(), Value::from(c.value)))
+            .collect();
+        json!({
+            "link_up": self.link_up,
+            "metrics": metrics,
+            "registers": registers,
+            "backend": backend,
+        })
+    }
+}
