@@ -1,0 +1,198 @@
+//! The control socket in-process (no QEMU): malformed input of every kind gets an error
+//! (or a closed connection) and never touches the device; good requests steer it; the
+//! Prometheus endpoint answers only GET /metrics.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::watchdog;
+use nic_emu::backend::{Loopback, PcapRecorder};
+use nic_emu::control::http::MetricsServer;
+use nic_emu::control::{ControlContext, ControlServer, MAX_REQUEST};
+use nic_emu::frontend::SharedDevice;
+use nic_emu::{DeviceConfig, MonotonicClock, E1000};
+use serde_json::Value;
+
+fn setup(tag: &str) -> (SharedDevice, ControlServer, PathBuf) {
+    let backend = Box::new(PcapRecorder::idle(Loopback::new()));
+    let d = E1000::new(
+        DeviceConfig::default(),
+        backend,
+        Box::new(nic_emu::SharedIrqLine::new()),
+        Arc::new(MonotonicClock::new()),
+    );
+    let device = SharedDevice::new(d);
+    let path = std::env::temp_dir().join(format!("nic-emu-ctl-{}-{tag}.sock", std::process::id()));
+    let ctx = Arc::new(ControlContext::new(Arc::new(device.clone()), "loopback"));
+    let server = ControlServer::start(&path, ctx).expect("control server");
+    (device, server, path)
+}
+
+fn reply(stream: &UnixStream) -> Value {
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).expect("reply");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply {line:?}: {e}"))
+}
+
+fn ask(stream: &mut UnixStream, line: &[u8]) -> Value {
+    stream.write_all(line).expect("send");
+    reply(stream)
+}
+
+fn class(v: &Value) -> &str {
+    v["error"]["class"].as_str().unwrap_or("(none)")
+}
+
+#[test]
+fn malformed_requests_get_errors_and_leave_the_device_alone() {
+    watchdog(60, || {
+        let (device, _server, path) = setup("bad");
+        let before = device.lock().metrics();
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        for (line, want) in [
+            (&b"garbage\n"[..], "InvalidRequest"),
+            (b"\xff\xfe\xfd\n", "InvalidRequest"),
+            (b"[1,2,3]\n", "InvalidRequest"),
+            (b"{\"execute\":42}\n", "InvalidRequest"),
+            (b"{\"execute\":\"reboot\"}\n", "CommandNotFound"),
+            (b"{\"execute\":\"link\"}\n", "InvalidArgument"),
+            (b"{\"execute\":\"link\",\"arguments\":{\"up\":1}}\n", "InvalidArgument"),
+            (b"{\"execute\":\"link\",\"arguments\":{\"up\":false,\"x\":1}}\n", "InvalidArgument"),
+            (b"{\"execute\":\"replay\",\"arguments\":{\"action\":\"pause\"}}\n", "NotSupported"),
+            (b"{\"execute\":\"impair\",\"arguments\":{\"action\":\"get\"}}\n", "NotSupported"),
+            (b"{\"execute\":\"record\",\"arguments\":{\"action\":\"start\",\"file\":\"/nonexistent-dir/x.pcap\"}}\n", "GenericError"),
+        ] {
+            let v = ask(&mut s, line);
+            assert_eq!(class(&v), want, "{:?} -> {v}", String::from_utf8_lossy(line));
+        }
+        // A request split over several writes is still one request.
+        s.write_all(b"{\"execute\":\"in").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let v = ask(&mut s, b"fo\",\"id\":9}\n");
+        assert_eq!(v["id"], 9);
+        assert_eq!(v["return"]["link_up"], true);
+        let d = device.lock();
+        assert!(d.link_up(), "a bad request changed the link");
+        assert_eq!(d.metrics(), before, "a bad request touched the device");
+    });
+}
+
+#[test]
+fn huge_lines_half_lines_and_closed_clients_do_not_hurt() {
+    watchdog(60, || {
+        let (device, server, path) = setup("huge");
+        // Over-long line without a newline: an error, then the server hangs up.
+        let mut big = UnixStream::connect(&path).unwrap();
+        big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = big.write_all(&vec![b'x'; MAX_REQUEST + 4096]);
+        let v = reply(&big);
+        assert_eq!(class(&v), "InvalidRequest", "{v}");
+        let mut rest = Vec::new();
+        let _ = big.read_to_end(&mut rest);
+        // Half lines left hanging, and clients gone mid-request.
+        let hanging: Vec<UnixStream> = (0..4)
+            .map(|_| {
+                let s = UnixStream::connect(&path).unwrap();
+                (&s).write_all(b"{\"execute\":\"link\",\"argu").unwrap();
+                s
+            })
+            .collect();
+        for _ in 0..20 {
+            let mut s = UnixStream::connect(&path).unwrap();
+            let _ = s.write_all(b"{\"execute\":\"link\",\"arguments\":{\"up\":fal");
+        }
+        // The device is not locked by any of them, and a good client is served.
+        assert!(device.lock().link_up());
+        let mut good = UnixStream::connect(&path).unwrap();
+        good.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let v = ask(
+            &mut good,
+            b"{\"execute\":\"link\",\"arguments\":{\"up\":false}}\n",
+        );
+        assert_eq!(v["return"]["link_up"], false, "{v}");
+        assert!(!device.lock().link_up());
+        drop(hanging);
+        drop(server);
+        assert!(!path.exists(), "control socket left behind");
+    });
+}
+
+#[test]
+fn record_at_run_time_holds_only_the_frames_between_start_and_stop() {
+    watchdog(60, || {
+        let (device, _server, path) = setup("rec");
+        let pcap = std::env::temp_dir().join(format!("nic-emu-ctl-{}.pcap", std::process::id()));
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let send = |n: u8| {
+            let mut d = device.lock();
+            for i in 0..n {
+                let frame = common::frame([0xff; 6], [2, 0, 0, 0, 0, 1], 0x0800, 50, i);
+                d.backend_mut().send(&frame).unwrap();
+            }
+        };
+        send(3);
+        let start = format!(
+            "{{\"execute\":\"record\",\"arguments\":{{\"action\":\"start\",\"file\":\"{}\"}}}}\n",
+            pcap.display()
+        );
+        let v = ask(&mut s, start.as_bytes());
+        assert_eq!(v["return"]["recording"], true, "{v}");
+        send(5);
+        let v = ask(
+            &mut s,
+            b"{\"execute\":\"record\",\"arguments\":{\"action\":\"stop\"}}\n",
+        );
+        assert_eq!(v["return"]["frames"], 5, "{v}");
+        send(2);
+        let data = std::fs::read(&pcap).unwrap();
+        // 24-byte header, then 5 records of 16 + 64 bytes.
+        assert_eq!(data.len(), 24 + 5 * (16 + 64));
+        let _ = std::fs::remove_file(&pcap);
+    });
+}
+
+#[test]
+fn metrics_endpoint_serves_only_get_metrics() {
+    watchdog(60, || {
+        let (device, _server, _path) = setup("http");
+        let ctx = Arc::new(ControlContext::new(Arc::new(device), "loopback"));
+        let m = MetricsServer::start("127.0.0.1:0".parse().unwrap(), ctx).unwrap();
+        let get = |req: &[u8]| {
+            let mut s = TcpStream::connect(m.addr()).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let _ = s.write_all(req);
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out
+        };
+        let ok = get(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(
+            ok.contains("# TYPE nic_emu_rx_frames_total counter"),
+            "{ok}"
+        );
+        assert!(
+            ok.contains("nic_emu_stats_register{register=\"GPRC\"} 0"),
+            "{ok}"
+        );
+        assert!(get(b"GET /other HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(get(b"POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+        assert!(get(b"garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+        let mut huge = b"GET /metrics HTTP/1.1\r\n".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', 20_000));
+        assert!(get(&huge).starts_with("HTTP/1.1 431"));
+        // A client that sends half a request and waits is dropped after the timeout;
+        // the next one is served.
+        let _slow = TcpStream::connect(m.addr()).unwrap();
+        assert!(get(b"GET /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 200"));
+    });
+}
