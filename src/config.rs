@@ -322,19 +322,53 @@ fn names(backends: &BTreeMap<String, BackendSpec>) -> String {
         .join(", ")
 }
 
+/// `s` as a TOML basic string (quotes and backslashes escaped, control characters as
+/// `\uXXXX`): what the file reads back as `s`. Rust's `{:?}` is not TOML (`\u{1b}`).
+fn toml_string(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            c if c.is_control() => o.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// `s` fit for a `#` comment: one line, control characters escaped.
+pub fn comment(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 impl fmt::Display for Config {
-    /// The configuration as a backends.toml (inline specs shown as comments).
+    /// The configuration as a backends.toml (inline specs shown as comments), which
+    /// [`Config::parse`] reads back as the same configuration.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "# from {}", self.origin())?;
-        writeln!(f, "default = {:?}", self.default_backend)?;
+        writeln!(f, "# from {}", comment(&self.origin()))?;
+        writeln!(f, "default = {}", toml_string(&self.default_backend))?;
         writeln!(f, "\n[device]")?;
         if let Some(mac) = self.mac {
             writeln!(f, "mac = \"{mac}\"")?;
         }
         writeln!(f, "link_up = {}", self.link_up)?;
         for (name, spec) in &self.backends {
-            writeln!(f, "\n[backends.{name:?}]  # {spec}")?;
-            writeln!(f, "kind = {:?}", spec.kind.name())?;
+            let spec_line = comment(&spec.to_string());
+            writeln!(f, "\n[backends.{}]  # {spec_line}", toml_string(name))?;
+            writeln!(f, "kind = {}", toml_string(spec.kind.name()))?;
             for (key, value) in spec.items() {
                 // These three are integers in the file; everything else is a string.
                 if matches!(
@@ -343,7 +377,7 @@ impl fmt::Display for Config {
                 ) {
                     writeln!(f, "{key} = {value}")?;
                 } else {
-                    writeln!(f, "{key} = {value:?}")?;
+                    writeln!(f, "{key} = {}", toml_string(&value))?;
                 }
             }
         }

@@ -373,3 +373,41 @@ fn a_kind_whose_feature_is_off_says_which_feature() {
         );
     }
 }
+
+/// Found by the `backend_spec` fuzz target: `--print-config` (Config's Display) wrote
+/// strings with Rust's `{:?}`, whose escapes (`\u{2}`) are not TOML, so a path or
+/// backend name with a control character printed a file that did not load.
+#[cfg(feature = "config")]
+#[test]
+fn printed_config_with_control_characters_and_quotes_loads_back() {
+    use nic_emu::config::Config;
+    let text = "default = \"a\\u0002\\\"b\"\n\
+                [backends.\"a\\u0002\\\"b\"]\n\
+                kind = \"pcap\"\n\
+                replay = \"in\\u0002.pcap\\\\x\\ny\\u007F\"\n\
+                record = \"tab\\there\"\n";
+    let c = Config::parse(text, "t.toml").unwrap();
+    let printed = c.to_string();
+    let again = Config::parse(&printed, "printed").unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    assert_eq!(again.backends, c.backends, "{printed}");
+    assert_eq!(again.default_backend, "a\u{2}\"b");
+}
+
+/// Found by the `backend_spec` fuzz target: an inline spec trimmed the whole string, so
+/// a value ending in a space (kept by backends.toml, written so by Display) lost it.
+#[cfg(feature = "config")]
+#[test]
+fn inline_values_keep_their_spaces_as_toml_values_do() {
+    let spec = BackendSpec::from_toml("kind = \"loopback\"\nrecord = \" r.pcap \"\n").unwrap();
+    assert_eq!(
+        spec.record.as_ref().unwrap().path,
+        PathBuf::from(" r.pcap ")
+    );
+    let text = spec.to_string();
+    assert_eq!(BackendSpec::parse_inline(&text), Ok(spec), "{text:?}");
+    // Spaces around the kind are still ignored.
+    assert_eq!(
+        BackendSpec::parse_inline("  loopback \n").unwrap().kind,
+        BackendKind::Loopback
+    );
+}

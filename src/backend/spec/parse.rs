@@ -322,8 +322,10 @@ impl BackendSpec {
     /// `pcap,replay=in.pcap,timing=fast,repeat=3`, `loopback`, each optionally with
     /// `record=FILE` (and `record_max_bytes=N`, `record_max_frames=N`).
     pub fn parse_inline(s: &str) -> Result<BackendSpec, SpecError> {
-        let mut items = split_items(s.trim()).into_iter();
-        let kind = items.next().unwrap_or_default();
+        // Values are taken as given, spaces included, as backends.toml takes them (and
+        // as Display writes them); only the kind may have spaces around it.
+        let mut items = split_items(s).into_iter();
+        let kind = items.next().unwrap_or_default().trim().to_string();
         if kind.is_empty() {
             return Err(SpecError::Empty);
         }
