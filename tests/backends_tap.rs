@@ -4,6 +4,7 @@
 #![cfg(feature = "tap")]
 
 mod common;
+mod tx_common;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -213,5 +214,99 @@ fn tap_open_rejects_a_name_used_by_a_non_tap() {
         assert!(err.contains("tap lo") && err.contains("not a tap"), "{err}");
         let err = Tap::open("a-name-far-too-long").unwrap_err().to_string();
         assert!(err.contains("longer than 15"), "{err}");
+    });
+}
+
+/// Read from the packet socket until a frame of `len` bytes comes (2 s at most).
+fn kernel_recv_len(fd: &OwnedFd, len: usize) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 70000];
+    let end = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < end {
+        // SAFETY: `buf` is valid for writes of its length; MSG_DONTWAIT never blocks.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n == len as isize {
+            return Some(buf[..len].to_vec());
+        }
+        if n < 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    None
+}
+
+/// A TCP/IPv4 packet of 10 segments' payload, finished as the device hands it on: IP
+/// length and checksum for the whole packet, the TCP checksum field holding the
+/// pseudo-header sum with the whole TCP length.
+fn gso_packet() -> (Vec<u8>, nic_emu::backend::Gso) {
+    let mut f = tx_common::tso_header(false, 1000, 7);
+    f.extend(tx_common::pattern(10 * 1448, 3));
+    let total = f.len();
+    f[16..18].copy_from_slice(&((total - 14) as u16).to_be_bytes());
+    let c = !tx_common::ones_sum(&[&f[14..34]]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let seed = u16::from_be_bytes([f[50], f[51]]);
+    let l4 = ((total - 34) as u16).to_be_bytes();
+    let partial = tx_common::ones_sum(&[&seed.to_be_bytes(), &l4]);
+    f[50..52].copy_from_slice(&partial.to_be_bytes());
+    let gso = nic_emu::backend::Gso {
+        ipv6: false,
+        segment: true,
+        hdr_len: 54,
+        mss: 1448,
+        csum_start: 34,
+        csum_offset: 16,
+    };
+    (f, gso)
+}
+
+#[test]
+fn tap_offload_on_and_off_both_carry_frames_and_the_kernel_takes_whole_tcp_packets() {
+    if !common::can_run(
+        "tap_offload_on_and_off_both_carry_frames_and_the_kernel_takes_whole_tcp_packets",
+        common::is_root(),
+        "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for unshare)",
+    ) {
+        return;
+    }
+    in_private_netns(|| {
+        for offload in [true, false] {
+            let mut tap = Tap::open_with("nicemu%d", offload).expect("create tap");
+            assert_eq!(tap.offload(), offload, "IFF_VNET_HDR taken when asked");
+            assert_eq!(tap.accepts_gso(), offload);
+            let name = tap.ifname().to_string();
+            ip(&["link", "set", "dev", &name, "up"]);
+            let sock = packet_socket(ifindex(&name));
+            // Plain frames both ways, whichever way the tap was opened.
+            let out = common::frame(common::PEER, common::MAC, ETHERTYPE, 1500, 4);
+            assert!(tap.send(&out).unwrap());
+            assert_eq!(
+                kernel_recv(&sock).as_deref(),
+                Some(&out[..]),
+                "offload {offload}"
+            );
+            let inbound = common::frame(common::MAC, common::PEER, ETHERTYPE, 600, 5);
+            kernel_send(&sock, &inbound);
+            assert_eq!(tap_recv(&mut tap).as_deref(), Some(&inbound[..]));
+            let (packet, gso) = gso_packet();
+            if offload {
+                // 14 KiB in one write: the kernel takes it whole.
+                assert!(tap.send_gso(&packet, &gso).unwrap());
+                assert_eq!(
+                    kernel_recv_len(&sock, packet.len()).as_deref(),
+                    Some(&packet[..]),
+                    "the whole packet reached the kernel"
+                );
+                assert_eq!(tap.counters().gso_sent, 1);
+            } else {
+                assert!(tap.send_gso(&packet, &gso).is_err(), "no offload, no GSO");
+            }
+        }
     });
 }

@@ -16,6 +16,8 @@ use crate::device::RxOutcome;
 
 pub mod control;
 pub use control::{BackendReply, BackendRequest};
+pub mod gso;
+pub use gso::Gso;
 pub mod impair;
 pub use impair::{Impair, ImpairSpec};
 mod loopback;
@@ -89,6 +91,23 @@ pub trait PacketBackend: Send {
         Ok(())
     }
 
+    /// Whether [`send_gso`](Self::send_gso) takes TCP packets of up to 64 KiB to segment
+    /// itself (a tap with a virtio-net header). Wrappers that look at frames (recording,
+    /// impairment) say no, and the device segments for them.
+    fn accepts_gso(&self) -> bool {
+        false
+    }
+
+    /// Send one TCP packet whole, to be finished and cut as `gso` says. Only called when
+    /// [`accepts_gso`](Self::accepts_gso) is true; results as for [`send`](Self::send).
+    fn send_gso(&mut self, frame: &[u8], gso: &Gso) -> io::Result<bool> {
+        let _ = (frame, gso);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this backend does not take segmentation offload",
+        ))
+    }
+
     /// A request from a control client (see [`control`]): a wrapper answers its own
     /// requests and passes the others to the backend it wraps. `None`: nothing here
     /// knows the request.
@@ -118,6 +137,12 @@ impl<B: PacketBackend + ?Sized> PacketBackend for Box<B> {
     }
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
+    }
+    fn accepts_gso(&self) -> bool {
+        (**self).accepts_gso()
+    }
+    fn send_gso(&mut self, frame: &[u8], gso: &Gso) -> io::Result<bool> {
+        (**self).send_gso(frame, gso)
     }
     fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
         (**self).control(request)

@@ -7,9 +7,10 @@
 //! persistent, so the kernel removes it when the descriptor closes, i.e. on drop.
 
 use std::fs::File;
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
+use super::gso::{Gso, VNET_HDR_LEN};
 use super::{sys, PacketBackend};
 
 /// Longest interface name Linux accepts (`IFNAMSIZ` - 1).
@@ -30,6 +31,8 @@ pub struct TapCounters {
     pub send_dropped: u64,
     /// Frames read that were larger than the caller's buffer, dropped.
     pub rx_oversize: u64,
+    /// TCP packets handed to the kernel whole for segmentation (each also in `sent`).
+    pub gso_sent: u64,
 }
 
 /// A tap interface (or any descriptor that reads and writes whole frames).
@@ -37,6 +40,8 @@ pub struct TapCounters {
 pub struct Tap {
     file: File,
     name: String,
+    /// Frames carry a `struct virtio_net_hdr` (`IFF_VNET_HDR`).
+    vnet_hdr: bool,
     scratch: Vec<u8>,
     counters: TapCounters,
 }
@@ -79,7 +84,31 @@ impl Tap {
     /// Errors say what went wrong in words: missing `CAP_NET_ADMIN`, the name in use by
     /// another process or by a non-tap interface, no `/dev/net/tun`.
     pub fn open(ifname: &str) -> io::Result<Self> {
+        let offload = std::env::var("NIC_EMU_TAP_OFFLOAD").map_or(true, |v| v.trim() != "0");
+        Self::open_with(ifname, offload)
+    }
+
+    /// [`open`](Self::open), with segmentation offload to the kernel (`IFF_VNET_HDR`)
+    /// when `offload` is true and the kernel takes it, plainly otherwise.
+    pub fn open_with(ifname: &str, offload: bool) -> io::Result<Self> {
         validate_ifname(ifname).map_err(|m| io::Error::new(ErrorKind::InvalidInput, m))?;
+        if offload {
+            match sys::open_tap_vnet(ifname) {
+                Ok((fd, name)) => {
+                    let mut tap = Self::from_fd(fd, name)?;
+                    tap.vnet_hdr = true;
+                    log::info!(
+                        "tap {}: attached (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR: segmentation \
+                         offload to the kernel, non-blocking)",
+                        tap.name
+                    );
+                    return Ok(tap);
+                }
+                Err(e) => log::info!(
+                    "tap {ifname}: no virtio-net header ({e}); the device segments itself"
+                ),
+            }
+        }
         let iface = tun_tap::Iface::without_packet_info(ifname, tun_tap::Mode::Tap)
             .map_err(|e| explain_open_error(ifname, e))?;
         let name = iface.name().to_owned();
@@ -94,6 +123,11 @@ impl Tap {
         Ok(tap)
     }
 
+    /// Whether frames carry a virtio-net header (segmentation offload is on).
+    pub fn offload(&self) -> bool {
+        self.vnet_hdr
+    }
+
     /// Wrap a descriptor that reads and writes one frame per call: a tap opened elsewhere
     /// (passed by a management program), or a datagram socketpair in tests. The
     /// descriptor is put in non-blocking mode. `name` is used in logs.
@@ -102,7 +136,8 @@ impl Tap {
         Ok(Self {
             file: File::from(fd),
             name: name.into(),
-            scratch: vec![0; SCRATCH],
+            vnet_hdr: false,
+            scratch: vec![0; SCRATCH + VNET_HDR_LEN],
             counters: TapCounters::default(),
         })
     }
@@ -140,13 +175,15 @@ fn explain_open_error(ifname: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), msg)
 }
 
-impl PacketBackend for Tap {
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
-    fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
-        match (&self.file).write(frame) {
+impl Tap {
+    /// Write `hdr` (the virtio-net header, or nothing) and `frame` as one frame.
+    fn write_frame(&mut self, hdr: &[u8], frame: &[u8]) -> io::Result<bool> {
+        let r = if hdr.is_empty() {
+            (&self.file).write(frame)
+        } else {
+            (&self.file).write_vectored(&[IoSlice::new(hdr), IoSlice::new(frame)])
+        };
+        match r {
             Ok(_) => {
                 self.counters.sent += 1;
                 Ok(true)
@@ -169,6 +206,58 @@ impl PacketBackend for Tap {
                 format!("tap {}: write: {e}", self.name),
             )),
         }
+    }
+}
+
+/// A frame the kernel hands over with `VIRTIO_NET_HDR_F_NEEDS_CSUM` (it should not: the
+/// tap has no `TUNSETOFFLOAD`) gets its checksum finished here, so the guest never sees
+/// a partial one.
+fn finish_checksum(hdr: &[u8], frame: &mut [u8]) {
+    const NEEDS_CSUM: u8 = 1;
+    if hdr.first().is_none_or(|f| f & NEEDS_CSUM == 0) || hdr.len() < VNET_HDR_LEN {
+        return;
+    }
+    let start = usize::from(u16::from_le_bytes([hdr[6], hdr[7]]));
+    let at = start.saturating_add(usize::from(u16::from_le_bytes([hdr[8], hdr[9]])));
+    if at.saturating_add(2) > frame.len() || start >= frame.len() {
+        return;
+    }
+    let seed = u64::from(u16::from_be_bytes([frame[at], frame[at + 1]]));
+    frame[at..at + 2].copy_from_slice(&[0, 0]);
+    let c = crate::device::checksum::checksum(&frame[start..], seed);
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+impl PacketBackend for Tap {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
+        if self.vnet_hdr {
+            // A plain frame: no checksum to finish, no segmentation.
+            self.write_frame(&[0; VNET_HDR_LEN], frame)
+        } else {
+            self.write_frame(&[], frame)
+        }
+    }
+
+    fn accepts_gso(&self) -> bool {
+        self.vnet_hdr
+    }
+
+    fn send_gso(&mut self, frame: &[u8], gso: &Gso) -> io::Result<bool> {
+        if !self.vnet_hdr {
+            return Err(io::Error::new(
+                ErrorKind::Unsupported,
+                format!("tap {}: no virtio-net header", self.name),
+            ));
+        }
+        let sent = self.write_frame(&gso.vnet_hdr(), frame)?;
+        if sent {
+            self.counters.gso_sent += 1;
+        }
+        Ok(sent)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
@@ -193,7 +282,16 @@ impl PacketBackend for Tap {
                     ))
                 }
             };
-            match (buf.get_mut(..n), self.scratch.get(..n)) {
+            let skip = if self.vnet_hdr { VNET_HDR_LEN } else { 0 };
+            let Some(data) = self.scratch.get_mut(..n).filter(|d| d.len() >= skip) else {
+                continue; // shorter than the header: nothing to deliver
+            };
+            let (hdr, frame) = data.split_at_mut(skip);
+            if skip > 0 {
+                finish_checksum(hdr, frame);
+            }
+            let n = n - skip;
+            match (buf.get_mut(..n), self.scratch.get(skip..skip + n)) {
                 (Some(dst), Some(src)) => {
                     dst.copy_from_slice(src);
                     self.counters.received += 1;

@@ -21,6 +21,7 @@ pub mod rx;
 pub mod service;
 pub mod stats;
 pub mod tx;
+mod tx_gso;
 
 use std::sync::Arc;
 

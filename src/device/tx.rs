@@ -57,7 +57,7 @@ pub mod cmd {
 pub const STA_DD: u8 = 1 << 0;
 
 /// Bytes kept free before the frame in the buffer, for VLAN tag insertion.
-const HEADROOM: usize = 4;
+pub(super) const HEADROOM: usize = 4;
 
 /// Frames (TSO segments included) one call of `E1000::process_tx` sends at most. A
 /// hostile TSO context (MSS 16, PAYLEN 1 MiB per packet, 64 Ki descriptors) could
@@ -78,19 +78,21 @@ enum Mode {
 
 /// The packet being assembled.
 #[derive(Clone, Copy, Debug, Default)]
-struct Packet {
+pub(super) struct Packet {
     /// Descriptors of this packet have been consumed (no EOP yet).
     active: bool,
     mode: Mode,
     /// Segmentation (data descriptor with TSE).
-    tse: bool,
-    popts: u8,
+    pub(super) tse: bool,
+    /// Segmentation handed on: gathered whole in `TxState::gso_buf` (`tx_gso.rs`).
+    pub(super) gso: bool,
+    pub(super) popts: u8,
     /// The context in force when the packet started.
-    ctx: Context,
+    pub(super) ctx: Context,
     /// Segmentation: VLAN tag of every segment (from the first descriptor).
     tso_vlan: Option<u16>,
-    /// Bytes in the buffer (after [`HEADROOM`]).
-    len: usize,
+    /// Bytes in the buffer (after [`HEADROOM`], or in `gso_buf`).
+    pub(super) len: usize,
     /// Dropped: the rest of its descriptors are consumed without DMA.
     failed: bool,
     /// Segmentation: segments sent.
@@ -110,9 +112,11 @@ pub(crate) struct TxState {
     csum_ctx: Context,
     /// Segmentation context (context descriptor with TSE).
     tso_ctx: Context,
-    pkt: Packet,
+    pub(super) pkt: Packet,
+    /// A TSO packet gathered whole for a backend that segments (empty until needed).
+    pub(super) gso_buf: Vec<u8>,
     /// Rate-limits the log of transmit problems (not their counting).
-    log: crate::log_limit::LogLimit,
+    pub(super) log: crate::log_limit::LogLimit,
     /// The last pass stopped at [`TX_FRAME_BUDGET`] with descriptors left.
     more: bool,
 }
@@ -125,6 +129,7 @@ impl Default for TxState {
             csum_ctx: Context::default(),
             tso_ctx: Context::default(),
             pkt: Packet::default(),
+            gso_buf: Vec::new(),
             log: Default::default(),
             more: false,
         }
@@ -281,7 +286,7 @@ impl E1000 {
     }
 
     /// Drop the current packet (once): its remaining descriptors are consumed unread.
-    fn tx_fail(&mut self, why: &str) {
+    pub(super) fn tx_fail(&mut self, why: &str) {
         if !self.tx.pkt.failed {
             self.tx.pkt.failed = true;
             self.tx_problem(format_args!("{why}: packet dropped"));
@@ -325,16 +330,18 @@ impl E1000 {
             } else {
                 self.tx.csum_ctx
             };
+            let gso = tse && self.gso_eligible(&ctx, popts, vlan);
             self.tx.pkt = Packet {
                 active: true,
                 mode,
                 tse,
+                gso,
                 popts,
                 ctx,
                 tso_vlan: vlan,
                 ..Packet::default()
             };
-            if tse {
+            if tse && !gso {
                 if let Some(why) = ctx.tso_problem(popts) {
                     self.tx_fail(why);
                 }
@@ -344,7 +351,9 @@ impl E1000 {
             self.tx_fail("legacy and extended data descriptors mixed in one packet");
         }
         if !self.tx.pkt.failed && len > 0 {
-            if self.tx.pkt.tse {
+            if self.tx.pkt.gso {
+                self.gso_append(addr, len);
+            } else if self.tx.pkt.tse {
                 self.tso_append(buf, addr, len);
             } else {
                 self.tx_append(buf, addr, len);
@@ -463,7 +472,13 @@ impl E1000 {
         legacy_ic: Option<(usize, usize)>,
     ) {
         let p = self.tx.pkt;
-        if p.tse {
+        if p.gso {
+            if !p.failed && self.gso_finish(buf) && !self.tx.pkt.failed {
+                self.stats.inc(TSCTC);
+            } else {
+                self.stats.inc(TSCTFC);
+            }
+        } else if p.tse {
             if !p.failed && p.len < usize::from(p.ctx.hdrlen) {
                 self.tx_fail("TSO packet shorter than HDRLEN");
             }
@@ -492,7 +507,7 @@ impl E1000 {
     }
 
     /// Send the `len` bytes after [`HEADROOM`] in `buf`, with tag insertion and padding.
-    fn tx_send(&mut self, buf: &mut [u8], len: usize, vlan: Option<u16>) {
+    pub(super) fn tx_send(&mut self, buf: &mut [u8], len: usize, vlan: Option<u16>) {
         let mut start = HEADROOM;
         let end = HEADROOM + len;
         if let Some(tci) = vlan {

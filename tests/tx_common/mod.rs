@@ -2,7 +2,7 @@
 //! e1000 driver lays them out.
 #![allow(dead_code)]
 
-use etherparse::{PacketBuilder, TcpHeader};
+use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TcpHeader, TransportHeader};
 
 use crate::common::*;
 use nic_emu::device::regs::*;
@@ -161,4 +161,134 @@ pub fn data_chunks(addr: u64, len: usize, chunk: usize, dcmd: u8, popts: u8) -> 
     let last = out.last_mut().unwrap();
     last[11] |= D_EOP | D_RS;
     out
+}
+
+/// A 64 KiB TSO packet as the Linux driver posts it, and what its segments must be.
+pub struct Tso {
+    pub v6: bool,
+    pub mss: u16,
+    pub seq0: u32,
+    pub id0: u16,
+    pub hdrlen: usize,
+    pub payload: Vec<u8>,
+}
+
+/// Post a 64 KiB TCP payload for TSO (context + data descriptors in `chunk`-byte pieces).
+pub fn post_tso_64k(g: &mut FakeGuest, v6: bool, chunk: usize, mss: u16) -> Tso {
+    post_tso(g, v6, chunk, mss, 64 << 10)
+}
+
+/// Post a TCP payload of `len` bytes for TSO.
+pub fn post_tso(g: &mut FakeGuest, v6: bool, chunk: usize, mss: u16, len: usize) -> Tso {
+    let seq0 = 0xFFFF_F000u32; // wraps during the transfer
+    let id0 = 0xFFF0u16;
+    let hdr = tso_header(v6, seq0, id0);
+    let payload = pattern(len, 0x5A);
+    let hdrlen = hdr.len();
+    g.bus.ram().write(DATA, &hdr).unwrap();
+    g.bus.ram().write(DATA + hdrlen as u64, &payload).unwrap();
+    let (ipcss, tucss) = (14u8, hdrlen as u8 - 20);
+    let (ctx, popts) = if v6 {
+        (
+            context_desc(
+                (14, 0, 0),
+                (tucss, tucss + 16, 0),
+                payload.len() as u32,
+                T_TCP | D_TSE,
+                hdrlen as u8,
+                mss,
+            ),
+            POPTS_TXSM,
+        )
+    } else {
+        (
+            context_desc(
+                (ipcss, 24, 33),
+                (tucss, tucss + 16, 0),
+                payload.len() as u32,
+                T_TCP | T_IP | D_TSE,
+                hdrlen as u8,
+                mss,
+            ),
+            POPTS_TXSM | POPTS_IXSM,
+        )
+    };
+    let mut descs = vec![ctx];
+    descs.extend(data_chunks(
+        DATA,
+        hdrlen + payload.len(),
+        chunk,
+        D_TSE | D_IFCS,
+        popts,
+    ));
+    post(g, &descs);
+    Tso {
+        v6,
+        mss,
+        seq0,
+        id0,
+        hdrlen,
+        payload,
+    }
+}
+
+/// Check the segments of a TSO packet on the wire independently (etherparse computes the
+/// checksums); returns how many there were.
+pub fn check_segments(t: &Tso, sent: &[Vec<u8>]) -> usize {
+    let (v6, mss, hdrlen) = (t.v6, usize::from(t.mss), t.hdrlen);
+    let n = t.payload.len().div_ceil(mss);
+    assert_eq!(sent.len(), n, "segments");
+    let mut joined = Vec::new();
+    for (i, f) in sent.iter().enumerate() {
+        let last = i + 1 == n;
+        let want = if last {
+            t.payload.len() - (n - 1) * mss
+        } else {
+            mss
+        };
+        assert_eq!(f.len(), hdrlen + want, "segment {i} length");
+        let p = PacketHeaders::from_ethernet_slice(f).expect("parses");
+        let Some(TransportHeader::Tcp(tcp)) = &p.transport else {
+            panic!("segment {i}: no TCP")
+        };
+        let data = p.payload.slice();
+        assert_eq!(data.len(), want);
+        match &p.net {
+            Some(NetHeaders::Ipv4(ip, _)) => {
+                assert!(!v6);
+                assert_eq!(
+                    usize::from(ip.total_len),
+                    f.len() - 14,
+                    "segment {i} total length"
+                );
+                assert_eq!(ip.identification, t.id0.wrapping_add(i as u16));
+                assert_eq!(
+                    ip.header_checksum,
+                    ip.calc_header_checksum(),
+                    "segment {i} IP checksum"
+                );
+                assert_eq!(
+                    tcp.checksum,
+                    tcp.calc_checksum_ipv4(ip, data).unwrap(),
+                    "segment {i} TCP checksum"
+                );
+            }
+            Some(NetHeaders::Ipv6(ip, _)) => {
+                assert!(v6);
+                assert_eq!(usize::from(ip.payload_length), f.len() - 54);
+                assert_eq!(
+                    tcp.checksum,
+                    tcp.calc_checksum_ipv6(ip, data).unwrap(),
+                    "segment {i} TCP checksum"
+                );
+            }
+            other => panic!("segment {i}: {other:?}"),
+        }
+        assert_eq!(tcp.sequence_number, t.seq0.wrapping_add((i * mss) as u32));
+        assert_eq!((tcp.psh, tcp.fin), (last, last), "segment {i} flags");
+        assert!(tcp.ack);
+        joined.extend_from_slice(data);
+    }
+    assert_eq!(joined, t.payload, "payload intact and in order");
+    n
 }

@@ -1,6 +1,11 @@
 //! The few libc calls the backends need, behind safe functions. All `unsafe` of the
 //! backend module lives here.
 
+#[cfg(feature = "tap")]
+mod tun;
+#[cfg(feature = "tap")]
+pub(crate) use tun::open_tap_vnet;
+
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
