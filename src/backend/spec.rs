@@ -292,8 +292,8 @@ impl BackendSpec {
         }
     }
 
-    /// The keys and values of this spec (without `kind`), as [`parse_inline`]
-    /// (Self::parse_inline) and backends.toml read them back.
+    /// The keys and values of this spec (without `kind`), as
+    /// [`parse_inline`](Self::parse_inline) and backends.toml read them back.
     pub fn items(&self) -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = Vec::new();
         let mut put = |k: &str, val: String| v.push((k.to_string(), val));
