@@ -342,7 +342,7 @@ fn toml_string(s: &str) -> String {
 }
 
 /// `s` fit for a `#` comment: one line, control characters escaped.
-pub fn comment(s: &str) -> String {
+fn comment(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() {
