@@ -197,34 +197,30 @@ impl GuestRam {
                 host.len()
             )));
         }
-        let i = self.slot_for(addr, len)?;
-        self.edits += 1;
-        self.ranges.insert(
-            i,
-            Range {
-                start: addr,
-                len,
-                host: Some((host, offset)),
-                writable,
-            },
-        );
-        Ok(())
+        self.insert(Range {
+            start: addr,
+            len,
+            host: Some((host, offset)),
+            writable,
+        })
     }
 
     /// Record `[addr, addr + len)` as mapped by the client without memory the device can
     /// reach (DMA there fails); it counts for overlaps and unmaps like any other range.
     pub fn map_unbacked(&mut self, addr: u64, len: u64) -> Result<(), MemoryError> {
-        let i = self.slot_for(addr, len)?;
+        self.insert(Range {
+            start: addr,
+            len,
+            host: None,
+            writable: false,
+        })
+    }
+
+    /// Put `r` in its place in the table, unless it is empty, wraps or overlaps.
+    fn insert(&mut self, r: Range) -> Result<(), MemoryError> {
+        let i = self.slot_for(r.start, r.len)?;
         self.edits += 1;
-        self.ranges.insert(
-            i,
-            Range {
-                start: addr,
-                len,
-                host: None,
-                writable: false,
-            },
-        );
+        self.ranges.insert(i, r);
         Ok(())
     }
 
