@@ -72,6 +72,11 @@ sanitizer_of() {
 }
 
 logdir=$(mktemp -d /tmp/nic-emu-fuzz.XXXXXX)
+# The targets' scratch files (vfio_user_stream's socket, pcap_replay's capture) go to
+# a private TMPDIR, removed at the end; the logs stay.
+export TMPDIR=$logdir/tmp
+mkdir -p "$TMPDIR"
+trap 'rm -rf "$TMPDIR"' EXIT
 failed=0
 rows=()
 for t in "${targets[@]}"; do
