@@ -341,8 +341,9 @@ fn toml_string(s: &str) -> String {
     o
 }
 
-/// `s` fit for a `#` comment: one line, control characters escaped.
-fn comment(s: &str) -> String {
+/// `s` fit for a `#` comment of a backends.toml: one line, control characters escaped
+/// (what `--print-config` writes must load back).
+pub fn comment(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() {

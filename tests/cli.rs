@@ -190,6 +190,28 @@ fn documented_backends_toml_is_valid() {
     assert!(out.contains("02:00:00:00:00:09"), "{out}");
 }
 
+/// What `--print-config` prints loads back as a configuration, even when a value it shows
+/// in its comment lines holds a newline (the fuzzing of issue 15 found the file part;
+/// the effective-settings comments are checked here).
+#[test]
+fn printed_config_loads_back_even_with_a_newline_in_the_socket_path() {
+    let dir = scratch();
+    let o = run_in(&dir, &["--socket", "/tmp/a\nsocket = 1", "--print-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let printed = dir.join("printed.toml");
+    std::fs::write(&printed, &o.stdout).unwrap();
+    let again = run_in(
+        &dir,
+        &["--config", printed.to_str().unwrap(), "--print-config"],
+    );
+    assert!(
+        again.status.success(),
+        "printed config does not load back: {}\n{}",
+        stderr(&again),
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
 fn spawn_in(dir: &Path, args: &[&str]) -> Child {
     Command::new(BIN)
         .args(args)

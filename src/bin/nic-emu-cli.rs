@@ -279,8 +279,11 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     if args.print_config {
         print!("{config}");
-        println!("\n# effective: socket {}", args.socket.display());
-        println!("# effective: backend {label}: {spec}");
+        // Comment lines: a path or value with a newline must not end the comment.
+        let socket = nic_emu::config::comment(&args.socket.display().to_string());
+        let backend = nic_emu::config::comment(&format!("{label}: {spec}"));
+        println!("\n# effective: socket {socket}");
+        println!("# effective: backend {backend}");
         println!(
             "# effective: mac {mac}, link {}",
             if link_up { "up" } else { "down" }
