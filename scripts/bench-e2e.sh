@@ -17,6 +17,15 @@
 #                     QEMU's own e1000 handles in-process. Default NICs then:
 #                     nic-emu,qemu-e1000 (virtio-net bypasses the IOMMU without
 #                     iommu_platform, so it would not be measured the same way)
+#   --dpdk            instead of the kernel driver's figures, DPDK's packet rates: each
+#                     boot binds the NIC to uio_pci_generic and runs testpmd (DPDK 22.11
+#                     em PMD, overlays from build-overlays.sh) twice, S+2 s each:
+#                     txonly (64-byte frames, as fast as the PMD can queue them), then
+#                     rxonly while the host offers 64-byte UDP frames at --dpdk-rate
+#                     (examples/udp_flood, paced sendmmsg, into the tap). Figures are the
+#                     medians of testpmd's own per-second Tx-pps / Rx-pps. Default NICs
+#                     then: nic-emu,qemu-e1000 (virtio-net has another PMD)
+#   --dpdk-rate PPS   packets/s the host offers in the rxonly phase (default 250000)
 #   --out DIR         keep logs and results.tsv here (default /tmp/nic-emu-bench.<time>)
 #   --no-build        do not run `cargo build --release` (use the existing binary)
 #   --cli-arg ARG     extra nic-emu-cli argument (repeatable)
@@ -49,12 +58,13 @@ need_root
 ARGV="$*"
 
 RUNS=3 SECS=5 NICS=nic-emu,qemu-e1000,virtio UDPBW=100M PINGS=20 ACCEL=${NIC_EMU_ACCEL:-auto}
-OUT= BUILD=1 CLIARGS=() VIOMMU=0 NICS_GIVEN=0
+OUT= BUILD=1 CLIARGS=() VIOMMU=0 NICS_GIVEN=0 DPDK=0 DPDK_RATE=250000
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2;;        --secs) SECS=$2; shift 2;;
     --nics) NICS=$2; NICS_GIVEN=1; shift 2;;  --udp-bw) UDPBW=$2; shift 2;;
     --viommu) VIOMMU=1; shift;;
+    --dpdk) DPDK=1; shift;;           --dpdk-rate) DPDK_RATE=$2; shift 2;;
     --pings) PINGS=$2; shift 2;;      --accel) ACCEL=$2; shift 2;;
     --out) OUT=$2; shift 2;;          --no-build) BUILD=0; shift;;
     --cli-arg) CLIARGS+=("$2"); shift 2;;
@@ -65,7 +75,12 @@ done
 [[ $RUNS =~ ^[1-9][0-9]*$ && $SECS =~ ^[1-9][0-9]*$ && $PINGS =~ ^[1-9][0-9]*$ ]] \
   || die "--runs, --secs and --pings want positive integers"
 [[ $UDPBW =~ ^[0-9]+[KMG]?$ ]] || die "--udp-bw wants e.g. 100M"
-[ "$VIOMMU" = 1 ] && [ "$NICS_GIVEN" = 0 ] && NICS=nic-emu,qemu-e1000
+[[ $DPDK_RATE =~ ^[1-9][0-9]*$ ]] || die "--dpdk-rate wants a positive integer (packets/s)"
+if [ "$VIOMMU" = 1 ] || [ "$DPDK" = 1 ]; then [ "$NICS_GIVEN" = 1 ] || NICS=nic-emu,qemu-e1000; fi
+if [ "$DPDK" = 1 ] && [ "$VIOMMU" = 1 ]; then
+  die "--dpdk runs testpmd through uio_pci_generic, which needs no IOMMU: give one of --dpdk, --viommu"
+fi
+export BENCH_DPDK=$DPDK
 
 REPO=$(cd "$NE_SCRIPTS/.." && pwd)
 CLI=${NIC_EMU_CLI:-$REPO/target/release/nic-emu-cli}
@@ -105,6 +120,20 @@ if [[ ",$NICS," == *,nic-emu,* ]]; then
   fi
 fi
 [ ${#NICLIST[@]} -gt 0 ] || die "no NIC to measure"
+DPDK_MAC=52:54:00:00:77:02
+if [ "$DPDK" = 1 ]; then
+  [[ " ${NICLIST[*]} " != *" virtio "* ]] \
+    || die "--dpdk measures e1000 NICs (the guest has only DPDK's em PMD): drop virtio from --nics"
+  log "cargo build --release --example udp_flood; scripts/build-overlays.sh"
+  (cd "$REPO" && cargo build --release --example udp_flood) >>"$OUT/build.log" 2>&1 \
+    || die "building examples/udp_flood failed (see $OUT/build.log)"
+  TDIR=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+  FLOOD=$TDIR/release/examples/udp_flood
+  [ -x "$FLOOD" ] || die "no udp_flood binary at $FLOOD"
+  "$NE_SCRIPTS/build-overlays.sh" >>"$OUT/build.log" 2>&1 \
+    || die "scripts/build-overlays.sh failed (see $OUT/build.log)"
+fi
 
 ip netns add "$NS"
 ip netns exec "$NS" ip link set lo up
@@ -135,6 +164,41 @@ EOF
 } >"$OUT/guest/ne-bench.sh"
 GCMD="sh /ne-bench.sh"
 BOOT_TIMEOUT=$((90 + PINGS + 4 * (SECS + 35)))
+# --dpdk: testpmd txonly then rxonly. "RIG-B dpdk_<mode> 0 0 0" marks a phase (the
+# port is forwarding; the host starts offering frames on dpdk_rxonly); "RIG-D <mode>
+# <Tx-pps or Rx-pps samples>" and "RIG-F <mode> <forward statistics>" follow its end.
+{
+  printf 'SECS=%s\n' "$SECS"
+  cat <<'EOF'
+mkdir -p /dev/hugepages && mount -t hugetlbfs none /dev/hugepages
+modprobe uio_pci_generic && echo 8086 100e >/sys/bus/pci/drivers/uio_pci_generic/new_id
+echo "RIG-KERNEL $(uname -r)"
+echo "RIG-BOUND $(basename "$(readlink /sys/bus/pci/devices/0000:00:02.0/driver)")"
+L=/usr/lib/x86_64-linux-gnu
+EAL="--lcores=0@0,1@0 -n 1 -a 0000:00:02.0 --no-telemetry -d $L/librte_bus_pci.so.23 -d $L/librte_mempool_ring.so.23 -d $L/librte_net_e1000.so.23"
+TP="--total-num-mbufs=2048 --rxd=256 --txd=256 --stats-period=1 --auto-start --no-lsc-interrupt"
+tp() { # mode, the rate testpmd prints for it (Tx or Rx)
+  dpdk-testpmd $EAL -- $TP --forward-mode=$1 >/tmp/$1.log 2>&1 &
+  p=$!
+  i=0; until grep -q 'NIC statistics for port' /tmp/$1.log || [ $i -ge 600 ] || ! kill -0 $p 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+  echo "RIG-B dpdk_$1 0 0 0"
+  sleep $((SECS + 2))
+  kill -INT $p 2>/dev/null; wait $p; echo "RIG-RC $1=$?"
+  echo "RIG-D $1 $(tr -d '\033' </tmp/$1.log | grep -o "$2-pps: *[0-9]*" | grep -o '[0-9]*$' | tr '\n' ' ')"
+  echo "RIG-F $1 $(tr -d '\033' </tmp/$1.log | awk '/Forward statistics for port 0/ { f = 1 } f && /-packets:|-dropped:|-total:/ { printf "%s ", $0 } f && /TX-total:/ { exit }' | tr -s ' ')"
+}
+tp txonly Tx
+tp rxonly Rx
+echo "RIG-B end 0 0 0"
+EOF
+} >"$OUT/guest/ne-dpdk.sh"
+NFIG=5
+DPDK_BOOTARGS=(--cpu max --mem 512 --append hugepages=64 --mods none --overlay drivers --overlay dpdk)
+if [ "$DPDK" = 1 ]; then
+  GCMD="sh /ne-dpdk.sh"
+  NFIG=2
+  BOOT_TIMEOUT=$((120 + 2 * (SECS + 70)))
+fi
 
 stamp() { # prefix every line of stdin with the host's time (s.us)
   local l
@@ -142,6 +206,15 @@ stamp() { # prefix every line of stdin with the host's time (s.us)
 }
 watch_console() { # CONSOLE PID: stamp the console's RIG-B lines until PID exits
   tail -F -n +1 -s 0.1 --pid="$2" "$1" 2>/dev/null | grep --line-buffered '^RIG-B ' | stamp
+}
+
+# --dpdk: offer frames to the guest from when its rxonly phase starts, for SECS+1 s
+flood_when_ready() { # CONSOLE PID LOG
+  grep -q -m1 '^RIG-B dpdk_rxonly' < <(tail -F -n +1 -s 0.1 --pid="$2" "$1" 2>/dev/null) || return 0
+  kill -0 "$2" 2>/dev/null || return 0
+  ip netns exec "$NS" ip neigh replace "$GUEST" lladdr "$DPDK_MAC" dev "$TAP" nud permanent \
+    && ip netns exec "$NS" "$FLOOD" "$GUEST:9" "$DPDK_RATE" $((SECS + 1)) >>"$3" 2>&1 \
+    || echo "flood failed" >>"$3"
 }
 
 start_iperf_server() {
@@ -204,10 +277,11 @@ log "runs=$RUNS secs=$SECS nics=${NICLIST[*]} udp-bw=$UDPBW pings=$PINGS out=$OU
 for run in $(seq "$RUNS"); do
   for nic in "${NICLIST[@]}"; do
     tag=$nic-$run con=$OUT/console-$nic-$run.log err=$OUT/boot-$nic-$run.log
-    start_iperf_server
+    [ "$DPDK" = 1 ] || start_iperf_server
     bopts=(--netns "$NS" --host-ip "$HOST/$PFX" --guest-ip "$GUEST/$PFX" --accel "$ACCEL"
            --timeout "$BOOT_TIMEOUT" --quiet --log "$con" --extra-dir "$OUT/guest")
     [ "$VIOMMU" = 1 ] && bopts+=(--viommu)
+    [ "$DPDK" = 1 ] && bopts+=("${DPDK_BOOTARGS[@]}")
     ok=1
     case $nic in
       nic-emu)
@@ -224,14 +298,17 @@ for run in $(seq "$RUNS"); do
       BPID=$!
       watch_console "$con" "$BPID" >"$OUT/phases-$tag.log" &
       wpid=$!
+      fpid=
+      if [ "$DPDK" = 1 ]; then flood_when_ready "$con" "$BPID" "$OUT/flood-$tag.log" & fpid=$!; fi
       wait "$BPID" || rc=$?
       BPID=
       wait "$wpid" 2>/dev/null || true
+      if [ -n "$fpid" ]; then wait "$fpid" 2>/dev/null || true; fi
     else
       rc=255
     fi
     [ "$nic" = nic-emu ] && stop_nic_emu "$OUT/nic-emu-$run.log"
-    stop_pid "$SPID" 2; SPID=
+    if [ -n "$SPID" ]; then stop_pid "$SPID" 2; fi; SPID=
     a=$(sed -n 's/.*\[boot-guest\] nic=[^ ]* accel=\([a-z]*\).*/\1/p' "$err" 2>/dev/null | tail -n1)
     [ -n "$a" ] && ACCEL_USED=${ACCEL_USED:-$a}
     [ -n "$a" ] && [[ "+$ACCEL_USED+" != *"+$a+"* ]] && ACCEL_USED="$ACCEL_USED+$a"
@@ -243,9 +320,9 @@ for run in $(seq "$RUNS"); do
     if [ "$nic" = nic-emu ] && [ -f "$OUT/nic-emu-$run.log" ]; then
       parse_nic_emu "$OUT/phases-$tag.log" "$OUT/nic-emu-$run.log" "$run" >>"$RES" || true
     fi
-    if [ "$rc" != 0 ] || [ "$n" -lt 5 ]; then
+    if [ "$rc" != 0 ] || [ "$n" -lt "$NFIG" ]; then
       FAIL=1
-      warn "$tag: boot rc=$rc, $n/5 figures (console: $con, boot log: $err)"
+      warn "$tag: boot rc=$rc, $n/$NFIG figures (console: $con, boot log: $err)"
     fi
     ld=$(cut -d' ' -f1 /proc/loadavg)
     printf '%s\t%s\tload1\t%s\n' "$nic" "$run" "$ld" >>"$RES"
@@ -263,7 +340,14 @@ HYP=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -n1)
   echo "accel: ${ACCEL_USED:-unknown} ($AN)"
   echo "host: $CPU, $(nproc) CPUs${HYP:+, itself a VM under $HYP}; kernel $(uname -r); $("$NE_QEMU" --version | head -n1)"
   GK=$(cat "$OUT"/console-*.log 2>/dev/null | tr -d '\r' | sed -n 's/^RIG-KERNEL //p' | sort -u | tr '\n' ' ')
-  echo "guest: Linux ${GK:-?}(Debian 12 initramfs, busybox + iperf3 3.12), 1 vCPU, 256 MB"
+  if [ "$DPDK" = 1 ]; then
+    echo "guest: Linux ${GK:-?}(Debian 12 initramfs + DPDK 22.11 testpmd, em PMD through uio_pci_generic), 1 vCPU (-cpu max), 512 MB, 64 x 2 MiB hugepages"
+    echo "testpmd: --rxd=256 --txd=256 --total-num-mbufs=2048 --no-lsc-interrupt, main and forwarding lcore on the one vCPU; $((SECS + 2)) s per mode"
+    echo "rxonly offered load: $DPDK_RATE packets/s of 64-byte UDP frames from the host (examples/udp_flood); per boot:"
+    for f in "$OUT"/flood-*.log; do [ -f "$f" ] && printf '  %s: %s\n' "$(basename "$f" .log)" "$(tail -n1 "$f")"; done
+  else
+    echo "guest: Linux ${GK:-?}(Debian 12 initramfs, busybox + iperf3 3.12), 1 vCPU, 256 MB"
+  fi
   [ "$VIOMMU" = 1 ] && echo "virtual IOMMU: q35, intel-iommu,caching-mode=on, intel_iommu=on (every NIC)"
   echo "runs=$RUNS secs=$SECS udp: -l 64 -b $UDPBW; pings=$PINGS at 0.2 s; load avg at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "command: scripts/bench-e2e.sh $ARGV"

@@ -6,6 +6,11 @@
 #   tcp_h2g   iperf3 TCP host->guest, receiver Mbit/s
 #   udp_g2h   iperf3 UDP -l 64 guest->host, packets/s received by the host
 #   udp_h2g   iperf3 UDP -l 64 host->guest, packets/s received by the guest
+#   dpdk_tx   (--dpdk) testpmd txonly: packets/s sent (median of its per-second Tx-pps)
+#   dpdk_rx   (--dpdk) testpmd rxonly: packets/s received (median of its Rx-pps while
+#             the host offers frames)
+# BENCH_DPDK=1 (set by bench-e2e.sh --dpdk) selects the DPDK figures and phases
+# (dpdk_txonly, dpdk_rxonly) in the reports instead of the kernel-driver ones.
 # Per-packet costs, per phase (PHASE = one of the figures above without _ms, or
 # `boot` for the whole boot):
 #   gi.PHASE      guest's view, any NIC: eth0/virtio interrupts / (rx + tx packets)
@@ -38,6 +43,17 @@ parse_console() { # LOG NIC RUN
         if (d > 0) out("gi." sec, sprintf("%.4f", ($3 - pirq) / d))
       }
       sec = $2; pn = NF; pirq = $3; prx = $4; ptx = $5
+      next
+    }
+    /^RIG-D (txonly|rxonly) / {
+      # testpmd per-second rates: the median of the non-zero samples
+      m = 0
+      for (i = 3; i <= NF; i++) if ($i + 0 > 0) r[++m] = $i + 0
+      if (m > 0) {
+        for (i = 2; i <= m; i++) { v = r[i]; for (j = i - 1; j >= 1 && r[j] > v; j--) r[j + 1] = r[j]; r[j + 1] = v }
+        out($2 == "txonly" ? "dpdk_tx" : "dpdk_rx", (m % 2) ? r[(m + 1) / 2] : (r[m / 2] + r[m / 2 + 1]) / 2)
+      }
+      delete r
       next
     }
     sec == "ping" && /time=/ {
@@ -110,6 +126,11 @@ parse_nic_emu() { # PHASES CLILOG RUN
 
 # main figures: key, label, unit, whether higher is better
 _bench_figures() {
+  if [ "${BENCH_DPDK:-0}" = 1 ]; then
+    printf '%s\t%s\t%s\t%s\n' dpdk_tx "testpmd txonly, 64 B sent" packets/s higher \
+      dpdk_rx "testpmd rxonly, 64 B received" packets/s higher
+    return
+  fi
   cat <<'EOF'
 tcp_g2h	TCP guest->host	Mbit/s	higher
 tcp_h2g	TCP host->guest	Mbit/s	higher
@@ -195,7 +216,9 @@ report_markdown() { _bench_report md "$@"; }
 # per-packet costs table (medians over runs): one row per phase
 report_costs() { # text|md RES NIC...
   local mode=$1 res=$2; shift 2
-  printf '%s\n' ping tcp_g2h tcp_h2g udp_g2h udp_h2g boot | awk -v mode="$mode" -v nics="$*" -v res="$res" "$_BENCH_AWK_LIB"'
+  local phases=(ping tcp_g2h tcp_h2g udp_g2h udp_h2g boot)
+  [ "${BENCH_DPDK:-0}" = 1 ] && phases=(dpdk_txonly dpdk_rxonly boot)
+  printf '%s\n' "${phases[@]}" | awk -v mode="$mode" -v nics="$*" -v res="$res" "$_BENCH_AWK_LIB"'
     BEGIN {
       load(res)
       nn = split(nics, N, " ")
