@@ -310,3 +310,147 @@ fn tap_offload_on_and_off_both_carry_frames_and_the_kernel_takes_whole_tcp_packe
         }
     });
 }
+
+/// The TCP segments of one connection the kernel opens through `tap` to a peer that
+/// this function plays (it answers the SYN; the kernel then sends `DATA` bytes), as
+/// wire frames read from the tap, until all of `DATA` came or 5 s passed.
+/// Also returns the sequence number the first data byte must have (the SYN's + 1).
+fn kernel_tcp_flight(tap: &mut Tap) -> (Vec<Vec<u8>>, Option<u32>) {
+    const DATA: usize = 14_000;
+    let name = tap.ifname().to_string();
+    ip(&["addr", "add", "10.9.0.1/24", "dev", &name]);
+    ip(&["link", "set", "dev", &name, "up"]);
+    let peer_mac = "02:00:00:00:00:02";
+    ip(&[
+        "neigh",
+        "add",
+        "10.9.0.2",
+        "lladdr",
+        peer_mac,
+        "dev",
+        &name,
+        "nud",
+        "permanent",
+    ]);
+    // The client: on a thread of this (private) namespace.
+    let client = std::thread::spawn(|| {
+        let addr = "10.9.0.2:5001".parse().unwrap();
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .expect("connect through the tap");
+        std::io::Write::write_all(&mut s, &[0x5A; DATA]).unwrap();
+        std::thread::sleep(Duration::from_secs(6)); // keep it open while the test reads
+    });
+    let mut buf = vec![0u8; MAX_FRAME];
+    let mut frames = Vec::new();
+    let mut payload = 0;
+    let mut first_seq = None;
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end && payload < DATA {
+        let Some(n) = tap.recv(&mut buf).unwrap() else {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        };
+        let f = buf[..n].to_vec();
+        let tcp = etherparse::SlicedPacket::from_ethernet(&f)
+            .ok()
+            .and_then(|p| match p.transport {
+                Some(etherparse::TransportSlice::Tcp(t)) if t.destination_port() == 5001 => Some((
+                    t.syn(),
+                    t.source_port(),
+                    t.sequence_number(),
+                    t.payload().len(),
+                )),
+                _ => None,
+            });
+        let Some((syn, sport, seq, len)) = tcp else {
+            continue;
+        };
+        if syn {
+            first_seq = Some(seq.wrapping_add(1));
+            // Answer as the peer: SYN-ACK, 64 KiB window, MSS 1460, no other options.
+            let mut synack = Vec::new();
+            etherparse::PacketBuilder::ethernet2(common::PEER, f[6..12].try_into().unwrap())
+                .ipv4([10, 9, 0, 2], [10, 9, 0, 1], 64)
+                .tcp(5001, sport, 1000, 65535)
+                .syn()
+                .ack(seq.wrapping_add(1))
+                .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+                .unwrap()
+                .write(&mut synack, &[])
+                .unwrap();
+            assert!(tap.send(&synack).unwrap());
+            continue;
+        }
+        payload += len;
+        frames.push(f);
+    }
+    drop(client); // detached; it ends with the namespace's thread
+    (frames, first_seq)
+}
+
+#[test]
+fn tap_receive_offload_cuts_the_kernels_tcp_packets_into_wire_frames_and_can_be_off() {
+    if !common::can_run(
+        "tap_receive_offload_cuts_the_kernels_tcp_packets_into_wire_frames_and_can_be_off",
+        common::is_root(),
+        "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for unshare)",
+    ) {
+        return;
+    }
+    for rx_offload in [true, false] {
+        in_private_netns(move || {
+            let mut tap = Tap::open_with("nicemu%d", true).expect("create tap");
+            tap.set_receive_offload(rx_offload)
+                .expect("TUNSETOFFLOAD on a tap with a virtio-net header");
+            assert_eq!(tap.receive_offload(), rx_offload);
+            let (frames, first_seq) = kernel_tcp_flight(&mut tap);
+            assert!(first_seq.is_some(), "the kernel sent a SYN");
+            let mut next_seq = first_seq;
+            let mut total = 0;
+            for (i, f) in frames.iter().enumerate() {
+                assert!(
+                    f.len() <= 1514,
+                    "frame {i}: {} bytes, more than a wire frame",
+                    f.len()
+                );
+                let ip = etherparse::Ipv4HeaderSlice::from_slice(&f[14..]).unwrap();
+                assert_eq!(usize::from(ip.total_len()), f.len() - 14, "frame {i}");
+                assert_eq!(ip.header_checksum(), ip.to_header().calc_header_checksum());
+                let ihl = usize::from(ip.ihl()) * 4;
+                let tcp = etherparse::TcpHeaderSlice::from_slice(&f[14 + ihl..]).unwrap();
+                let data = &f[14 + ihl + tcp.slice().len()..];
+                let want = tcp
+                    .to_header()
+                    .calc_checksum_ipv4(&ip.to_header(), data)
+                    .unwrap();
+                assert_eq!(
+                    tcp.checksum(),
+                    want,
+                    "frame {i}: TCP checksum (offload {rx_offload})"
+                );
+                if !data.is_empty() {
+                    if let Some(s) = next_seq {
+                        assert_eq!(tcp.sequence_number(), s, "frame {i}: in order, no gap");
+                    }
+                    next_seq = Some(tcp.sequence_number().wrapping_add(data.len() as u32));
+                    assert!(data.iter().all(|&b| b == 0x5A));
+                    total += data.len();
+                }
+            }
+            assert_eq!(
+                total, 14_000,
+                "the whole first flight (offload {rx_offload})"
+            );
+            let c = tap.counters();
+            if rx_offload {
+                assert!(
+                    c.gso_received >= 1,
+                    "the kernel handed over at least one whole TCP packet: {c:?}"
+                );
+            } else {
+                assert_eq!(c.gso_received, 0, "{c:?}");
+            }
+            assert_eq!(c.gso_bad, 0);
+        });
+    }
+}

@@ -110,6 +110,32 @@ fn e2e_tap_tcp_bulk_both_ways_md5() {
         mib / guest_secs(&r, "UP_T0", "UP_T1")
     );
     stop_cli(&mut cli);
+    // Unless turned off, the download came from the kernel as whole TCP packets that
+    // nic-emu cut into frames (receive offload), and the upload went whole to the kernel.
+    let log = cli.log_text();
+    let summary = log
+        .lines()
+        .find(|l| l.contains("tap ne-tap0:") && l.contains("frames received"))
+        .unwrap_or_else(|| panic!("no tap summary in nic-emu-cli's log:\n{}", cli.log_tail(20)));
+    let n = |after: &str| -> u64 {
+        let i = summary.find(after).expect(after) + after.len();
+        summary[i..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let whole_in = n("frames received (");
+    let whole_out = n("frames sent (");
+    eprintln!(
+        "e2e: {T}: {whole_in} TCP packets taken whole from the tap, {whole_out} handed whole to it"
+    );
+    let off = |v: &str| std::env::var(v).is_ok_and(|v| v.trim() == "0");
+    if !off("NIC_EMU_TAP_RX_OFFLOAD") && !off("NIC_EMU_TAP_OFFLOAD") {
+        assert!(whole_in > 0, "receive offload unused: {summary}");
+        assert!(summary.contains("cut here; 0 dropped"), "{summary}");
+    }
     eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());
 }
 

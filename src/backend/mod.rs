@@ -17,6 +17,8 @@ use crate::device::RxOutcome;
 pub mod control;
 pub use control::{BackendReply, BackendRequest};
 pub mod gso;
+#[cfg(feature = "tap")]
+pub(crate) mod gso_rx;
 pub use gso::Gso;
 pub mod impair;
 pub use impair::{Impair, ImpairSpec};

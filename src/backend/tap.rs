@@ -11,14 +11,16 @@ use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use super::gso::{Gso, VNET_HDR_LEN};
+use super::gso_rx::{Cutter, Received};
 use super::{sys, PacketBackend};
 
 /// Longest interface name Linux accepts (`IFNAMSIZ` - 1).
 pub const MAX_IFNAME: usize = 15;
 
-/// Read buffer size: the largest frame a tap can hand us (64 KiB), so a frame too big
-/// for the caller is detected and dropped rather than silently truncated.
-const SCRATCH: usize = 65536;
+/// Read buffer size: the largest frame a tap can hand us (a 64 KiB IP packet behind an
+/// Ethernet header and two VLAN tags), so a frame too big for the caller is detected
+/// and dropped rather than silently truncated.
+const SCRATCH: usize = 65535 + 14 + 8;
 
 /// Counters of a [`Tap`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,6 +35,11 @@ pub struct TapCounters {
     pub rx_oversize: u64,
     /// TCP packets handed to the kernel whole for segmentation (each also in `sent`).
     pub gso_sent: u64,
+    /// TCP packets the kernel handed over whole, cut into frames here (each frame is
+    /// in `received`).
+    pub gso_received: u64,
+    /// Packets handed over whole whose headers did not describe them, dropped.
+    pub gso_bad: u64,
 }
 
 /// A tap interface (or any descriptor that reads and writes whole frames).
@@ -42,6 +49,11 @@ pub struct Tap {
     name: String,
     /// Frames carry a `struct virtio_net_hdr` (`IFF_VNET_HDR`).
     vnet_hdr: bool,
+    /// The kernel may hand over TCP packets of up to 64 KiB and partial checksums
+    /// (`TUNSETOFFLOAD`).
+    rx_offload: bool,
+    /// The packet in `scratch[VNET_HDR_LEN..end]` being cut into frames.
+    cut: Option<(Cutter, usize)>,
     scratch: Vec<u8>,
     counters: TapCounters,
 }
@@ -97,10 +109,25 @@ impl Tap {
                 Ok((fd, name)) => {
                     let mut tap = Self::from_fd(fd, name)?;
                     tap.vnet_hdr = true;
+                    let rx =
+                        std::env::var("NIC_EMU_TAP_RX_OFFLOAD").map_or(true, |v| v.trim() != "0");
+                    let rx = match tap.set_receive_offload(rx) {
+                        Ok(()) => rx,
+                        Err(e) => {
+                            log::info!("tap {}: no receive offload ({e})", tap.name);
+                            false
+                        }
+                    };
                     log::info!(
                         "tap {}: attached (IFF_TAP, IFF_NO_PI, IFF_VNET_HDR: segmentation \
-                         offload to the kernel, non-blocking)",
-                        tap.name
+                         offload to the kernel; {}; non-blocking)",
+                        tap.name,
+                        if rx {
+                            "receive offload: TCP packets of up to 64 KiB from the kernel, \
+                             cut into frames here"
+                        } else {
+                            "no receive offload"
+                        }
                     );
                     return Ok(tap);
                 }
@@ -128,6 +155,27 @@ impl Tap {
         self.vnet_hdr
     }
 
+    /// Let the kernel hand over TCP packets of up to 64 KiB and partial checksums
+    /// (`TUNSETOFFLOAD` with `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), which are cut
+    /// into frames and finished here; `false` asks for wire frames again. Needs the
+    /// virtio-net header ([`offload`](Self::offload)).
+    pub fn set_receive_offload(&mut self, on: bool) -> io::Result<()> {
+        if !self.vnet_hdr {
+            return Err(io::Error::new(
+                ErrorKind::Unsupported,
+                format!("tap {}: no virtio-net header", self.name),
+            ));
+        }
+        sys::set_tap_offload(self.file.as_fd(), on)?;
+        self.rx_offload = on;
+        Ok(())
+    }
+
+    /// Whether receive offload is on ([`set_receive_offload`](Self::set_receive_offload)).
+    pub fn receive_offload(&self) -> bool {
+        self.rx_offload
+    }
+
     /// Wrap a descriptor that reads and writes one frame per call: a tap opened elsewhere
     /// (passed by a management program), or a datagram socketpair in tests. The
     /// descriptor is put in non-blocking mode. `name` is used in logs.
@@ -137,6 +185,8 @@ impl Tap {
             file: File::from(fd),
             name: name.into(),
             vnet_hdr: false,
+            rx_offload: false,
+            cut: None,
             scratch: vec![0; SCRATCH + VNET_HDR_LEN],
             counters: TapCounters::default(),
         })
@@ -150,6 +200,26 @@ impl Tap {
     /// Counters so far.
     pub fn counters(&self) -> TapCounters {
         self.counters
+    }
+}
+
+impl Drop for Tap {
+    /// What the offloads did, once, when the tap closes.
+    fn drop(&mut self) {
+        let c = &self.counters;
+        if self.vnet_hdr {
+            log::info!(
+                "tap {}: {} frames sent ({} TCP packets whole for the kernel to cut), {} frames \
+                 received ({} TCP packets the kernel handed over whole, cut here; {} dropped \
+                 as malformed)",
+                self.name,
+                c.sent,
+                c.gso_sent,
+                c.received,
+                c.gso_received,
+                c.gso_bad
+            );
+        }
     }
 }
 
@@ -176,6 +246,38 @@ fn explain_open_error(ifname: &str, e: io::Error) -> io::Error {
 }
 
 impl Tap {
+    /// The next frame cut from the packet in hand, if there is one.
+    fn next_cut(&mut self, buf: &mut [u8]) -> Option<usize> {
+        loop {
+            let (cutter, end) = self.cut.as_mut()?;
+            let pkt = self.scratch.get(VNET_HDR_LEN..*end)?;
+            if cutter.done(pkt) {
+                self.cut = None;
+                return None;
+            }
+            let got = cutter.next_segment(pkt, buf);
+            if cutter.done(pkt) {
+                self.cut = None;
+            }
+            match got {
+                Some(n) => {
+                    self.counters.received += 1;
+                    return Some(n);
+                }
+                None => {
+                    if self.counters.rx_oversize == 0 {
+                        log::warn!(
+                            "tap {}: dropped a segment larger than the {}-byte buffer",
+                            self.name,
+                            buf.len()
+                        );
+                    }
+                    self.counters.rx_oversize += 1;
+                }
+            }
+        }
+    }
+
     /// Write `hdr` (the virtio-net header, or nothing) and `frame` as one frame.
     fn write_frame(&mut self, hdr: &[u8], frame: &[u8]) -> io::Result<bool> {
         let r = if hdr.is_empty() {
@@ -209,9 +311,9 @@ impl Tap {
     }
 }
 
-/// A frame the kernel hands over with `VIRTIO_NET_HDR_F_NEEDS_CSUM` (it should not: the
-/// tap has no `TUNSETOFFLOAD`) gets its checksum finished here, so the guest never sees
-/// a partial one.
+/// A frame the kernel hands over with `VIRTIO_NET_HDR_F_NEEDS_CSUM` (with receive
+/// offload on, a packet from a local socket) gets its checksum finished here, so the
+/// guest never sees a partial one.
 fn finish_checksum(hdr: &[u8], frame: &mut [u8]) {
     const NEEDS_CSUM: u8 = 1;
     if hdr.first().is_none_or(|f| f & NEEDS_CSUM == 0) || hdr.len() < VNET_HDR_LEN {
@@ -261,6 +363,9 @@ impl PacketBackend for Tap {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        if let Some(n) = self.next_cut(buf) {
+            return Ok(Some(n));
+        }
         // Bounded: each oversize frame consumed makes progress; give up after a burst.
         for _ in 0..64 {
             let n = match (&self.file).read(&mut self.scratch) {
@@ -288,7 +393,28 @@ impl PacketBackend for Tap {
             };
             let (hdr, frame) = data.split_at_mut(skip);
             if skip > 0 {
-                finish_checksum(hdr, frame);
+                match Cutter::look(hdr, frame) {
+                    Received::Frame => finish_checksum(hdr, frame),
+                    Received::Gso(cutter) => {
+                        self.counters.gso_received += 1;
+                        self.cut = Some((cutter, n));
+                        match self.next_cut(buf) {
+                            Some(n) => return Ok(Some(n)),
+                            None => continue,
+                        }
+                    }
+                    Received::Bad(why) => {
+                        self.counters.gso_bad += 1;
+                        if crate::log_limit::worth_logging(self.counters.gso_bad) {
+                            log::warn!(
+                                "tap {}: dropped {why} ({n} bytes); {} so far",
+                                self.name,
+                                self.counters.gso_bad
+                            );
+                        }
+                        continue;
+                    }
+                }
             }
             let n = n - skip;
             match (buf.get_mut(..n), self.scratch.get(skip..skip + n)) {
@@ -314,6 +440,11 @@ impl PacketBackend for Tap {
 
     fn rx_fd(&self) -> Option<RawFd> {
         Some(self.file.as_raw_fd())
+    }
+
+    /// Frames cut from a packet in hand are ready now, whatever the fd says.
+    fn next_rx_deadline(&self) -> Option<std::time::Instant> {
+        self.cut.is_some().then(std::time::Instant::now)
     }
 }
 

@@ -4,7 +4,7 @@
 #[cfg(feature = "tap")]
 mod tun;
 #[cfg(feature = "tap")]
-pub(crate) use tun::open_tap_vnet;
+pub(crate) use tun::{open_tap_vnet, set_tap_offload};
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
