@@ -1,9 +1,13 @@
 #![no_main]
 //! pcap and pcapng files for the replay backend: opened from a file (the API takes a
-//! path), played one to three times as fast as the device takes frames, with verdicts
+//! path: `/proc/self/fd/N` of a memfd the input is copied into, so no disk file is
+//! created, truncated and flushed per input), played one to three times as fast as the device takes frames, with verdicts
 //! fed back. Checks: no panic, every frame fits the buffer, the replay ends, and its
 //! counters add up (frames returned = `delivered` = `offered`; verdicts given are counted).
-use std::io::Write;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -11,17 +15,29 @@ use nic_emu::backend::{DstRewrite, PacketBackend, PcapReplay, ReplayTiming, Rewr
 use nic_emu::device::RxOutcome;
 use nic_emu::MacAddress;
 
-fn path() -> &'static std::path::PathBuf {
-    static P: OnceLock<std::path::PathBuf> = OnceLock::new();
-    P.get_or_init(|| std::env::temp_dir().join(format!("nic-emu-fuzz-{}.pcap", std::process::id())))
+/// The capture file: a memfd (memory only) and the path that opens it again.
+fn capture() -> &'static (File, PathBuf) {
+    static F: OnceLock<(File, PathBuf)> = OnceLock::new();
+    F.get_or_init(|| {
+        // SAFETY: a NUL-terminated name and flags; returns a new descriptor or -1.
+        let raw = unsafe { libc::memfd_create(c"nic-emu-fuzz.pcap".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(raw >= 0, "memfd_create");
+        // SAFETY: a new descriptor nobody else owns.
+        let f = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        let p = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+        (f, p)
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl, file)) = data.split_first() else {
         return;
     };
-    let p = path();
-    std::fs::File::create(p).unwrap().write_all(file).unwrap();
+    let (f, p) = capture();
+    // The file is exactly the input: cut, then written from offset 0 (`PcapReplay::open`
+    // opens the path anew, with its own offset).
+    f.set_len(0).unwrap();
+    f.write_all_at(file, 0).unwrap();
     let timing = if ctl & 0x80 != 0 {
         ReplayTiming::Rate(1_000_000_000.try_into().unwrap())
     } else {

@@ -5,16 +5,20 @@
 //!
 //! An input is a list of chunks, each `[flags u8][len u16 LE][len bytes]`, sent with one
 //! `sendmsg` each. `flags & 3` descriptors of kind `(flags >> 2) & 3` (0: a sealed
-//! 1 MiB memfd, 1: an eventfd, 2: a pipe, 3: an unsealed memfd) ride with the chunk. A
-//! thread drains the replies; the raw client then half-closes, and the server must close
-//! the connection within 5 s.
+//! 1 MiB memfd, 1: an eventfd, 2: a pipe, 3: an unsealed memfd) ride with the chunk. The raw
+//! client reads (drains) the replies whenever the socket is full and at the end (one
+//! thread, non-blocking socket); it then half-closes, and the server must close the
+//! connection within 5 s. Every input ends with the well-formed client's handshake and
+//! configuration read.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use nic_emu::backend::Loopback;
@@ -139,62 +143,122 @@ fn block_sigalrm() {
     }
 }
 
-/// Run one input (on a thread that does not take SIGALRM; see [`server_path`]).
+/// Run one input on the session thread (which does not take SIGALRM; see
+/// [`server_path`]). The thread is started once and kept: a thread per input (and one
+/// more to drain the replies) was a good part of each input's time under ASan.
 pub fn run(data: &[u8]) {
-    let data = data.to_vec();
-    let session = std::thread::spawn(move || {
-        block_sigalrm();
-        session(&data)
+    type Reply = std::thread::Result<()>;
+    static SESSION: OnceLock<Mutex<(SyncSender<Vec<u8>>, Receiver<Reply>)>> = OnceLock::new();
+    let session = SESSION.get_or_init(|| {
+        let (to_session, inputs) = sync_channel::<Vec<u8>>(0);
+        let (to_fuzzer, replies) = sync_channel::<Reply>(1);
+        std::thread::spawn(move || {
+            block_sigalrm();
+            let mut good = None;
+            for data in inputs {
+                let r = std::panic::catch_unwind(AssertUnwindSafe(|| session(&data, &mut good)));
+                if to_fuzzer.send(r).is_err() {
+                    return;
+                }
+            }
+        });
+        Mutex::new((to_session, replies))
     });
-    if let Err(panic) = session.join() {
+    let session = session.lock().unwrap();
+    session.0.send(data.to_vec()).expect("session thread");
+    if let Err(panic) = session.1.recv().expect("session thread") {
         std::panic::resume_unwind(panic);
     }
 }
 
-fn session(data: &[u8]) {
+/// Read whatever the server sent (the socket is non-blocking). `Ok(true)`: the server
+/// closed the connection.
+fn drain(s: &mut UnixStream, buf: &mut [u8]) -> bool {
+    loop {
+        match s.read(buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // ECONNRESET and the like: the server dropped the connection.
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Wait until `fd` is readable or (with `out`) writable, at most `ms` milliseconds.
+fn wait(fd: RawFd, out: bool, ms: i32) {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN | if out { libc::POLLOUT } else { 0 },
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and its count; the kernel writes only `revents`.
+    unsafe { libc::poll(&mut p, 1, ms) };
+}
+
+/// Send `bytes` with `fds` (on the first part sent), draining replies while the
+/// socket is full (the server may be blocked writing a reply to us). `false`: the
+/// server dropped the connection.
+fn send_chunk(s: &mut UnixStream, mut bytes: &[u8], mut fds: &[RawFd], buf: &mut [u8]) -> bool {
+    while !bytes.is_empty() {
+        let sent = if fds.is_empty() {
+            s.write(bytes)
+        } else {
+            s.send_with_fds(&[bytes], fds)
+                .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
+        };
+        match sent {
+            Ok(n) => {
+                bytes = &bytes[n..];
+                fds = &[];
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if drain(s, buf) {
+                    return false;
+                }
+                wait(s.as_raw_fd(), true, 100);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// One input: the raw client's stream, then the well-formed client. That client stays
+/// connected until the next input starts (`good`), so the server's allocations for it
+/// and its frees of the previous one fall in the same input: libFuzzer's leak check
+/// (`-detect_leaks`, on by default under ASan) runs an input again, and then scans the
+/// heap, whenever an input ends with more allocations than frees, which a client still
+/// being torn down on the server's thread made happen for most inputs.
+fn session(data: &[u8], good: &mut Option<vfio_user::Client>) {
     let path = server_path();
+    drop(good.take());
     let chunks = decode(data);
     let mut s = UnixStream::connect(path).expect("connect");
-    let mut r = s.try_clone().unwrap();
-    let drain = std::thread::spawn(move || {
-        r.set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let start = Instant::now();
-        let mut b = [0u8; 65536];
-        loop {
-            match r.read(&mut b) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-                Err(_) => {}
-            }
-            if start.elapsed() > Duration::from_secs(5) {
-                return false;
-            }
-        }
-    });
+    s.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut closed = false;
     for c in &chunks {
         let n = usize::from(c.flags & 3);
         let kind = (c.flags >> 2) & 3;
         let owned: Vec<OwnedFd> = (0..n).flat_map(|_| descriptor(kind)).take(n).collect();
         let fds: Vec<RawFd> = owned.iter().map(|f| f.as_raw_fd()).collect();
-        let sent = if c.bytes.is_empty() {
-            Ok(0)
-        } else if fds.is_empty() {
-            std::io::Write::write_all(&mut s, &c.bytes).map(|_| c.bytes.len())
-        } else {
-            s.send_with_fds(&[&c.bytes[..]], &fds)
-                .map_err(|e| std::io::Error::from_raw_os_error(e.errno()))
-        };
-        if sent.is_err() {
-            break; // the server dropped us
+        if !send_chunk(&mut s, &c.bytes, &fds, &mut buf) {
+            closed = true; // the server dropped us
+            break;
         }
     }
     let _ = s.shutdown(std::net::Shutdown::Write);
-    assert!(
-        drain.join().unwrap(),
-        "the server kept the connection open 5 s after the client's EOF"
-    );
+    let start = Instant::now();
+    while !closed && !drain(&mut s, &mut buf) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the server kept the connection open 5 s after the client's EOF"
+        );
+        wait(s.as_raw_fd(), false, 100);
+    }
     drop(s);
 
     let mut c = vfio_user::Client::new(path).expect("the next client's handshake");
@@ -202,6 +266,7 @@ fn session(data: &[u8]) {
     c.region_read(REGION_CONFIG, 0, &mut b)
         .expect("config read of the next client");
     assert_eq!(u32::from_le_bytes(b), 0x100E_8086, "vendor and device ID");
+    *good = Some(c);
 }
 
 fn header(id: u16, command: u16, size: usize) -> Vec<u8> {
