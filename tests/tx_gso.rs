@@ -195,3 +195,53 @@ fn packets_the_backend_cannot_cut_fall_back_to_the_device() {
     assert!(sent.whole.is_empty());
     check_segments(&t, &sent.frames);
 }
+
+/// The packets in a pcap file.
+#[cfg(feature = "pcap")]
+fn pcap_frames(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.unwrap().data().to_vec());
+    }
+    out
+}
+
+#[test]
+#[cfg(feature = "pcap")]
+fn a_recorder_hands_whole_packets_on_and_records_the_segments_the_wire_carries() {
+    use nic_emu::backend::{PcapRecorder, RecordLimits};
+    let dir = std::env::temp_dir().join(format!("nic-emu-gso-rec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tx.pcap");
+    for recording in [true, false] {
+        let wire = GsoWire::default();
+        let rec = if recording {
+            PcapRecorder::create(wire.clone(), &path, RecordLimits::default()).unwrap()
+        } else {
+            PcapRecorder::idle(wire.clone())
+        };
+        let mut g = FakeGuest::new(Box::new(rec));
+        g.linux_probe();
+        g.linux_open(4096, 8);
+        g.rd(ICR);
+        let t = post_tso(&mut g, false, 4096, 1448, 44 * 1448);
+        g.bus.device().backend_mut().flush().unwrap();
+        let sent = std::mem::take(&mut *wire.0.lock().unwrap());
+        assert!(
+            sent.frames.is_empty(),
+            "recording {recording}: nothing cut by the device"
+        );
+        assert_eq!(
+            sent.whole.len(),
+            1,
+            "recording {recording}: one packet handed on"
+        );
+        if recording {
+            // What the recording holds is what the wire carries: 44 checked segments.
+            let frames = pcap_frames(&path);
+            assert_eq!(check_segments(&t, &frames), 44);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

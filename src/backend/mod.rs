@@ -17,7 +17,7 @@ use crate::device::RxOutcome;
 pub mod control;
 pub use control::{BackendReply, BackendRequest};
 pub mod gso;
-#[cfg(feature = "tap")]
+#[cfg_attr(not(any(feature = "tap", feature = "pcap")), allow(dead_code))]
 pub(crate) mod gso_rx;
 pub use gso::Gso;
 pub mod impair;
@@ -94,8 +94,9 @@ pub trait PacketBackend: Send {
     }
 
     /// Whether [`send_gso`](Self::send_gso) takes TCP packets of up to 64 KiB to segment
-    /// itself (a tap with a virtio-net header). Wrappers that look at frames (recording,
-    /// impairment) say no, and the device segments for them.
+    /// itself (a tap with a virtio-net header). A wrapper must say so too, or the device
+    /// cuts every TSO packet itself: the recorder passes them on (recording their
+    /// segments); impairment, which works on single frames, says no.
     fn accepts_gso(&self) -> bool {
         false
     }

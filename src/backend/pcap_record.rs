@@ -301,6 +301,31 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
         self.inner.send(frame)
     }
 
+    /// Whole TCP packets pass when the inner backend takes them: the recording gets the
+    /// segments the wire will carry, cut here as Linux cuts them.
+    fn accepts_gso(&self) -> bool {
+        self.inner.accepts_gso()
+    }
+
+    fn send_gso(&mut self, frame: &[u8], gso: &super::Gso) -> io::Result<bool> {
+        if self.writer.is_some() {
+            let hdr = gso.vnet_hdr();
+            match super::gso_rx::Cutter::look(&hdr, frame) {
+                super::gso_rx::Received::Gso(mut cutter) => {
+                    let mut seg = vec![0u8; super::MAX_FRAME];
+                    while !cutter.done(frame) {
+                        if let Some(n) = cutter.next_segment(frame, &mut seg) {
+                            self.record(&seg[..n], true);
+                        }
+                    }
+                }
+                // A packet the cutter does not take is recorded as handed on.
+                _ => self.record(frame, true),
+            }
+        }
+        self.inner.send_gso(frame, gso)
+    }
+
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let got = self.inner.recv(buf)?;
         if let Some(n) = got {

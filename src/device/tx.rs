@@ -119,6 +119,8 @@ pub(crate) struct TxState {
     pub(super) log: crate::log_limit::LogLimit,
     /// The last pass stopped at [`TX_FRAME_BUDGET`] with descriptors left.
     more: bool,
+    /// A TSO packet was seen (and logged) since power-on.
+    tso_seen: bool,
 }
 
 impl Default for TxState {
@@ -132,6 +134,7 @@ impl Default for TxState {
             gso_buf: Vec::new(),
             log: Default::default(),
             more: false,
+            tso_seen: false,
         }
     }
 }
@@ -331,6 +334,20 @@ impl E1000 {
                 self.tx.csum_ctx
             };
             let gso = tse && self.gso_eligible(&ctx, popts, vlan);
+            if tse && !self.tx.tso_seen {
+                // Once per device: whether the guest's driver uses TSO at all, and where
+                // its packets are cut.
+                self.tx.tso_seen = true;
+                log::info!(
+                    "tx: the guest uses TSO (MSS {}, headers {} bytes): {}",
+                    ctx.mss,
+                    ctx.hdrlen,
+                    match self.gso_refusal(&ctx, popts, vlan) {
+                        None => "packets go to the backend whole".to_string(),
+                        Some(why) => format!("the device cuts packets ({why})"),
+                    }
+                );
+            }
             self.tx.pkt = Packet {
                 active: true,
                 mode,

@@ -40,17 +40,35 @@ fn gso_of(ctx: &Context) -> Option<Gso> {
 impl E1000 {
     /// Whether a TSO packet starting with this context goes to the backend whole.
     pub(super) fn gso_eligible(&self, ctx: &Context, popts_bits: u8, vlan: Option<u16>) -> bool {
+        self.gso_refusal(ctx, popts_bits, vlan).is_none()
+    }
+
+    /// Why a TSO packet starting with this context is segmented by the device rather
+    /// than handed to the backend whole (`None`: it is handed whole).
+    pub(super) fn gso_refusal(
+        &self,
+        ctx: &Context,
+        popts_bits: u8,
+        vlan: Option<u16>,
+    ) -> Option<&'static str> {
         let hdrlen = usize::from(ctx.hdrlen);
         let ip_hdr = if ctx.ipv4 { 0 } else { 40 };
         let ip_len = (hdrlen + ctx.paylen as usize).checked_sub(usize::from(ctx.ipcss) + ip_hdr);
-        self.backend.accepts_gso()
-            && ctx.tcp
-            && vlan.is_none()
-            && popts_bits & popts::TXSM != 0
-            && ctx.tucso > ctx.tucss
-            && ctx.tso_problem(popts_bits).is_none()
-            && hdrlen + ctx.paylen as usize <= GSO_MAX
-            && ip_len.is_some_and(|l| l <= 65535)
+        if !self.backend.accepts_gso() {
+            Some("the backend takes wire frames only")
+        } else if !ctx.tcp {
+            Some("not TCP")
+        } else if vlan.is_some() {
+            Some("a VLAN tag to insert")
+        } else if popts_bits & popts::TXSM == 0 || ctx.tucso <= ctx.tucss {
+            Some("no TCP checksum asked for")
+        } else if ctx.tso_problem(popts_bits).is_some() {
+            Some("a malformed context")
+        } else if hdrlen + ctx.paylen as usize > GSO_MAX || ip_len.is_none_or(|l| l > 65535) {
+            Some("larger than one IP datagram")
+        } else {
+            None
+        }
     }
 
     /// Copy `len` bytes at `addr` onto the end of a packet gathered whole.
