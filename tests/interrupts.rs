@@ -190,3 +190,28 @@ fn pci_status_shows_an_interrupt_raised_by_a_received_frame_at_once() {
     assert!(!g.bus.irq().level());
     assert_eq!(g.bus.config_read16(6) & (1 << 3), 0);
 }
+
+#[test]
+fn a_doorbell_asks_for_polling_only_from_an_interrupt_driven_driver() {
+    // Linux's e1000 unmasks packet interrupts: after a TDT write its interrupt handler's
+    // accesses follow within microseconds, so the frontend may poll for them.
+    let (mut g, _wire) = opened();
+    let tdt = g.rd(TDT);
+    let e = g.bus.device().write_reg(TDT, tdt);
+    assert!(e.next_access_soon, "interrupt-driven driver: {e:?}");
+    // A polling driver (DPDK's em PMD) never unmasks them: its next doorbell comes a
+    // burst later, and polling for it would only take the guest's CPU.
+    let (mut g, _wire) = FakeGuest::with_wire();
+    g.linux_probe();
+    g.wr(IMC, u32::MAX);
+    g.wr(IMS, ICR_LSC);
+    g.wr(TDLEN, 4096);
+    g.wr(TCTL, TCTL_EN);
+    let e = g.bus.device().write_reg(TDT, 0);
+    assert!(!e.next_access_soon, "polling driver: {e:?}");
+    // Unmasking a packet interrupt makes it interrupt-driven; a reset forgets it.
+    g.wr(IMS, ICR_RXT0);
+    assert!(g.bus.device().write_reg(TDT, 0).next_access_soon);
+    g.wr(CTRL, CTRL_RST);
+    assert!(!g.bus.device().write_reg(TDT, 0).next_access_soon);
+}

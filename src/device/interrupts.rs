@@ -72,7 +72,12 @@ pub struct Interrupts {
     tx_delay: DelayPair,
     /// Rising edges of the line since creation (a metric).
     pub asserts: u64,
+    /// See [`Interrupts::packet_interrupts_used`].
+    packet_irqs_used: bool,
 }
+
+/// Causes that report packets moving (not link changes or errors).
+const PACKET_CAUSES: u32 = ICR_TXDW | ICR_TXQE | ICR_TXD_LOW | ICR_RXT0 | ICR_RXDMT0 | ICR_RXO;
 
 impl std::fmt::Debug for Interrupts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,6 +106,7 @@ impl Interrupts {
             rx_delay: DelayPair::default(),
             tx_delay: DelayPair::default(),
             asserts: 0,
+            packet_irqs_used: false,
         }
     }
 
@@ -114,7 +120,16 @@ impl Interrupts {
         self.rx_delay = DelayPair::default();
         self.tx_delay = DelayPair::default();
         self.asserted = false;
+        self.packet_irqs_used = false;
         self.drive(false);
+    }
+
+    /// Whether the driver has unmasked a transmit or receive interrupt since the last
+    /// reset: it is interrupt-driven (Linux's e1000), not a polling driver (DPDK's em
+    /// PMD, which unmasks link changes at most), so a transmit doorbell is soon followed
+    /// by an interrupt and its handler's accesses.
+    pub fn packet_interrupts_used(&self) -> bool {
+        self.packet_irqs_used
     }
 
     /// Whether the device asserts its interrupt, whether or not the PCI command
@@ -215,6 +230,7 @@ impl Interrupts {
     /// A write of IMS unmasks the bits written.
     pub fn write_ims(&mut self, val: u32, now: u64) {
         self.ims |= val & ICR_VALID;
+        self.packet_irqs_used |= val & PACKET_CAUSES != 0;
         self.update(now);
     }
 

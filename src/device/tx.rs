@@ -236,11 +236,13 @@ impl E1000 {
             TDT => {
                 self.set_reg(TDT, val & 0xFFFF);
                 self.process_tx();
-                // Work left at the budget is the service step's; drivers ring the
-                // doorbell in bursts.
+                // Work left at the budget is the service step's. An interrupt-driven
+                // driver's doorbell is followed at once by the interrupt's accesses; a
+                // polling driver (DPDK) rings the next one a burst later, and a
+                // frontend that waited for it would only take CPU from the guest.
                 return Some(AccessEffect {
                     service_due: self.tx_pending(),
-                    next_access_soon: true,
+                    next_access_soon: self.irq.packet_interrupts_used(),
                 });
             }
             TDBAL => val & !0xF,
