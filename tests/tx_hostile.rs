@@ -212,13 +212,56 @@ fn inconsistent_rings_stop_without_looping() {
         }
         assert!(wire.take_sent().is_empty());
         assert_eq!(g.bus.device().metrics().tx_malformed, 4);
-        // Ring outside RAM: descriptors unreadable, consumed, nothing written.
+        // Ring outside RAM: the first descriptor is unreadable, so the engine stops
+        // on it, counts it and writes nothing.
         g.wr(TDLEN, 8 * 16);
         g.wr(TDBAL, 0xFFFF_FF00);
         g.wr(TDH, 0);
         g.wr(TDT, 7);
-        assert_eq!(g.rd(TDH), 7);
+        assert_eq!(g.rd(TDH), 0, "nothing past an unreadable descriptor is consumed");
+        assert_eq!(g.bus.device().metrics().tx_malformed, 5);
         only_status_bytes_changed(&g, &before, 8);
+    });
+}
+
+#[test]
+fn ring_running_off_the_end_of_ram_stops_at_the_first_unreadable_descriptor() {
+    watchdog(10, || {
+        let (mut g, wire) = hostile(8);
+        // Four readable descriptors in the last 64 bytes of RAM, four past its end.
+        let base = RAM as u64 - 4 * 16;
+        let f = frame(PEER, MAC, 0x0800, 100, 1);
+        g.bus.ram().write(DATA, &f).unwrap();
+        for i in 0..4u64 {
+            let d = legacy_desc(DATA, f.len() as u16, D_EOP | D_IFCS | D_RS, 0, 0, 0);
+            g.bus.ram().write(base + i * 16, &d).unwrap();
+        }
+        g.wr(TDLEN, 8 * 16);
+        g.wr(TDBAH, 0);
+        g.wr(TDBAL, base as u32);
+        g.wr(TDH, 0);
+        g.wr(TDT, 7);
+        assert_eq!(wire.take_sent(), vec![f.clone(); 4]);
+        assert_eq!(g.rd(TDH), 4, "stopped on the first descriptor past RAM");
+        let problems = g.bus.device().metrics().tx_malformed;
+        assert_eq!(problems, 1);
+        let mut sta = [0u8; 1];
+        for i in 0..4u64 {
+            g.bus.ram().read(base + i * 16 + 12, &mut sta).unwrap();
+            assert_eq!(sta[0] & 1, 1, "descriptor {i} done");
+        }
+        // Another doorbell retries the same descriptor: one failed read, nothing sent.
+        g.wr(TDT, 6);
+        assert_eq!(g.rd(TDH), 4);
+        assert!(wire.take_sent().is_empty());
+        assert_eq!(g.bus.device().metrics().tx_malformed, problems + 1);
+        // The guest moves its ring back into RAM: transmission goes on.
+        g.wr(TDBAL, TX_RING as u32);
+        g.wr(TDH, 0);
+        g.wr(TDT, 0);
+        g.tx_tail = 0;
+        g.send(&f);
+        assert_eq!(wire.take_sent(), vec![f]);
     });
 }
 

@@ -179,28 +179,33 @@ impl E1000 {
         while head != tail {
             let at = base.wrapping_add(u64::from(head) * TX_DESC_SIZE);
             let mut d = [0u8; 16];
-            if self.dma_read(at, &mut d).is_ok() {
-                self.tx_descriptor(&d, &mut buf);
-                let c = d[11];
-                let report = if c & cmd::DEXT != 0 {
-                    cmd::RS
-                } else {
-                    cmd::RS | cmd::RPS
-                };
-                if c & report != 0 {
-                    // Status: DD set, the other status bits (EC, LC, TU) clear.
-                    let sta = (d[12] & 0xF0) | STA_DD;
-                    if self.dma_write(at.wrapping_add(12), &[sta]).is_ok() {
-                        wrote_back = true;
-                        delay &= c & cmd::IDE != 0;
-                    }
+            if self.dma_read(at, &mut d).is_err() {
+                // Nothing past an unreadable descriptor is consumed: the guest (or its
+                // IOMMU) named memory that is not there. TDH stays on it, so a later
+                // doorbell retries it, and a hostile ring costs one failed read per
+                // doorbell instead of a walk of up to 65,536.
+                if self.tx.pkt.active {
+                    self.tx.pkt = Packet::default();
                 }
-            } else if self.tx.pkt.active {
-                // The packet being assembled cannot be completed reliably: drop it.
-                self.tx.pkt = Packet::default();
                 self.tx_problem(format_args!(
-                    "descriptor at {at:#x} unreadable: packet in progress dropped"
+                    "descriptor {head} at {at:#x} unreadable: transmit stopped there"
                 ));
+                break;
+            }
+            self.tx_descriptor(&d, &mut buf);
+            let c = d[11];
+            let report = if c & cmd::DEXT != 0 {
+                cmd::RS
+            } else {
+                cmd::RS | cmd::RPS
+            };
+            if c & report != 0 {
+                // Status: DD set, the other status bits (EC, LC, TU) clear.
+                let sta = (d[12] & 0xF0) | STA_DD;
+                if self.dma_write(at.wrapping_add(12), &[sta]).is_ok() {
+                    wrote_back = true;
+                    delay &= c & cmd::IDE != 0;
+                }
             }
             head = (head + 1) % ring;
             if head != tail && self.tx_attempts() - attempted_before >= TX_FRAME_BUDGET {
