@@ -115,6 +115,97 @@ fn datagrams_larger_than_the_buffer_are_dropped_and_counted() {
     assert_eq!(rx.counters().rx_dropped, 1);
 }
 
+/// A burst with every kind of datagram (frames of all sizes, one too big for a frame,
+/// an empty one, one from a stranger) gives the same frames and counters whether the
+/// tunnel takes one datagram per system call or many; batched, it makes far fewer calls.
+#[test]
+fn batched_and_single_receive_agree_on_a_mixed_burst() {
+    let run = |batch: usize| {
+        let mut rx = UdpTunnel::new(any_local(), None).unwrap();
+        rx.set_rx_batch(batch);
+        assert_eq!(rx.rx_batch(), batch);
+        let peer = UdpSocket::bind(any_local()).unwrap();
+        let stranger = UdpSocket::bind(any_local()).unwrap();
+        let to = rx.local_addr();
+        // The first datagram teaches the peer.
+        peer.send_to(&common::frame(common::PEER, common::MAC, 0x0800, 46, 0), to)
+            .unwrap();
+        let mut sent = vec![];
+        // 40 datagrams, small enough together for the default socket buffer.
+        for i in 1..40u8 {
+            match i % 20 {
+                7 => drop(peer.send_to(&vec![0xEE; MAX_FRAME + 1], to).unwrap()),
+                11 => drop(peer.send_to(&[], to).unwrap()),
+                13 => drop(stranger.send_to(&[0x11; 64], to).unwrap()),
+                _ => {
+                    let len = [46, 1500, 60, 1000][usize::from(i) % 4];
+                    let f = common::frame(common::PEER, common::MAC, 0x0800, len, i);
+                    peer.send_to(&f, to).unwrap();
+                    sent.push(f);
+                }
+            }
+        }
+        let mut got = vec![];
+        let mut buf = vec![0u8; MAX_FRAME];
+        let end = Instant::now() + Duration::from_secs(5);
+        while got.len() < 1 + sent.len() && Instant::now() < end {
+            match rx.recv(&mut buf).unwrap() {
+                Some(n) => got.push(buf[..n].to_vec()),
+                None => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+        assert_eq!(rx.recv(&mut buf).unwrap(), None);
+        assert!(rx.next_rx_deadline().is_none(), "nothing left in the batch");
+        assert_eq!(got.len(), 1 + sent.len(), "batch {batch}: every frame");
+        for (k, (g, s)) in got[1..].iter().zip(&sent).enumerate() {
+            assert!(
+                g == s,
+                "batch {batch}: frame {k} differs or is out of order"
+            );
+        }
+        let c = rx.counters();
+        let want = (1 + sent.len() as u64, 4, 2);
+        assert_eq!(
+            (c.received, c.rx_dropped, c.rx_foreign),
+            want,
+            "batch {batch}"
+        );
+        c.rx_calls
+    };
+    let single = run(1);
+    let batched = run(32);
+    // One call per datagram (40 sent) plus the empty ones, against a few per 32.
+    assert!(single >= 40, "single: {single} calls");
+    assert!(
+        batched * 5 <= single,
+        "batched: {batched} calls, single {single}"
+    );
+}
+
+/// Datagrams already taken from the socket wait in the tunnel, not in the socket: the
+/// tunnel says they are ready (the socket is no longer readable for them).
+#[test]
+fn a_partly_taken_batch_reports_itself_ready() {
+    let (mut a, mut b) = pair();
+    for i in 0..10u8 {
+        assert!(a
+            .send(&common::frame(common::PEER, common::MAC, 0x0800, 60, i))
+            .unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let mut buf = vec![0u8; MAX_FRAME];
+    assert!(b.recv(&mut buf).unwrap().is_some());
+    assert!(
+        b.next_rx_deadline().is_some(),
+        "nine frames are still to come"
+    );
+    for _ in 0..9 {
+        assert!(b.recv(&mut buf).unwrap().is_some());
+    }
+    assert!(b.next_rx_deadline().is_none());
+    assert_eq!(b.recv(&mut buf).unwrap(), None);
+}
+
 #[test]
 fn bind_failure_names_the_address() {
     let taken = UdpSocket::bind(any_local()).unwrap();

@@ -13,11 +13,20 @@ use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
-use super::{sys, PacketBackend};
+use super::sys::RecvBatch;
+use super::{sys, PacketBackend, MAX_FRAME};
 
-/// Receive buffer: the largest UDP payload, so a datagram too big for the caller is
-/// detected and dropped rather than silently truncated.
-const SCRATCH: usize = 65536;
+/// Datagrams taken from the socket per `recvmmsg` call unless `NIC_EMU_UDP_RX_BATCH`
+/// says otherwise (1: one datagram per call).
+pub const DEFAULT_RX_BATCH: usize = 32;
+
+/// The receive batch size from `NIC_EMU_UDP_RX_BATCH` (1 to 64), or the default.
+fn rx_batch_from_env() -> usize {
+    std::env::var("NIC_EMU_UDP_RX_BATCH")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(DEFAULT_RX_BATCH, |n| n.clamp(1, sys::MAX_BATCH))
+}
 
 /// Counters of a [`UdpTunnel`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,6 +43,9 @@ pub struct UdpCounters {
     pub rx_foreign: u64,
     /// Multicast: our own frames looped back by the kernel, not received.
     pub rx_own: u64,
+    /// Receive system calls made (`recvmmsg`, each taking up to the batch size of
+    /// datagrams), the ones that found nothing included.
+    pub rx_calls: u64,
 }
 
 /// The multicast side of a tunnel: the socket that sends, and its address (how our own
@@ -54,7 +66,9 @@ pub struct UdpTunnel {
     /// Multicast: datagrams go out through this socket; `remote` is the group and
     /// `socket` receives.
     mcast: Option<McastSender>,
-    scratch: Vec<u8>,
+    /// Datagrams received in one `recvmmsg` and not yet returned. A slot holds a whole
+    /// frame; a longer datagram is known by its full length and dropped, never cut.
+    rx: RecvBatch,
     counters: UdpCounters,
 }
 
@@ -80,7 +94,7 @@ impl UdpTunnel {
             remote,
             learn: remote.is_none(),
             mcast: None,
-            scratch: vec![0; SCRATCH],
+            rx: RecvBatch::new(rx_batch_from_env(), MAX_FRAME),
             counters: UdpCounters::default(),
         })
     }
@@ -129,7 +143,7 @@ impl UdpTunnel {
                 socket: sender,
                 source,
             }),
-            scratch: vec![0; SCRATCH],
+            rx: RecvBatch::new(rx_batch_from_env(), MAX_FRAME),
             counters: UdpCounters::default(),
         })
     }
@@ -152,6 +166,19 @@ impl UdpTunnel {
     /// Whether the remote was learned rather than configured.
     pub fn remote_learned(&self) -> bool {
         self.learn && self.remote.is_some()
+    }
+
+    /// Take up to `n` (1 to 64) datagrams from the socket per system call
+    /// (`recvmmsg`); 1 is one datagram per call. Datagrams already taken are kept.
+    pub fn set_rx_batch(&mut self, n: usize) {
+        if !self.rx.pending() {
+            self.rx = RecvBatch::new(n, MAX_FRAME);
+        }
+    }
+
+    /// Datagrams taken per receive system call at most.
+    pub fn rx_batch(&self) -> usize {
+        self.rx.capacity()
     }
 
     /// Counters so far.
@@ -209,53 +236,67 @@ impl PacketBackend for UdpTunnel {
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         // Bounded: every dropped datagram is consumed, so each turn makes progress.
         for _ in 0..64 {
-            let (n, from) = match self.socket.recv_from(&mut self.scratch) {
-                Ok(x) => x,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
-                Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(None),
-                Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
-                Err(e) => {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("udp {}: receive: {e}", self.local),
-                    ))
+            if !self.rx.pending() {
+                self.counters.rx_calls += 1;
+                let got = self
+                    .rx
+                    .fill(self.socket.as_fd())
+                    .or_else(|e| match e.kind() {
+                        // An ICMP error from an earlier datagram: try again at once.
+                        ErrorKind::ConnectionRefused => Ok(usize::MAX),
+                        _ => Err(io::Error::new(
+                            e.kind(),
+                            format!("udp {}: receive: {e}", self.local),
+                        )),
+                    })?;
+                match got {
+                    0 => return Ok(None),
+                    usize::MAX => continue,
+                    _ => {}
                 }
-            };
+            }
+            let Some(d) = self.rx.take() else { continue };
+            let (n, from) = (d.len, d.from);
             if let Some(m) = &self.mcast {
-                if from == m.source {
+                if from == Some(m.source) {
                     self.counters.rx_own += 1;
                     continue;
                 }
-            } else if let Some(r) = self.remote.filter(|r| *r != from) {
+            } else if let Some(r) = self.remote.filter(|r| Some(*r) != from) {
                 if self.counters.rx_foreign == 0 {
                     log::warn!(
-                        "udp {}: ignoring datagrams from {from} (peer is {r})",
-                        self.local
+                        "udp {}: ignoring datagrams from {} (peer is {r})",
+                        self.local,
+                        from.map_or_else(|| "an unknown address".to_string(), |f| f.to_string())
                     );
                 }
                 self.counters.rx_foreign += 1;
                 continue;
             }
-            match (buf.get_mut(..n), self.scratch.get(..n)) {
+            match (buf.get_mut(..n), d.data.get(..n)) {
                 (Some(dst), Some(src)) if n > 0 => {
                     dst.copy_from_slice(src);
                     self.counters.received += 1;
                     if self.remote.is_none() {
                         // Learned only from a datagram that was a usable frame.
-                        log::info!("udp {}: learned remote {from}", self.local);
-                        self.remote = Some(from);
+                        if let Some(from) = from {
+                            log::info!("udp {}: learned remote {from}", self.local);
+                            self.remote = Some(from);
+                        }
                     }
                     return Ok(Some(n));
                 }
                 _ => {
-                    if self.counters.rx_dropped == 0 {
+                    self.counters.rx_dropped += 1;
+                    if crate::log_limit::worth_logging(self.counters.rx_dropped) {
                         log::warn!(
-                            "udp {}: dropped a {n}-byte datagram (buffer {} bytes)",
+                            "udp {}: dropped a {n}-byte datagram (frames up to {} bytes); \
+                             {} dropped so far",
                             self.local,
-                            buf.len()
+                            buf.len().min(MAX_FRAME),
+                            self.counters.rx_dropped
                         );
                     }
-                    self.counters.rx_dropped += 1;
                 }
             }
         }
@@ -264,5 +305,11 @@ impl PacketBackend for UdpTunnel {
 
     fn rx_fd(&self) -> Option<RawFd> {
         Some(self.socket.as_raw_fd())
+    }
+
+    /// Datagrams of the last batch still to be returned are ready now: the socket may
+    /// be empty (not readable) while they wait for ring space.
+    fn next_rx_deadline(&self) -> Option<std::time::Instant> {
+        self.rx.pending().then(std::time::Instant::now)
     }
 }
