@@ -443,6 +443,14 @@ impl<B: PacketBackend> PacketBackend for Impair<B> {
         }
     }
 
+    fn begin_burst(&mut self) {
+        self.inner.begin_burst()
+    }
+
+    fn end_burst(&mut self) -> io::Result<()> {
+        self.inner.end_burst()
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         log::info!("impair {}: rx {}", self.inner.name(), self.rx.c);
         log::info!("impair {}: tx {}", self.inner.name(), self.tx.c);

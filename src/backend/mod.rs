@@ -88,6 +88,20 @@ pub trait PacketBackend: Send {
     /// dropped). A pcap replay counts these for its report; most backends ignore them.
     fn rx_outcome(&mut self, _outcome: RxOutcome) {}
 
+    /// The device starts a burst of sends (one doorbell's worth of frames) and will call
+    /// [`end_burst`](Self::end_burst) when it is done. Until then a backend may hold what
+    /// it is sent and hand it over together (UDP: one `sendmmsg`). A held frame counts as
+    /// sent; one the kernel then refuses is counted and logged by the backend, as a frame
+    /// lost on the wire. A wrapper passes both calls on; one that does not only loses
+    /// the batching.
+    fn begin_burst(&mut self) {}
+
+    /// The burst is over: hand over whatever was held since
+    /// [`begin_burst`](Self::begin_burst), and send at once again from now on.
+    fn end_burst(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Write out anything buffered (pcap recording flushes here). Called at shutdown.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -137,6 +151,12 @@ impl<B: PacketBackend + ?Sized> PacketBackend for Box<B> {
     }
     fn rx_outcome(&mut self, outcome: RxOutcome) {
         (**self).rx_outcome(outcome)
+    }
+    fn begin_burst(&mut self) {
+        (**self).begin_burst()
+    }
+    fn end_burst(&mut self) -> io::Result<()> {
+        (**self).end_burst()
     }
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()

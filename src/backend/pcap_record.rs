@@ -348,6 +348,14 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
         self.inner.rx_outcome(outcome)
     }
 
+    fn begin_burst(&mut self) {
+        self.inner.begin_burst()
+    }
+
+    fn end_burst(&mut self) -> io::Result<()> {
+        self.inner.end_burst()
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         let ours = match self.writer.as_mut() {
             Some(w) => w.flush().map_err(write_error),

@@ -173,6 +173,7 @@ impl E1000 {
         let attempted_before = self.tx_attempts();
         self.tx.more = false;
         let mut buf = std::mem::take(&mut self.tx.buf);
+        self.backend.begin_burst();
         let mut wrote_back = false;
         let mut delay = true;
         // head and tail are both inside the ring: fewer than `ring` iterations.
@@ -214,6 +215,15 @@ impl E1000 {
             }
         }
         self.tx.buf = buf;
+        if let Err(e) = self.backend.end_burst() {
+            self.metrics.backend_errors += 1;
+            if self.tx.log.note().is_some() {
+                log::warn!(
+                    "backend {}: sending a burst failed: {e}",
+                    self.backend.name()
+                );
+            }
+        }
         self.set_reg(TDH, head);
         let now = self.now();
         if wrote_back {

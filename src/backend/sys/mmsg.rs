@@ -1,4 +1,5 @@
-//! Datagrams in batches: `recvmmsg(2)` fills many receive slots in one system call.
+//! Datagrams in batches: `recvmmsg(2)` fills many receive slots in one system call, and
+//! `sendmmsg(2)` sends many held datagrams in one.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -123,6 +124,178 @@ impl RecvBatch {
     }
 }
 
+/// Datagrams held to be sent together by one `sendmmsg`.
+#[derive(Debug)]
+pub(crate) struct SendBatch {
+    slot: usize,
+    count: usize,
+    data: Vec<u8>,
+    lens: Vec<usize>,
+}
+
+/// What a [`SendBatch::flush`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Flushed {
+    /// Datagrams the kernel took.
+    pub sent: usize,
+    /// System calls made.
+    pub calls: usize,
+}
+
+impl SendBatch {
+    /// Room for `count` datagrams (1 to [`MAX_BATCH`]) of up to `slot` bytes each.
+    pub(crate) fn new(count: usize, slot: usize) -> Self {
+        let count = count.clamp(1, MAX_BATCH);
+        Self {
+            slot,
+            count,
+            data: vec![0; count * slot],
+            lens: Vec::with_capacity(count),
+        }
+    }
+
+    /// How many datagrams it holds at most.
+    pub(crate) fn capacity(&self) -> usize {
+        self.count
+    }
+
+    /// Datagrams held.
+    pub(crate) fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Whether no more datagram fits (flush first).
+    pub(crate) fn is_full(&self) -> bool {
+        self.lens.len() >= self.count
+    }
+
+    /// Hold a copy of `datagram`. False (nothing held) when it is longer than a slot or
+    /// the batch is full.
+    pub(crate) fn push(&mut self, datagram: &[u8]) -> bool {
+        if datagram.len() > self.slot || self.is_full() {
+            return false;
+        }
+        let start = self.lens.len() * self.slot;
+        self.data[start..start + datagram.len()].copy_from_slice(datagram);
+        self.lens.push(datagram.len());
+        true
+    }
+
+    /// Send every held datagram to `to` (`None`: the socket is connected), in order, and
+    /// empty the batch. A datagram the kernel refuses is skipped and reported to
+    /// `refused` with the error; the ones after it are still sent.
+    pub(crate) fn flush(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        to: Option<SocketAddr>,
+        mut refused: impl FnMut(io::Error),
+    ) -> Flushed {
+        let mut done = Flushed::default();
+        let n = self.lens.len();
+        if n == 0 {
+            return done;
+        }
+        let (name, namelen) = match to {
+            Some(a) => sockaddr_of(a),
+            // SAFETY: all-zero is a valid sockaddr_storage; with length 0 it is unused.
+            None => (unsafe { std::mem::zeroed() }, 0),
+        };
+        // SAFETY: as in `RecvBatch::fill`: all-zero plain C structs.
+        let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut iovs = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_BATCH];
+        let slots = self.data.chunks_exact_mut(self.slot);
+        for (((slot, &len), iov), msg) in slots.zip(&self.lens).zip(&mut iovs).zip(&mut msgs) {
+            iov.iov_base = slot.as_mut_ptr().cast();
+            iov.iov_len = len;
+            if namelen > 0 {
+                // sendmsg only reads the name; the cast to *mut is what the C type says.
+                msg.msg_hdr.msg_name = std::ptr::from_ref(&name).cast_mut().cast();
+                msg.msg_hdr.msg_namelen = namelen;
+            }
+            msg.msg_hdr.msg_iov = std::ptr::from_mut(iov);
+            msg.msg_hdr.msg_iovlen = 1;
+        }
+        let mut at = 0;
+        // Each turn sends at least one datagram or skips one: at most n turns.
+        while at < n {
+            // SAFETY: entries at..n of `msgs` each name one iovec over `len` initialised
+            // bytes of a distinct slot of `self.data`, and (unless connected) `name`,
+            // `namelen` bytes of a sockaddr; all live across the call. sendmmsg only
+            // reads them (and writes msg_len). MSG_DONTWAIT never blocks.
+            let r = unsafe {
+                libc::sendmmsg(
+                    fd.as_raw_fd(),
+                    msgs[at..].as_mut_ptr(),
+                    (n - at) as u32,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            done.calls += 1;
+            if r > 0 {
+                let r = (r as usize).min(n - at);
+                done.sent += r;
+                at += r;
+            } else {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                refused(e);
+                at += 1;
+            }
+        }
+        self.lens.clear();
+        done
+    }
+}
+
+/// `addr` as a C socket address and its length.
+fn sockaddr_of(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe {
+                std::ptr::from_mut(&mut ss)
+                    .cast::<libc::sockaddr_in>()
+                    .write(sin)
+            };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above, for sockaddr_in6.
+            unsafe {
+                std::ptr::from_mut(&mut ss)
+                    .cast::<libc::sockaddr_in6>()
+                    .write(sin6)
+            };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
 /// The IPv4 or IPv6 address in `name` (`len` bytes of it valid).
 fn socket_addr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
     let len = len as usize;
@@ -182,6 +355,55 @@ mod tests {
         }
         assert!(!b.pending());
         assert!(b.take().is_none());
+    }
+
+    #[test]
+    fn a_send_batch_goes_out_in_one_call_in_order() {
+        for (rx, tx) in [("127.0.0.1:0", "127.0.0.1:0"), ("[::1]:0", "[::1]:0")] {
+            let rx = UdpSocket::bind(rx).unwrap();
+            let tx = UdpSocket::bind(tx).unwrap();
+            let mut b = SendBatch::new(4, 100);
+            assert!(b.push(&[1; 10]) && b.push(&[2; 100]) && b.push(&[]));
+            assert!(!b.push(&[9; 101]), "longer than a slot");
+            assert!(b.push(&[3; 1]) && b.is_full() && !b.push(&[4]));
+            let f = b.flush(tx.as_fd(), Some(rx.local_addr().unwrap()), |e| {
+                panic!("{e}")
+            });
+            assert_eq!(f, Flushed { sent: 4, calls: 1 });
+            assert_eq!(b.len(), 0);
+            let mut buf = [0u8; 200];
+            for want in [&[1u8; 10][..], &[2; 100], &[], &[3; 1]] {
+                let (n, from) = rx.recv_from(&mut buf).unwrap();
+                assert_eq!((&buf[..n], from), (want, tx.local_addr().unwrap()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_datagram_is_reported_and_the_rest_still_go() {
+        // A connected socket to a port nobody listens on: the ICMP error of the first
+        // send refuses a later one (ECONNREFUSED), then the others go.
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = closed.local_addr().unwrap();
+        drop(closed);
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        tx.connect(to).unwrap();
+        tx.send(&[0]).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut b = SendBatch::new(8, 16);
+        for i in 0..3u8 {
+            assert!(b.push(&[i]));
+        }
+        let mut refused = vec![];
+        let f = b.flush(tx.as_fd(), None, |e| refused.push(e.kind()));
+        // Every datagram is either sent or reported; the refusals are the peer's.
+        assert!(!refused.is_empty());
+        assert!(refused
+            .iter()
+            .all(|k| *k == io::ErrorKind::ConnectionRefused));
+        assert_eq!(f.sent + refused.len(), 3);
+        assert!(f.sent >= 1, "the ones after a refusal still go");
+        assert!(f.calls <= 3);
     }
 
     #[test]
