@@ -218,7 +218,11 @@ fn inconsistent_rings_stop_without_looping() {
         g.wr(TDBAL, 0xFFFF_FF00);
         g.wr(TDH, 0);
         g.wr(TDT, 7);
-        assert_eq!(g.rd(TDH), 0, "nothing past an unreadable descriptor is consumed");
+        assert_eq!(
+            g.rd(TDH),
+            0,
+            "nothing past an unreadable descriptor is consumed"
+        );
         assert_eq!(g.bus.device().metrics().tx_malformed, 5);
         only_status_bytes_changed(&g, &before, 8);
     });
