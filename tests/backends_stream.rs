@@ -123,6 +123,50 @@ fn a_peer_writing_one_byte_at_a_time_is_reassembled() {
     assert_eq!(b.counters().received, 6);
 }
 
+/// Inside a burst the frames are queued and written together when it ends: one write
+/// for the lot, and the peer gets them whole and in order. Outside a burst each frame is
+/// written at once.
+#[test]
+fn a_burst_is_written_in_one_go() {
+    let path = sock("burst.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let fs: Vec<Vec<u8>> = (0..20u8)
+        .map(|i| {
+            common::frame(
+                common::PEER,
+                common::MAC,
+                0x0800,
+                60 + 50 * usize::from(i),
+                i,
+            )
+        })
+        .collect();
+    assert!(b.send(&fs[0]).unwrap());
+    assert_eq!(read_framed(&mut peer), fs[0]);
+    let writes = b.counters().tx_writes;
+    assert_eq!(writes, 1, "outside a burst: written at once");
+
+    b.begin_burst();
+    for f in &fs[1..] {
+        assert!(b.send(f).unwrap());
+    }
+    assert_eq!(b.counters().tx_writes, writes, "held until the burst ends");
+    b.end_burst().unwrap();
+    assert_eq!(
+        b.counters().tx_writes,
+        writes + 1,
+        "one write for 19 frames"
+    );
+    for f in &fs[1..] {
+        assert_eq!(&read_framed(&mut peer), f);
+    }
+    assert_eq!(b.counters().sent, 20);
+}
+
 #[test]
 fn a_peer_that_stops_reading_gets_whole_frames_and_the_rest_is_counted() {
     let path = sock("slow.sock");

@@ -96,6 +96,8 @@ pub struct StreamCounters {
     pub connects: u64,
     /// Connections that ended.
     pub disconnects: u64,
+    /// Write system calls made (inside a burst, one for all its frames).
+    pub tx_writes: u64,
 }
 
 enum Conn {
@@ -143,6 +145,9 @@ pub struct StreamBackend {
     tx_start: usize,
     /// Frame boundaries in `tx` (end offsets), to count frames lost on a disconnect.
     tx_frames: std::collections::VecDeque<usize>,
+    /// Inside a burst (see [`PacketBackend::begin_burst`]): frames are queued, and
+    /// written together when it ends (or when the queue would overflow).
+    burst: bool,
     counters: StreamCounters,
     /// Unix socket file we created and remove on drop.
     unlink: Option<PathBuf>,
@@ -205,6 +210,7 @@ impl StreamBackend {
             tx_start: 0,
             tx_frames: Default::default(),
             counters: StreamCounters::default(),
+            burst: false,
             unlink: None,
         };
         match role {
@@ -357,6 +363,7 @@ impl StreamBackend {
         while self.tx_start < self.tx.len() {
             let Some(conn) = &self.conn else { return };
             let pending = self.tx.get(self.tx_start..).unwrap_or_default();
+            self.counters.tx_writes += 1;
             match sys::send_nosignal(conn.fd(), pending) {
                 Ok(0) => return self.disconnect("peer closed"),
                 Ok(n) => self.tx_start = self.tx_start.saturating_add(n),
@@ -461,22 +468,27 @@ impl PacketBackend for StreamBackend {
         if self.conn.is_none() {
             return self.drop_tx("no peer connected");
         }
-        self.flush_tx();
-        if self.conn.is_none() {
-            return self.drop_tx("no peer connected");
-        }
-        let queued = self.tx.len() - self.tx_start;
         let Ok(len) = u32::try_from(frame.len()) else {
             return self.drop_tx("frame too big");
         };
-        if queued + 4 + frame.len() > TX_BUFFER {
+        // Inside a burst, write only when the frame would not fit in the queue.
+        let fits = |s: &Self| s.tx.len() - s.tx_start + 4 + frame.len() <= TX_BUFFER;
+        if !self.burst || !fits(self) {
+            self.flush_tx();
+            if self.conn.is_none() {
+                return self.drop_tx("no peer connected");
+            }
+        }
+        if !fits(self) {
             return self.drop_tx("peer is not reading; write buffer full");
         }
         self.tx.extend_from_slice(&len.to_be_bytes());
         self.tx.extend_from_slice(frame);
         self.tx_frames.push_back(self.tx.len());
         self.counters.sent += 1;
-        self.flush_tx();
+        if !self.burst {
+            self.flush_tx();
+        }
         Ok(true)
     }
 
@@ -550,6 +562,16 @@ impl PacketBackend for StreamBackend {
             return Some(self.retry_at);
         }
         (self.tx_start < self.tx.len()).then(|| Instant::now() + Duration::from_millis(1))
+    }
+
+    fn begin_burst(&mut self) {
+        self.burst = true;
+    }
+
+    fn end_burst(&mut self) -> io::Result<()> {
+        self.burst = false;
+        self.flush_tx();
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {

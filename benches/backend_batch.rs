@@ -1,5 +1,6 @@
-//! UDP tunnel batching: the cost of a burst of 32 frames through the tunnel, one system
-//! call per frame (batch 1) against one per 32 (`recvmmsg`, `sendmmsg`).
+//! Backend batching: the cost of a burst of 32 frames through the UDP tunnel, one
+//! system call per frame (batch 1) against one per 32 (`recvmmsg`, `sendmmsg`), and
+//! through the stream backend with and without the burst calls.
 //!
 //! - `udp_rx`: a plain socket sends 32 frames to the tunnel (not timed), then the
 //!   tunnel's `recv` is called until it has returned all 32 and said "nothing more"
@@ -8,15 +9,20 @@
 //!   doorbell (`begin_burst`, 32 `send`s, `end_burst`: timed), then a plain socket
 //!   drains them (not timed).
 //!
-//! The ratio batch 32 / batch 1 is the figure that travels.
+//! - `stream_tx`: the stream backend (a Unix socket, a thread reading and discarding)
+//!   sends 32 frames with `begin_burst`/`end_burst` around them ("burst": one write) or
+//!   without ("single": a write per frame, as before the device made the calls).
 //!
-//! Run: `cargo bench --bench udp_batch`
+//! The ratio batch 32 / batch 1 (burst / single) is the figure that travels.
+//!
+//! Run: `cargo bench --bench backend_batch`
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use nic_emu::backend::{PacketBackend, UdpTunnel, MAX_FRAME};
+use nic_emu::backend::stream::StreamAddr;
+use nic_emu::backend::{PacketBackend, StreamBackend, StreamRole, UdpTunnel, MAX_FRAME};
 
 const BURST: usize = 32;
 
@@ -73,6 +79,49 @@ fn bench_tx(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_stream(c: &mut Criterion) {
+    let mut group = c.benchmark_group("stream_tx");
+    let dir = std::env::temp_dir().join(format!("nic-emu-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for len in [64usize, 1514] {
+        for burst in [false, true] {
+            let path = dir.join(format!("s{len}{burst}.sock"));
+            let _ = std::fs::remove_file(&path);
+            let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            let mut tx =
+                StreamBackend::open(StreamAddr::Unix(path.clone()), StreamRole::Connect).unwrap();
+            let (mut peer, _) = listener.accept().unwrap();
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut sink = vec![0u8; 1 << 16];
+                while matches!(peer.read(&mut sink), Ok(n) if n > 0) {}
+            });
+            let frame = vec![0x5Au8; len];
+            group.throughput(Throughput::Elements(BURST as u64));
+            let id = if burst { "burst" } else { "single" };
+            group.bench_function(BenchmarkId::new(format!("{len}B"), id), |b| {
+                b.iter(|| {
+                    if burst {
+                        tx.begin_burst();
+                    }
+                    for _ in 0..BURST {
+                        assert!(tx.send(&frame).unwrap());
+                    }
+                    if burst {
+                        tx.end_burst().unwrap();
+                    }
+                    // Whatever the socket did not take yet goes before the next burst.
+                    while tx.next_rx_deadline().is_some() {
+                        tx.flush().unwrap();
+                    }
+                })
+            });
+        }
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("udp_rx");
     for len in [64usize, 1514] {
@@ -107,5 +156,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_tx);
+criterion_group!(benches, bench, bench_tx, bench_stream);
 criterion_main!(benches);
