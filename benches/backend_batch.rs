@@ -1,14 +1,10 @@
-//! Backend batching: the cost of a burst of 32 frames through the UDP tunnel, one
-//! system call per frame (batch 1) against one per 32 (`recvmmsg`, `sendmmsg`), and
+//! Backend batching: the cost of a burst of 32 frames received through the UDP tunnel,
+//! one system call per frame (batch 1) against one per 32 (`recvmmsg`), and sent
 //! through the stream backend with and without the burst calls.
 //!
 //! - `udp_rx`: a plain socket sends 32 frames to the tunnel (not timed), then the
 //!   tunnel's `recv` is called until it has returned all 32 and said "nothing more"
 //!   (timed).
-//! - `udp_tx`: the tunnel sends 32 frames inside one burst, as the device does for one
-//!   doorbell (`begin_burst`, 32 `send`s, `end_burst`: timed), then a plain socket
-//!   drains them (not timed).
-//!
 //! - `stream_tx`: the stream backend (a Unix socket, a thread reading and discarding)
 //!   sends 32 frames with `begin_burst`/`end_burst` around them ("burst": one write) or
 //!   without ("single": a write per frame, as before the device made the calls).
@@ -36,47 +32,6 @@ fn drain(rx: &mut UdpTunnel, buf: &mut [u8]) -> usize {
             None => std::hint::spin_loop(),
         }
     }
-}
-
-fn bench_tx(c: &mut Criterion) {
-    let mut group = c.benchmark_group("udp_tx");
-    for len in [64usize, 1514] {
-        for batch in [1usize, 32] {
-            let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-            let mut tx = UdpTunnel::new(
-                "127.0.0.1:0".parse().unwrap(),
-                Some(rx.local_addr().unwrap()),
-            )
-            .unwrap();
-            tx.set_tx_batch(batch);
-            let frame = vec![0x5Au8; len];
-            let mut buf = vec![0u8; MAX_FRAME];
-            group.throughput(Throughput::Elements(BURST as u64));
-            group.bench_with_input(
-                BenchmarkId::new(format!("{len}B"), format!("batch{batch}")),
-                &batch,
-                |b, _| {
-                    b.iter_custom(|iters| {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            let t = Instant::now();
-                            tx.begin_burst();
-                            for _ in 0..BURST {
-                                assert!(tx.send(&frame).unwrap());
-                            }
-                            tx.end_burst().unwrap();
-                            total += t.elapsed();
-                            for _ in 0..BURST {
-                                rx.recv(&mut buf).unwrap();
-                            }
-                        }
-                        total
-                    })
-                },
-            );
-        }
-    }
-    group.finish();
 }
 
 fn bench_stream(c: &mut Criterion) {
@@ -156,5 +111,5 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_tx, bench_stream);
+criterion_group!(benches, bench, bench_stream);
 criterion_main!(benches);

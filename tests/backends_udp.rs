@@ -206,59 +206,6 @@ fn a_partly_taken_batch_reports_itself_ready() {
     assert_eq!(b.recv(&mut buf).unwrap(), None);
 }
 
-/// Inside a burst the tunnel holds frames and sends them together at its end (or when
-/// its batch is full), in order, with one system call per batch; with a batch of 1 every
-/// frame goes at once.
-#[test]
-fn a_burst_is_held_and_sent_together() {
-    let (mut a, mut b) = pair();
-    let fs: Vec<Vec<u8>> = (0..40u8)
-        .map(|i| common::frame(common::PEER, common::MAC, 0x0800, 60 + usize::from(i), i))
-        .collect();
-    let mut buf = vec![0u8; MAX_FRAME];
-
-    a.begin_burst();
-    for f in &fs[..5] {
-        assert!(a.send(f).unwrap(), "a held frame counts as sent");
-    }
-    std::thread::sleep(Duration::from_millis(20));
-    assert_eq!(b.recv(&mut buf).unwrap(), None, "held until the burst ends");
-    assert_eq!(a.counters().tx_calls, 0);
-    a.end_burst().unwrap();
-    for f in &fs[..5] {
-        assert_eq!(recv_wait(&mut b).as_deref(), Some(&f[..]));
-    }
-    assert_eq!((a.counters().sent, a.counters().tx_calls), (5, 1));
-
-    // 40 frames: the first 32 go when the 33rd arrives, the rest at the end.
-    a.begin_burst();
-    for f in &fs {
-        assert!(a.send(f).unwrap());
-    }
-    a.end_burst().unwrap();
-    for f in &fs {
-        assert_eq!(recv_wait(&mut b).as_deref(), Some(&f[..]));
-    }
-    assert_eq!((a.counters().sent, a.counters().tx_calls), (45, 3));
-
-    // Batch of 1: no holding.
-    a.set_tx_batch(1);
-    a.begin_burst();
-    assert!(a.send(&fs[0]).unwrap());
-    assert_eq!(recv_wait(&mut b).as_deref(), Some(&fs[0][..]));
-    a.end_burst().unwrap();
-    assert_eq!((a.counters().sent, a.counters().tx_calls), (46, 4));
-
-    // Outside a burst a frame goes at once, and dropping the tunnel sends what it held.
-    a.set_tx_batch(32);
-    assert!(a.send(&fs[1]).unwrap());
-    assert_eq!(recv_wait(&mut b).as_deref(), Some(&fs[1][..]));
-    a.begin_burst();
-    assert!(a.send(&fs[2]).unwrap());
-    drop(a);
-    assert_eq!(recv_wait(&mut b).as_deref(), Some(&fs[2][..]));
-}
-
 #[test]
 fn bind_failure_names_the_address() {
     let taken = UdpSocket::bind(any_local()).unwrap();
@@ -407,19 +354,6 @@ fn multicast_members_hear_each_other_but_not_themselves() {
         );
         assert!(t.multicast_source().is_some());
     }
-    // A burst goes to the group through the member's connected sending socket.
-    let fs: Vec<Vec<u8>> = (0..3u8)
-        .map(|k| common::frame([0xFF; 6], [2, 0, 0, 0, 0, 9], 0x0806, 46, 50 + k))
-        .collect();
-    m[0].begin_burst();
-    for f in &fs {
-        assert!(m[0].send(f).unwrap());
-    }
-    m[0].end_burst().unwrap();
-    for f in &fs {
-        assert_eq!(recv_wait(&mut m[1]).as_deref(), Some(&f[..]));
-    }
-    assert_eq!((m[0].counters().sent, m[0].counters().tx_calls), (4, 2));
 }
 
 #[test]

@@ -90,7 +90,7 @@ pub trait PacketBackend: Send {
 
     /// The device starts a burst of sends (one doorbell's worth of frames) and will call
     /// [`end_burst`](Self::end_burst) when it is done. Until then a backend may hold what
-    /// it is sent and hand it over together (UDP: one `sendmmsg`). A held frame counts as
+    /// it is sent and hand it over together (stream: one write). A held frame counts as
     /// sent; one the kernel then refuses is counted and logged by the backend, as a frame
     /// lost on the wire. A wrapper passes both calls on; one that does not only loses
     /// the batching.

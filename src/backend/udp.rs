@@ -13,32 +13,19 @@ use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
-use super::sys::{RecvBatch, SendBatch};
+use super::sys::RecvBatch;
 use super::{sys, PacketBackend, MAX_FRAME};
 
 /// Datagrams taken from the socket per `recvmmsg` call unless `NIC_EMU_UDP_RX_BATCH`
 /// says otherwise (1: one datagram per call).
 pub const DEFAULT_RX_BATCH: usize = 32;
 
-/// Frames of one burst (see [`PacketBackend::begin_burst`]) held and sent per
-/// `sendmmsg` call unless `NIC_EMU_UDP_TX_BATCH` says otherwise (1: every frame is sent
-/// at once by itself).
-pub const DEFAULT_TX_BATCH: usize = 32;
-
-/// A batch size from the environment variable `var` (1 to 64), or `default`.
-fn batch_from_env(var: &str, default: usize) -> usize {
-    std::env::var(var)
+/// The receive batch size from `NIC_EMU_UDP_RX_BATCH` (1 to 64), or the default.
+fn rx_batch_from_env() -> usize {
+    std::env::var("NIC_EMU_UDP_RX_BATCH")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
-        .map_or(default, |n| n.clamp(1, sys::MAX_BATCH))
-}
-
-fn rx_batch_from_env() -> usize {
-    batch_from_env("NIC_EMU_UDP_RX_BATCH", DEFAULT_RX_BATCH)
-}
-
-fn tx_batch_from_env() -> usize {
-    batch_from_env("NIC_EMU_UDP_TX_BATCH", DEFAULT_TX_BATCH)
+        .map_or(DEFAULT_RX_BATCH, |n| n.clamp(1, sys::MAX_BATCH))
 }
 
 /// Counters of a [`UdpTunnel`].
@@ -59,9 +46,6 @@ pub struct UdpCounters {
     /// Receive system calls made (`recvmmsg`, each taking up to the batch size of
     /// datagrams), the ones that found nothing included.
     pub rx_calls: u64,
-    /// Send system calls made (`sendto` for a frame sent by itself, `sendmmsg` for the
-    /// frames held during a burst).
-    pub tx_calls: u64,
 }
 
 /// The multicast side of a tunnel: the socket that sends, and its address (how our own
@@ -85,10 +69,6 @@ pub struct UdpTunnel {
     /// Datagrams received in one `recvmmsg` and not yet returned. A slot holds a whole
     /// frame; a longer datagram is known by its full length and dropped, never cut.
     rx: RecvBatch,
-    /// Frames held during a burst, sent together at its end (or when full).
-    tx: SendBatch,
-    /// Inside a burst: hold frames rather than send them one by one.
-    burst: bool,
     counters: UdpCounters,
 }
 
@@ -115,8 +95,6 @@ impl UdpTunnel {
             learn: remote.is_none(),
             mcast: None,
             rx: RecvBatch::new(rx_batch_from_env(), MAX_FRAME),
-            tx: SendBatch::new(tx_batch_from_env(), MAX_FRAME),
-            burst: false,
             counters: UdpCounters::default(),
         })
     }
@@ -166,8 +144,6 @@ impl UdpTunnel {
                 source,
             }),
             rx: RecvBatch::new(rx_batch_from_env(), MAX_FRAME),
-            tx: SendBatch::new(tx_batch_from_env(), MAX_FRAME),
-            burst: false,
             counters: UdpCounters::default(),
         })
     }
@@ -205,41 +181,6 @@ impl UdpTunnel {
         self.rx.capacity()
     }
 
-    /// Hold up to `n` (1 to 64) frames of a burst and send them with one system call
-    /// (`sendmmsg`); 1 sends every frame at once by itself. Frames held are sent first.
-    pub fn set_tx_batch(&mut self, n: usize) {
-        self.send_held();
-        self.tx = SendBatch::new(n, MAX_FRAME);
-    }
-
-    /// Frames sent per system call at most.
-    pub fn tx_batch(&self) -> usize {
-        self.tx.capacity()
-    }
-
-    /// Send the frames held, counting the ones the kernel refuses as dropped.
-    fn send_held(&mut self) {
-        if self.tx.len() == 0 {
-            return;
-        }
-        let (fd, to) = match &self.mcast {
-            Some(m) => (m.socket.as_fd(), None),
-            None => (self.socket.as_fd(), self.remote),
-        };
-        let mut refused = Vec::new();
-        let done = self.tx.flush(fd, to, |e| refused.push(e));
-        self.counters.sent += done.sent as u64;
-        self.counters.tx_calls += done.calls as u64;
-        for e in refused {
-            let why = match e.kind() {
-                ErrorKind::WouldBlock => "socket buffer full".to_string(),
-                ErrorKind::ConnectionRefused => "peer refused".to_string(),
-                _ => e.to_string(),
-            };
-            let _ = self.drop_tx(&why);
-        }
-    }
-
     /// Counters so far.
     pub fn counters(&self) -> UdpCounters {
         self.counters
@@ -270,15 +211,6 @@ impl PacketBackend for UdpTunnel {
         let Some(remote) = self.remote else {
             return self.drop_tx("no remote address learned yet");
         };
-        if self.burst && self.tx.capacity() > 1 {
-            if self.tx.is_full() {
-                self.send_held();
-            }
-            if self.tx.push(frame) {
-                return Ok(true);
-            }
-        }
-        self.counters.tx_calls += 1;
         let sent = match &self.mcast {
             Some(m) => m.socket.send(frame),
             None => self.socket.send_to(frame, remote),
@@ -375,31 +307,9 @@ impl PacketBackend for UdpTunnel {
         Some(self.socket.as_raw_fd())
     }
 
-    fn begin_burst(&mut self) {
-        self.burst = true;
-    }
-
-    fn end_burst(&mut self) -> io::Result<()> {
-        self.burst = false;
-        self.send_held();
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send_held();
-        Ok(())
-    }
-
     /// Datagrams of the last batch still to be returned are ready now: the socket may
     /// be empty (not readable) while they wait for ring space.
     fn next_rx_deadline(&self) -> Option<std::time::Instant> {
         self.rx.pending().then(std::time::Instant::now)
-    }
-}
-
-impl Drop for UdpTunnel {
-    /// Frames still held (a burst the device did not end) go out rather than vanish.
-    fn drop(&mut self) {
-        self.send_held();
     }
 }

@@ -8,7 +8,7 @@ pub(crate) use tun::{open_tap_vnet, set_tap_offload};
 #[cfg(feature = "udp")]
 mod mmsg;
 #[cfg(feature = "udp")]
-pub(crate) use mmsg::{RecvBatch, SendBatch, MAX_BATCH};
+pub(crate) use mmsg::{RecvBatch, MAX_BATCH};
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
