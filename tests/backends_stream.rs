@@ -65,6 +65,16 @@ fn unix(p: &std::path::Path) -> StreamAddr {
     StreamAddr::Unix(p.to_path_buf())
 }
 
+/// A client backend connected to a listener on a fresh socket `name`: the backend, the
+/// peer's end of the connection, and the listener (for a later reconnection).
+fn client_of(name: &str) -> (StreamBackend, UnixStream, UnixListener) {
+    let path = sock(name);
+    let listener = UnixListener::bind(&path).unwrap();
+    let b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
+    let (peer, _) = listener.accept().unwrap();
+    (b, peer, listener)
+}
+
 #[test]
 fn client_and_server_carry_frames_both_ways_over_unix_and_tcp() {
     let path = sock("pair.sock");
@@ -92,10 +102,7 @@ fn client_and_server_carry_frames_both_ways_over_unix_and_tcp() {
 
 #[test]
 fn a_peer_writing_one_byte_at_a_time_is_reassembled() {
-    let path = sock("bytes.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
-    let (mut peer, _) = listener.accept().unwrap();
+    let (mut b, mut peer, _listener) = client_of("bytes.sock");
     let frames: Vec<Vec<u8>> = (0..3)
         .map(|i| common::frame(common::MAC, common::PEER, 0x0800, 46 + 500 * i, i as u8))
         .collect();
@@ -128,10 +135,7 @@ fn a_peer_writing_one_byte_at_a_time_is_reassembled() {
 /// written at once.
 #[test]
 fn a_burst_is_written_in_one_go() {
-    let path = sock("burst.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
-    let (mut peer, _) = listener.accept().unwrap();
+    let (mut b, mut peer, _listener) = client_of("burst.sock");
     peer.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let fs: Vec<Vec<u8>> = (0..20u8)
@@ -169,10 +173,7 @@ fn a_burst_is_written_in_one_go() {
 
 #[test]
 fn a_peer_that_stops_reading_gets_whole_frames_and_the_rest_is_counted() {
-    let path = sock("slow.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
-    let (mut peer, _) = listener.accept().unwrap();
+    let (mut b, mut peer, _listener) = client_of("slow.sock");
     // The peer reads nothing: the socket buffer fills, then our write buffer.
     let f = common::frame(common::PEER, common::MAC, 0x0800, 1500, 7);
     let mut accepted = 0u64;
@@ -204,10 +205,7 @@ fn a_peer_that_stops_reading_gets_whole_frames_and_the_rest_is_counted() {
 
 #[test]
 fn hostile_length_prefixes_neither_allocate_nor_panic() {
-    let path = sock("hostile.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
-    let (mut peer, _) = listener.accept().unwrap();
+    let (mut b, mut peer, listener) = client_of("hostile.sock");
     let good = common::frame(common::MAC, common::PEER, 0x0800, 100, 3);
 
     // Length 0: skipped. Length above what the device takes but within QEMU's limit:

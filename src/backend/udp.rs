@@ -238,21 +238,17 @@ impl PacketBackend for UdpTunnel {
         for _ in 0..64 {
             if !self.rx.pending() {
                 self.counters.rx_calls += 1;
-                let got = self
-                    .rx
-                    .fill(self.socket.as_fd())
-                    .or_else(|e| match e.kind() {
-                        // An ICMP error from an earlier datagram: try again at once.
-                        ErrorKind::ConnectionRefused => Ok(usize::MAX),
-                        _ => Err(io::Error::new(
+                match self.rx.fill(self.socket.as_fd()) {
+                    Ok(0) => return Ok(None),
+                    Ok(_) => {}
+                    // An ICMP error from an earlier datagram: try again at once.
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                    Err(e) => {
+                        return Err(io::Error::new(
                             e.kind(),
                             format!("udp {}: receive: {e}", self.local),
-                        )),
-                    })?;
-                match got {
-                    0 => return Ok(None),
-                    usize::MAX => continue,
-                    _ => {}
+                        ))
+                    }
                 }
             }
             let Some(d) = self.rx.take() else { continue };
