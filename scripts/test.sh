@@ -13,4 +13,4 @@ if [ "$(id -u)" = 0 ]; then
 else
   echo "test.sh: not root: skipping rig provisioning; tap and QEMU tests will SKIP" >&2
 fi
-exec cargo test --all-features "$@"
+exec cargo test --workspace --all-features "$@"

@@ -129,9 +129,11 @@ impl ServerBackend for Connection<'_> {
         }
         self.shared.intx.after_access();
         // QEMU posts BAR writes (no reply awaited); when the driver follows this one at
-        // once, polling for it spares this thread a sleep and a wake-up.
+        // once, polling for it spares this thread a sleep and a wake-up. The poll runs
+        // before the crate's next blocking receive: not while later messages already
+        // wait in its buffer, and after the reply when the client asked for one.
         if effect.next_access_soon {
-            self.spin.after_posted_write();
+            self.spin.arm();
         }
         Ok(())
     }

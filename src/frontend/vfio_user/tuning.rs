@@ -3,12 +3,14 @@
 //! going to sleep in the `vfio_user` crate's blocking receive. Two moments:
 //!
 //! - after a posted write that drivers follow at once with another access (the device
-//!   says which: [`AccessEffect::next_access_soon`](crate::device::AccessEffect); the
-//!   write's callback polls before it returns: no reply is owed);
-//! - after the reply to a register read or an interrupt unmask (the crate calls
-//!   [`ServerBackend::before_receive`](vfio_user::ServerBackend::before_receive), a
-//!   hook of nic-emu's fork of the crate, `vendor/vfio_user`), while the guest is a
-//!   paced receiver ([`ReceiveBias`]). The Linux driver's interrupt handler and NAPI
+//!   says which: [`AccessEffect::next_access_soon`](crate::device::AccessEffect));
+//! - after the reply to a register read or an interrupt unmask, while the guest is a
+//!   paced receiver ([`ReceiveBias`]).
+//!
+//! Both arm [`SocketSpin`]; the poll runs when the crate calls
+//! [`ServerBackend::before_receive`](vfio_user::ServerBackend::before_receive) (a hook
+//! of nic-emu's fork of the crate, `vendor/vfio_user`), which it does only before a
+//! receive that may block: never while whole messages wait in its read buffer. The Linux driver's interrupt handler and NAPI
 //!   poll are such a chain: the interrupt cause read, QEMU's UNMASK, the mask write and
 //!   its flushing read, then the doorbell writes that hand back receive descriptors,
 //!   each releasing frames waiting in the backend.
@@ -69,7 +71,7 @@ impl SocketSpin {
     }
 
     /// Poll the client's stream until the next message is there or the limit passes.
-    pub(super) fn after_posted_write(&mut self) {
+    fn spin(&mut self) {
         if self.limit.is_zero() {
             return;
         }
@@ -78,8 +80,8 @@ impl SocketSpin {
         }
     }
 
-    /// Poll at the next [`SocketSpin::before_receive`]: the message being handled
-    /// owes a reply, and the client's next message follows it closely.
+    /// Poll at the next [`SocketSpin::before_receive`]: the client's next message
+    /// follows the one being handled closely.
     pub(super) fn arm(&mut self) {
         self.armed = true;
     }
@@ -90,11 +92,10 @@ impl SocketSpin {
         self.armed && !self.limit.is_zero()
     }
 
-    /// Called before the crate's blocking receive: polls (as
-    /// [`SocketSpin::after_posted_write`] does) if armed since the last call.
+    /// Called before the crate's blocking receive: polls if armed since the last call.
     pub(super) fn before_receive(&mut self) {
         if std::mem::take(&mut self.armed) {
-            self.after_posted_write();
+            self.spin();
         }
     }
 }

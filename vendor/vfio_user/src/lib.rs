@@ -8,7 +8,7 @@
 //
 
 use bitflags::bitflags;
-use libc::{c_void, iovec, EINVAL};
+use libc::EINVAL;
 use libc::{sysconf, _SC_PAGESIZE};
 use std::ffi::CString;
 use std::fs::File;
@@ -17,7 +17,7 @@ use std::mem::size_of;
 use std::num::Wrapping;
 use std::os::fd::OwnedFd;
 use std::os::unix::{
-    io::{FromRawFd, RawFd},
+    io::RawFd,
     net::{UnixListener, UnixStream},
 };
 use std::path::{Path, PathBuf};
@@ -25,6 +25,9 @@ use thiserror::Error;
 use vfio_bindings::bindings::vfio::*;
 use vm_memory::{ByteValued, FileOffset};
 use vmm_sys_util::sock_ctrl_msg::ScmSocket;
+
+mod message_stream;
+use message_stream::MessageStream;
 
 #[macro_use]
 extern crate serde_derive;
@@ -1062,7 +1065,7 @@ impl Server {
     fn handle_command(
         &self,
         backend: &mut dyn ServerBackend,
-        stream: &mut UnixStream,
+        conn: &mut MessageStream,
         header: Header,
         fds: Vec<File>,
     ) -> Result<(), Error> {
@@ -1085,8 +1088,7 @@ impl Server {
                     header,
                     ..Default::default()
                 };
-                stream
-                    .read_exact(&mut client_version.as_mut_slice()[size_of::<Header>()..])
+                conn.read_exact(&mut client_version.as_mut_slice()[size_of::<Header>()..])
                     .map_err(Error::StreamRead)?;
 
                 // nic-emu fork: the size is the client's word; upstream subtracted
@@ -1097,12 +1099,11 @@ impl Server {
                     .checked_sub(size_of::<Version>())
                     .filter(|&n| n <= MAX_VERSION_DATA);
                 let Some(data_len) = data_len else {
-                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                    let _ = conn.stream().shutdown(std::net::Shutdown::Both);
                     return Err(Error::InvalidInput);
                 };
                 let mut raw_version_data = vec![0; data_len];
-                stream
-                    .read_exact(&mut raw_version_data)
+                conn.read_exact(&mut raw_version_data)
                     .map_err(Error::StreamRead)?;
                 // Without the terminating NUL (upstream panicked), take the bytes as
                 // they are: the JSON parse below decides.
@@ -1136,13 +1137,12 @@ impl Server {
 
                 let server_version_data = CString::new(server_version_data.as_bytes()).unwrap();
 
-                let bufs = vec![
-                    IoSlice::new(server_version.as_slice()),
-                    IoSlice::new(server_version_data.as_bytes_with_nul()),
-                ];
-
-                // TODO: Use write_all_vectored() when ready
-                let _ = stream.write_vectored(&bufs).map_err(Error::StreamWrite)?;
+                // nic-emu fork: all of it (upstream wrote once and ignored a short write).
+                conn.write_parts(&[
+                    server_version.as_slice(),
+                    server_version_data.as_bytes_with_nul(),
+                ])
+                .map_err(Error::StreamWrite)?;
 
                 info!(
                     "Sent server version: major = {} minor = {} capabilities = {:?}",
@@ -1154,8 +1154,7 @@ impl Server {
                     header,
                     ..Default::default()
                 };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
+                conn.read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
                     .map_err(Error::StreamRead)?;
 
                 let mut fds = fds;
@@ -1187,7 +1186,7 @@ impl Server {
                     message_size: size_of::<Header>() as u32,
                     ..Default::default()
                 };
-                stream
+                conn.stream()
                     .write_all(reply.as_slice())
                     .map_err(Error::StreamWrite)?;
             }
@@ -1196,8 +1195,7 @@ impl Server {
                     header,
                     ..Default::default()
                 };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
+                conn.read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
                     .map_err(Error::StreamRead)?;
 
                 backend
@@ -1225,7 +1223,7 @@ impl Server {
                     address: cmd.address,
                     size: cmd.size,
                 };
-                stream
+                conn.stream()
                     .write_all(reply.as_slice())
                     .map_err(Error::StreamWrite)?;
             }
@@ -1238,8 +1236,7 @@ impl Server {
                     header,
                     ..Default::default()
                 };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
+                conn.read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
                     .map_err(Error::StreamRead)?;
 
                 let reply = DeviceGetInfo {
@@ -1261,7 +1258,7 @@ impl Server {
                     num_regions: self.regions.len() as u32,
                     num_irqs: self.irqs.len() as u32,
                 };
-                stream
+                conn.stream()
                     .write_all(reply.as_slice())
                     .map_err(Error::StreamWrite)?;
             }
@@ -1274,8 +1271,7 @@ impl Server {
                     header,
                     ..Default::default()
                 };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
+                conn.read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
                     .map_err(Error::StreamRead)?;
 
                 if cmd.region_info.index as usize >= self.regions.len() {
@@ -1343,14 +1339,14 @@ impl Server {
                     buf.extend_from_slice(&cap_data);
 
                     if let Some(fd) = server_region.mmap_fd {
-                        stream
+                        conn.stream()
                             .send_with_fds(&[&buf[..]], &[fd])
                             .map_err(Error::SendWithFd)?;
                     } else {
-                        stream.write_all(&buf).map_err(Error::StreamWrite)?;
+                        conn.stream().write_all(&buf).map_err(Error::StreamWrite)?;
                     }
                 } else {
-                    stream
+                    conn.stream()
                         .write_all(reply.as_slice())
                         .map_err(Error::StreamWrite)?;
                 }
@@ -1364,8 +1360,7 @@ impl Server {
                     header,
                     ..Default::default()
                 };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
+                conn.read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
                     .map_err(Error::StreamRead)?;
 
                 if cmd.index as usize >= self.irqs.len() {
@@ -1387,7 +1382,7 @@ impl Server {
                     flags: irq.flags,
                     count: irq.count,
                 };
-                stream
+                conn.stream()
                     .write_all(reply.as_slice())
                     .map_err(Error::StreamWrite)?;
             }
@@ -1396,8 +1391,7 @@ impl Server {
                     header,
                     ..Default::default()
                 };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
+                conn.read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
                     .map_err(Error::StreamRead)?;
 
                 if cmd.index as usize >= self.irqs.len() {
@@ -1423,7 +1417,7 @@ impl Server {
                     message_size: size_of::<Header>() as u32,
                     ..Default::default()
                 };
-                stream
+                conn.stream()
                     .write_all(reply.as_slice())
                     .map_err(Error::StreamWrite)?;
             }
@@ -1436,8 +1430,7 @@ impl Server {
                     header,
                     ..Default::default()
                 };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
+                conn.read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
                     .map_err(Error::StreamRead)?;
 
                 let (region, offset, count) = (cmd.region, cmd.offset, cmd.count);
@@ -1465,18 +1458,16 @@ impl Server {
                     offset,
                     count,
                 };
-                stream
-                    .write_all(reply.as_slice())
+                // nic-emu fork: header and data in one write (upstream: two).
+                conn.write_parts(&[reply.as_slice(), &data])
                     .map_err(Error::StreamWrite)?;
-                stream.write_all(&data).map_err(Error::StreamWrite)?;
             }
             Command::RegionWrite => {
                 let mut cmd = RegionAccess {
                     header,
                     ..Default::default()
                 };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
+                conn.read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
                     .map_err(Error::StreamRead)?;
 
                 let (region, offset, count) = (cmd.region, cmd.offset, cmd.count);
@@ -1487,14 +1478,10 @@ impl Server {
                 // MAX_SKIPPED_WRITE bytes the connection is shut down instead.
                 if !self.access_fits(region, count) {
                     if count as usize > MAX_SKIPPED_WRITE {
-                        let _ = stream.shutdown(std::net::Shutdown::Both);
+                        let _ = conn.stream().shutdown(std::net::Shutdown::Both);
                         return Err(Error::InvalidInput);
                     }
-                    let skipped = std::io::copy(
-                        &mut Read::by_ref(stream).take(u64::from(count)),
-                        &mut std::io::sink(),
-                    )
-                    .map_err(Error::StreamRead)?;
+                    let skipped = conn.skip(u64::from(count)).map_err(Error::StreamRead)?;
                     if skipped < u64::from(count) {
                         return Err(Error::StreamRead(std::io::ErrorKind::UnexpectedEof.into()));
                     }
@@ -1502,7 +1489,7 @@ impl Server {
                 }
 
                 let mut data = vec![0u8; count as usize];
-                stream.read_exact(&mut data).map_err(Error::StreamRead)?;
+                conn.read_exact(&mut data).map_err(Error::StreamRead)?;
                 backend
                     .region_write(region, offset, &data)
                     .map_err(Error::Backend)?;
@@ -1523,7 +1510,7 @@ impl Server {
                     offset,
                     count,
                 };
-                stream
+                conn.stream()
                     .write_all(reply.as_slice())
                     .map_err(Error::StreamWrite)?;
             }
@@ -1541,7 +1528,7 @@ impl Server {
                     message_size: size_of::<Header>() as u32,
                     ..Default::default()
                 };
-                stream
+                conn.stream()
                     .write_all(reply.as_slice())
                     .map_err(Error::StreamWrite)?;
             }
@@ -1551,42 +1538,32 @@ impl Server {
     }
 
     pub fn run(&self, backend: &mut dyn ServerBackend) -> Result<(), Error> {
-        let (mut stream, _) = self.listener.accept().map_err(Error::SocketAccept)?;
+        let (stream, _) = self.listener.accept().map_err(Error::SocketAccept)?;
         backend.accepted(&stream);
+        // nic-emu fork: messages are read through a buffer (message_stream.rs); upstream
+        // read each with a `recvmsg` for the header and one `read` per part after it.
+        let mut conn = MessageStream::new(stream);
 
         loop {
             let mut header = Header::default();
-
-            // The maximum number of FDs that can be sent is 16 so that is
-            // also the maximum that can be received.
-            let mut fds = vec![0; 16];
-            let mut iovecs = vec![iovec {
-                iov_base: header.as_mut_slice().as_mut_ptr() as *mut c_void,
-                iov_len: header.as_mut_slice().len(),
-            }];
-            backend.before_receive();
-            // SAFETY: Safe as the iovect is correctly initialised and fds is big enough
-            let (bytes, fds_received) = unsafe {
-                stream
-                    .recv_with_fds(&mut iovecs, &mut fds)
-                    .map_err(Error::ReceiveWithFd)?
-            };
-
-            // Other end closed connection
-            if bytes == 0 {
-                info!("Connection closed");
-                break;
+            // nic-emu fork: the hook runs only before a receive that may block, not
+            // while whole messages wait in the buffer.
+            if conn.buffered() < size_of::<Header>() {
+                backend.before_receive();
             }
+            let at = conn.position();
+            match conn.read_exact(header.as_mut_slice()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    // Other end closed connection (a partial header is dropped).
+                    info!("Connection closed");
+                    break;
+                }
+                Err(e) => return Err(Error::StreamRead(e)),
+            }
+            let fds = conn.take_fds(at, header.message_size);
 
-            fds.resize(fds_received, 0);
-
-            let fds: Vec<File> = fds
-                .iter()
-                // SAFETY: Safe as we have only valid FDs in the vector now
-                .map(|fd| unsafe { File::from_raw_fd(*fd) })
-                .collect();
-
-            if let Err(e) = self.handle_command(backend, &mut stream, header, fds) {
+            if let Err(e) = self.handle_command(backend, &mut conn, header, fds) {
                 error!("Error handling command: {:?}: {e}", header.command);
                 let reply = Header {
                     message_id: header.message_id,
@@ -1600,9 +1577,25 @@ impl Server {
                         _ => EINVAL as u32,
                     },
                 };
-                stream
+                conn.stream()
                     .write_all(reply.as_slice())
                     .map_err(Error::StreamWrite)?;
+            }
+
+            // nic-emu fork: the next message starts where this one's size says. A
+            // command refused before its body was read (unknown, unsupported, an
+            // index out of range) leaves the rest, which upstream then read as the
+            // next header. Up to MAX_SKIPPED_WRITE bytes are skipped; past that the
+            // connection is shut down.
+            let consumed = conn.position() - at;
+            let rest = u64::from(header.message_size).saturating_sub(consumed);
+            if rest > MAX_SKIPPED_WRITE as u64 {
+                let _ = conn.stream().shutdown(std::net::Shutdown::Both);
+                break;
+            }
+            if rest > 0 && conn.skip(rest).map_err(Error::StreamRead)? < rest {
+                info!("Connection closed");
+                break;
             }
         }
 
@@ -1753,5 +1746,227 @@ mod tests {
                 ));
             }
         }
+    }
+}
+
+/// nic-emu fork: the server loop reading through its buffer (message_stream.rs).
+#[cfg(test)]
+mod buffered_server {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Default)]
+    struct Recorder {
+        before_receive: u32,
+        writes: Vec<(u64, Vec<u8>)>,
+        maps: Vec<(u64, bool)>,
+    }
+
+    impl ServerBackend for Recorder {
+        fn region_read(&mut self, _: u32, offset: u64, data: &mut [u8]) -> std::io::Result<()> {
+            data.fill(offset as u8);
+            Ok(())
+        }
+        fn region_write(&mut self, _: u32, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.writes.push((offset, data.to_vec()));
+            Ok(())
+        }
+        fn dma_map(
+            &mut self,
+            _: DmaMapFlags,
+            _: u64,
+            address: u64,
+            _: u64,
+            fd: Option<File>,
+        ) -> std::io::Result<()> {
+            self.maps.push((address, fd.is_some()));
+            Ok(())
+        }
+        fn dma_unmap(&mut self, _: DmaUnmapFlags, _: u64, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn reset(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn set_irqs(
+            &mut self,
+            _: u32,
+            _: u32,
+            _: u32,
+            _: u32,
+            _: Vec<File>,
+        ) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn before_receive(&mut self) {
+            self.before_receive += 1;
+        }
+    }
+
+    fn server() -> (Server, UnixStream) {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "vfio-user-buffered-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let region = ServerRegion {
+            region_info: vfio_region_info {
+                argsz: size_of::<vfio_region_info>() as u32,
+                flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE,
+                index: 0,
+                cap_offset: 0,
+                size: 0x1000,
+                offset: 0,
+            },
+            sparse_areas: Vec::new(),
+            mmap_fd: None,
+        };
+        let server = Server::new(&path, false, Vec::new(), vec![region]).unwrap();
+        // Connected (and written to) before the server accepts: the messages are all
+        // queued when its first receive runs.
+        let client = UnixStream::connect(&path).unwrap();
+        (server, client)
+    }
+
+    fn header(id: u16, command: Command, size: usize, flags: u32) -> Header {
+        Header {
+            message_id: id,
+            command: command as u16,
+            message_size: size as u32,
+            flags,
+            error: 0,
+        }
+    }
+
+    fn posted_write(id: u16, offset: u64, data: &[u8]) -> Vec<u8> {
+        let size = size_of::<RegionAccess>() + data.len();
+        let access = RegionAccess {
+            header: header(id, Command::RegionWrite, size, HeaderFlags::NoReply as u32),
+            offset,
+            region: 0,
+            count: data.len() as u32,
+        };
+        [access.as_slice(), data].concat()
+    }
+
+    fn read(id: u16, offset: u64, count: u32) -> Vec<u8> {
+        let access = RegionAccess {
+            header: header(id, Command::RegionRead, size_of::<RegionAccess>(), 0),
+            offset,
+            region: 0,
+            count,
+        };
+        access.as_slice().to_vec()
+    }
+
+    fn reply_header(client: &mut UnixStream) -> Header {
+        let mut h = Header::default();
+        client.read_exact(h.as_mut_slice()).unwrap();
+        h
+    }
+
+    #[test]
+    fn queued_messages_are_served_without_the_receive_hook_between_them() {
+        let (server, mut client) = server();
+        let mut burst = Vec::new();
+        burst.extend(posted_write(1, 0x3818, &[1, 0, 0, 0]));
+        burst.extend(posted_write(2, 0x2818, &[2, 0, 0, 0]));
+        burst.extend(posted_write(3, 0xd8, &[3, 0, 0, 0]));
+        burst.extend(read(4, 0x8, 4));
+        client.write_all(&burst).unwrap();
+        let t = std::thread::spawn(move || {
+            let mut r = Recorder::default();
+            server.run(&mut r).unwrap();
+            r
+        });
+        let h = reply_header(&mut client);
+        assert_eq!((h.message_id, h.flags), (4, HeaderFlags::Reply as u32));
+        let mut rest = vec![0u8; h.message_size as usize - size_of::<Header>()];
+        client.read_exact(&mut rest).unwrap();
+        assert_eq!(&rest[16..], &[8, 8, 8, 8]);
+        drop(client);
+        let r = t.join().unwrap();
+        let offsets: Vec<u64> = r.writes.iter().map(|w| w.0).collect();
+        assert_eq!(offsets, [0x3818, 0x2818, 0xd8]);
+        assert_eq!(r.writes[2].1, [3, 0, 0, 0]);
+        // Before the first receive and before the one that found the end: not between
+        // the four messages that one receive brought.
+        assert_eq!(r.before_receive, 2);
+    }
+
+    #[test]
+    fn a_refused_command_with_a_body_does_not_break_the_framing() {
+        let (server, mut client) = server();
+        let mut burst = Vec::new();
+        // An unknown command whose body is a whole region read message.
+        let body = read(0x77, 0, 4);
+        let bogus = header(9, Command::Unknown, size_of::<Header>() + body.len(), 0);
+        burst.extend_from_slice(bogus.as_slice());
+        burst.extend(body);
+        burst.extend(posted_write(10, 0x100, &[5, 6, 7, 8]));
+        burst.extend(read(11, 0x20, 4));
+        client.write_all(&burst).unwrap();
+        let t = std::thread::spawn(move || {
+            let mut r = Recorder::default();
+            server.run(&mut r).unwrap();
+            r
+        });
+        let e = reply_header(&mut client);
+        assert_eq!(e.message_id, 9);
+        assert_ne!(e.flags & HeaderFlags::Error as u32, 0);
+        let h = reply_header(&mut client);
+        assert_eq!(
+            h.message_id, 11,
+            "the body was not read as a read of its own"
+        );
+        let mut rest = vec![0u8; h.message_size as usize - size_of::<Header>()];
+        client.read_exact(&mut rest).unwrap();
+        drop(client);
+        let r = t.join().unwrap();
+        assert_eq!(r.writes, [(0x100, vec![5, 6, 7, 8])]);
+    }
+
+    #[test]
+    fn a_map_sent_behind_a_write_gets_its_descriptor() {
+        let (server, client) = server();
+        let write = posted_write(1, 0x3818, &[1, 0, 0, 0]);
+        client.send_with_fds(&[&write[..]], &[]).unwrap();
+        let map = DmaMap {
+            header: header(2, Command::DmaMap, size_of::<DmaMap>(), 0),
+            argsz: (size_of::<DmaMap>() - size_of::<Header>()) as u32,
+            flags: 3,
+            offset: 0,
+            address: 0x10_0000,
+            size: 0x1000,
+        };
+        // SAFETY: memfd_create takes a NUL-terminated name and flags; the descriptor
+        // (checked) is owned by the File.
+        let fd = unsafe { libc::memfd_create(c"m".as_ptr(), 0) };
+        assert!(fd >= 0);
+        // SAFETY: fd was just created and nothing else owns it.
+        let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        use std::os::fd::AsRawFd;
+        client
+            .send_with_fds(&[map.as_slice()], &[file.as_raw_fd()])
+            .unwrap();
+        let second = DmaMap {
+            header: header(3, Command::DmaMap, size_of::<DmaMap>(), 0),
+            address: 0x20_0000,
+            ..map
+        };
+        client.send_with_fds(&[second.as_slice()], &[]).unwrap();
+        let t = std::thread::spawn(move || {
+            let mut r = Recorder::default();
+            server.run(&mut r).unwrap();
+            r
+        });
+        let mut client = client;
+        assert_eq!(reply_header(&mut client).message_id, 2);
+        assert_eq!(reply_header(&mut client).message_id, 3);
+        drop(client);
+        let r = t.join().unwrap();
+        assert_eq!(r.maps, [(0x10_0000, true), (0x20_0000, false)]);
+        assert_eq!(r.writes.len(), 1);
     }
 }
