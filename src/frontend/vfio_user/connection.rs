@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, ServerBackend};
 
+use super::intx::IRQ_SET_ACTION_UNMASK;
 use super::regions::{Region, IRQ_ERR, IRQ_INTX};
 use super::{dma, tuning, Shared};
 
@@ -70,6 +71,10 @@ impl ServerBackend for Connection<'_> {
 
     fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
         self.check_stop();
+        // The first access after an interrupt is the guest's handler (Linux: the cause
+        // read); QEMU's UNMASK and the handler's next access follow within
+        // microseconds, whatever the traffic.
+        let in_handler = self.shared.intx.awaiting_unmask();
         let Some(r) = Region::from_index(region).filter(|r| r.contains(offset, data.len())) else {
             return Err(invalid(format!(
                 "read of {} bytes at {offset:#x} is outside region {region}",
@@ -95,10 +100,10 @@ impl ServerBackend for Connection<'_> {
         self.shared.intx.after_access();
         // The guest's vCPU waits for this reply, and the driver's next access follows
         // within tens of microseconds (Linux: the cause read, QEMU's UNMASK, a mask
-        // write and its flushing read, then the NAPI poll's doorbell writes). While the guest is a paced
-        // receiver (TCP), poll for it once the reply is out (tuning.rs says why only
-        // then).
-        if receiving && r != Region::Config {
+        // write and its flushing read, then the NAPI poll's doorbell writes). Poll for
+        // it once the reply is out: in an interrupt handler, and while the guest is a
+        // paced receiver (TCP; tuning.rs says why not otherwise).
+        if (in_handler || receiving) && r != Region::Config {
             self.spin.arm();
         }
         Ok(())
@@ -195,7 +200,7 @@ impl ServerBackend for Connection<'_> {
         if index == IRQ_INTX {
             // QEMU unmasks INTx after the guest's first BAR access following an
             // interrupt and waits for the reply; the handler's next access follows.
-            if self.bias.receiving() {
+            if flags & IRQ_SET_ACTION_UNMASK != 0 || self.bias.receiving() {
                 self.spin.arm();
             }
             self.shared.intx.set_irqs(flags, start, count, fds)?;

@@ -134,6 +134,14 @@ impl IntxEventfd {
         self.lock().signals
     }
 
+    /// Whether the line was signalled (or masked by the client) and is not yet
+    /// unmasked: the guest's interrupt handler is about to run, or running, and QEMU
+    /// unmasks at its first access.
+    pub fn awaiting_unmask(&self) -> bool {
+        let s = self.lock();
+        s.eventfd.is_some() && s.masked
+    }
+
     /// Whether an eventfd is installed.
     pub fn enabled(&self) -> bool {
         self.lock().eventfd.is_some()
@@ -324,6 +332,42 @@ mod tests {
         assert!(shared.poll_recheck().is_none());
         assert_eq!(count(&mut efd), 1);
         assert_eq!(shared.signals(), 4);
+    }
+
+    #[test]
+    fn a_signal_leaves_the_line_awaiting_unmask_until_the_client_unmasks() {
+        let mut efd = eventfd();
+        let mut line = IntxEventfd::new();
+        let shared = line.clone();
+        line.set_level(true);
+        assert!(
+            !shared.awaiting_unmask(),
+            "no eventfd: nothing was signalled"
+        );
+        line.set_level(false);
+        shared
+            .set_irqs(TRIGGER_FD, 0, 1, vec![efd.try_clone().unwrap()])
+            .unwrap();
+        assert!(!shared.awaiting_unmask());
+        line.set_level(true);
+        assert_eq!(count(&mut efd), 1);
+        assert!(
+            shared.awaiting_unmask(),
+            "the handler's first access is next"
+        );
+        line.set_level(false);
+        assert!(
+            shared.awaiting_unmask(),
+            "lowering the line does not unmask"
+        );
+        shared.set_irqs(UNMASK, 0, 1, vec![]).unwrap();
+        assert!(!shared.awaiting_unmask());
+        shared.set_irqs(DISABLE, 0, 0, vec![]).unwrap();
+        line.set_level(true);
+        assert!(
+            !shared.awaiting_unmask(),
+            "a disabled line is never awaited"
+        );
     }
 
     #[test]

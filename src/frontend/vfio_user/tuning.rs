@@ -1,22 +1,25 @@
 //! Latency tuning of the vfio-user socket thread: when the client's next message is
 //! due within microseconds, poll the client's stream for a short while instead of
-//! going to sleep in the `vfio_user` crate's blocking receive. Two moments:
+//! going to sleep in the `vfio_user` crate's blocking receive. Three moments:
 //!
 //! - after a posted write that drivers follow at once with another access (the device
 //!   says which: [`AccessEffect::next_access_soon`](crate::device::AccessEffect));
-//! - after the reply to a register read or an interrupt unmask, while the guest is a
-//!   paced receiver ([`ReceiveBias`]).
+//! - after the reply to the first register read after an interrupt (the handler's
+//!   cause read; QEMU's UNMASK follows) and to every UNMASK (the handler's next access
+//!   follows), whatever the traffic: these come within microseconds, so the poll is
+//!   short;
+//! - after the reply to any register read, while the guest is a paced receiver
+//!   ([`ReceiveBias`]). The Linux driver's interrupt handler and NAPI poll are such a
+//!   chain: the cause read, QEMU's UNMASK, the mask write and its flushing read, then
+//!   the doorbell writes that hand back receive descriptors, each releasing frames
+//!   waiting in the backend. While the guest mostly transmits, the host needs that CPU
+//!   for the transmit work and the tap (polling there cost TCP guest->host about
+//!   10 %), and during a flood the sender needs it: polling is off then.
 //!
-//! Both arm [`SocketSpin`]; the poll runs when the crate calls
+//! Each arms [`SocketSpin`]; the poll runs when the crate calls
 //! [`ServerBackend::before_receive`](vfio_user::ServerBackend::before_receive) (a hook
 //! of nic-emu's fork of the crate, `vendor/vfio_user`), which it does only before a
-//! receive that may block: never while whole messages wait in its read buffer. The Linux driver's interrupt handler and NAPI
-//!   poll are such a chain: the interrupt cause read, QEMU's UNMASK, the mask write and
-//!   its flushing read, then the doorbell writes that hand back receive descriptors,
-//!   each releasing frames waiting in the backend.
-//!   While the guest mostly transmits, the host needs that CPU for the transmit work
-//!   and the tap (polling there cost TCP guest->host about 10 %), and during a flood
-//!   the sender needs it: polling is off then.
+//! receive that may block: never while whole messages wait in its read buffer.
 //!
 //! On this project's test machine (a 2-CPU VM) waking a thread that sleeps costs about
 //! 20-25 us per hop, and every such hop inside a register read stalls the guest's
