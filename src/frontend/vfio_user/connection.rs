@@ -162,6 +162,10 @@ impl ServerBackend for Connection<'_> {
             size,
         };
         // The file is mapped (first time only) before the device lock is taken.
+        // Behind a virtual IOMMU, QEMU sends a map or unmap for every buffer the guest
+        // driver maps or unmaps, and its vCPU waits for each reply; they come in runs
+        // (an unmap, then the map of the refilled buffer). Poll for the next.
+        self.spin.arm();
         let prepared = dma::prepare_map(&mut self.dma_files, req, fd)?;
         let mut d = self.shared.device.lock();
         let r = prepared.apply(d.memory_mut());
@@ -173,6 +177,8 @@ impl ServerBackend for Connection<'_> {
 
     fn dma_unmap(&mut self, flags: DmaUnmapFlags, address: u64, size: u64) -> io::Result<()> {
         log::debug!("DMA_UNMAP {address:#x}+{size:#x} flags {flags:?}");
+        // As after a map: the next map or unmap follows within microseconds.
+        self.spin.arm();
         // Under the device lock, as every DMA: when this returns and the reply goes out,
         // no DMA can reach the removed ranges.
         let mut d = self.shared.device.lock();

@@ -1,6 +1,6 @@
 //! Latency tuning of the vfio-user socket thread: when the client's next message is
 //! due within microseconds, poll the client's stream for a short while instead of
-//! going to sleep in the `vfio_user` crate's blocking receive. Three moments:
+//! going to sleep in the `vfio_user` crate's blocking receive. Four moments:
 //!
 //! - after a posted write that drivers follow at once with another access (the device
 //!   says which: [`AccessEffect::next_access_soon`](crate::device::AccessEffect));
@@ -8,6 +8,8 @@
 //!   cause read; QEMU's UNMASK follows) and to every UNMASK (the handler's next access
 //!   follows), whatever the traffic: these come within microseconds, so the poll is
 //!   short;
+//! - after the reply to a DMA_MAP or DMA_UNMAP: behind a virtual IOMMU QEMU sends one
+//!   for every buffer the guest maps or unmaps, in runs, and waits for each reply;
 //! - after the reply to any register read, while the guest is a paced receiver
 //!   ([`ReceiveBias`]). The Linux driver's interrupt handler and NAPI poll are such a
 //!   chain: the cause read, QEMU's UNMASK, the mask write and its flushing read, then
