@@ -77,19 +77,13 @@ impl MessageStream {
         self.end - self.start
     }
 
-    /// One `recvmsg` into the free part of the buffer (blocking). Returns the bytes
-    /// read, 0 at the end of the stream.
+    /// One `recvmsg` into the emptied buffer (blocking). Called only when every byte
+    /// read before was taken. Returns the bytes read, 0 at the end of the stream.
     fn fill(&mut self) -> io::Result<usize> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        } else if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        let free = &mut self.buf[self.end..];
-        debug_assert!(!free.is_empty(), "fill with a full buffer");
+        debug_assert_eq!(self.start, self.end, "fill with bytes not yet taken");
+        self.start = 0;
+        self.end = 0;
+        let free = &mut self.buf[..];
         let mut iov = [iovec {
             iov_base: free.as_mut_ptr() as *mut c_void,
             iov_len: free.len(),
@@ -108,7 +102,7 @@ impl MessageStream {
                 // for us; nothing else owns them, and each is wrapped exactly once.
                 .map(|&fd| unsafe { File::from_raw_fd(fd) })
                 .collect();
-            let from = self.pos + self.buffered() as u64;
+            let from = self.pos;
             // Any earlier batch no message took is dropped here, which closes it.
             self.fds = Some(FdBatch {
                 files,
@@ -116,7 +110,7 @@ impl MessageStream {
                 to: from + bytes as u64,
             });
         }
-        self.end += bytes;
+        self.end = bytes;
         Ok(bytes)
     }
 
