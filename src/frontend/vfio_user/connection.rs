@@ -161,11 +161,11 @@ impl ServerBackend for Connection<'_> {
             address,
             size,
         };
-        // The file is mapped (first time only) before the device lock is taken.
         // Behind a virtual IOMMU, QEMU sends a map or unmap for every buffer the guest
         // driver maps or unmaps, and its vCPU waits for each reply; they come in runs
         // (an unmap, then the map of the refilled buffer). Poll for the next.
         self.spin.arm();
+        // The file is mapped (first time only) before the device lock is taken.
         let prepared = dma::prepare_map(&mut self.dma_files, req, fd)?;
         let mut d = self.shared.device.lock();
         let r = prepared.apply(d.memory_mut());

@@ -89,11 +89,18 @@ impl MessageStream {
             iov_len: free.len(),
         }];
         let mut raw: [RawFd; MAX_FDS] = [-1; MAX_FDS];
-        // SAFETY: the iovec describes `free`, a writable part of `self.buf` that lives
-        // (and is not otherwise borrowed) for the whole call, and `raw` has room for
-        // MAX_FDS descriptors, the length passed.
-        let (bytes, nfds) = unsafe { self.stream.recv_with_fds(&mut iov, &mut raw) }
-            .map_err(|e| io::Error::from_raw_os_error(e.errno()))?;
+        // A signal that interrupts the wait is retried, as std's `read_exact` (which
+        // upstream used for everything after the header) does.
+        let (bytes, nfds) = loop {
+            // SAFETY: the iovec describes `free`, a writable part of `self.buf` that
+            // lives (and is not otherwise borrowed) for the whole call, and `raw` has
+            // room for MAX_FDS descriptors, the length passed.
+            match unsafe { self.stream.recv_with_fds(&mut iov, &mut raw) } {
+                Ok(r) => break r,
+                Err(e) if e.errno() == libc::EINTR => continue,
+                Err(e) => return Err(io::Error::from_raw_os_error(e.errno())),
+            }
+        };
         let bytes = bytes.min(free.len());
         if nfds > 0 {
             let files = raw[..nfds.min(MAX_FDS)]
