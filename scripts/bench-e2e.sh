@@ -29,6 +29,14 @@
 #   --out DIR         keep logs and results.tsv here (default /tmp/nic-emu-bench.<time>)
 #   --no-build        do not run `cargo build --release` (use the existing binary)
 #   --cli-arg ARG     extra nic-emu-cli argument (repeatable)
+#   --halt-poll NS    for the whole run, set this machine's cpuidle halt polling
+#                     (/sys/module/haltpoll/parameters/guest_halt_poll_ns: how long an
+#                     idle CPU of a VM polls before it halts; present when the machine
+#                     is itself a VM with the haltpoll cpuidle driver) and restore the
+#                     old value at exit. Every NIC runs under the same setting. nic-emu's
+#                     path crosses threads (QEMU's vCPU, nic-emu's socket thread, QEMU's
+#                     vfio-user thread) where QEMU's e1000 stays in one process, so it
+#                     pays most for a halted CPU's wake-up (docs/PERFORMANCE.md)
 # Env: NIC_EMU_CLI (nic-emu-cli binary; default target/release/nic-emu-cli) and the
 #      NIC_EMU_* variables of boot-guest.sh.
 #
@@ -58,7 +66,8 @@ need_root
 ARGV="$*"
 
 RUNS=3 SECS=5 NICS=nic-emu,qemu-e1000,virtio UDPBW=100M PINGS=20 ACCEL=${NIC_EMU_ACCEL:-auto}
-OUT= BUILD=1 CLIARGS=() VIOMMU=0 NICS_GIVEN=0 DPDK=0 DPDK_RATE=250000
+OUT= BUILD=1 CLIARGS=() VIOMMU=0 NICS_GIVEN=0 DPDK=0 DPDK_RATE=250000 HALTPOLL=
+HALTPOLL_PARAM=/sys/module/haltpoll/parameters/guest_halt_poll_ns
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2;;        --secs) SECS=$2; shift 2;;
@@ -68,6 +77,7 @@ while [ $# -gt 0 ]; do
     --pings) PINGS=$2; shift 2;;      --accel) ACCEL=$2; shift 2;;
     --out) OUT=$2; shift 2;;          --no-build) BUILD=0; shift;;
     --cli-arg) CLIARGS+=("$2"); shift 2;;
+    --halt-poll) HALTPOLL=$2; shift 2;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
     *) die "unknown option $1 (see --help)";;
   esac
@@ -76,6 +86,11 @@ done
   || die "--runs, --secs and --pings want positive integers"
 [[ $UDPBW =~ ^[0-9]+[KMG]?$ ]] || die "--udp-bw wants e.g. 100M"
 [[ $DPDK_RATE =~ ^[1-9][0-9]*$ ]] || die "--dpdk-rate wants a positive integer (packets/s)"
+if [ -n "$HALTPOLL" ]; then
+  [[ $HALTPOLL =~ ^[0-9]+$ ]] || die "--halt-poll wants nanoseconds (a non-negative integer)"
+  [ -w "$HALTPOLL_PARAM" ] \
+    || die "--halt-poll: no writable $HALTPOLL_PARAM (this machine's cpuidle driver is $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo unknown), not haltpoll)"
+fi
 if [ "$VIOMMU" = 1 ] || [ "$DPDK" = 1 ]; then [ "$NICS_GIVEN" = 1 ] || NICS=nic-emu,qemu-e1000; fi
 if [ "$DPDK" = 1 ] && [ "$VIOMMU" = 1 ]; then
   die "--dpdk runs testpmd through uio_pci_generic, which needs no IOMMU: give one of --dpdk, --viommu"
@@ -91,9 +106,10 @@ RES=$OUT/results.tsv
 
 NS=nb-e2e-$$ TAP=nb-tap0 HOST=10.233.77.1 GUEST=10.233.77.2 PFX=24
 SOCK=$OUT/nic-emu.sock
-SPID= CPID= BPID=
+SPID= CPID= BPID= HALTPOLL_OLD=
 cleanup() {
   set +e
+  if [ -n "$HALTPOLL_OLD" ]; then echo "$HALTPOLL_OLD" >"$HALTPOLL_PARAM"; fi
   if [ -n "$BPID" ]; then kill "$BPID" 2>/dev/null; wait "$BPID" 2>/dev/null; fi
   if [ -n "$CPID" ]; then kill "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null; fi
   [ -n "$SPID" ] && kill "$SPID" 2>/dev/null
@@ -102,6 +118,11 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+if [ -n "$HALTPOLL" ]; then
+  HALTPOLL_OLD=$(cat "$HALTPOLL_PARAM")
+  echo "$HALTPOLL" >"$HALTPOLL_PARAM" || die "--halt-poll: cannot write $HALTPOLL_PARAM"
+  log "halt polling: guest_halt_poll_ns $HALTPOLL_OLD -> $HALTPOLL for this run"
+fi
 
 # ---- which NICs -------------------------------------------------------------------
 IFS=, read -r -a NICLIST <<<"$NICS"
@@ -348,6 +369,8 @@ HYP=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -n1)
   else
     echo "guest: Linux ${GK:-?}(Debian 12 initramfs, busybox + iperf3 3.12), 1 vCPU, 256 MB"
   fi
+  HP=$(cat "$HALTPOLL_PARAM" 2>/dev/null || echo "n/a (no haltpoll cpuidle)")
+  echo "cpuidle halt polling (guest_halt_poll_ns): $HP${HALTPOLL:+ (set by --halt-poll for this run)}"
   [ "$VIOMMU" = 1 ] && echo "virtual IOMMU: q35, intel-iommu,caching-mode=on, intel_iommu=on (every NIC)"
   echo "runs=$RUNS secs=$SECS udp: -l 64 -b $UDPBW; pings=$PINGS at 0.2 s; load avg at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "command: scripts/bench-e2e.sh $ARGV"

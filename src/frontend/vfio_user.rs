@@ -236,6 +236,9 @@ impl VfioUserServer {
         backend: Box<dyn PacketBackend>,
     ) -> Result<Self, FrontendError> {
         let listener_dup = OwnedFd::from(listener.try_clone()?);
+        if let Some(hint) = tuning::halt_poll_hint() {
+            log::info!("{hint}");
+        }
 
         let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
         let intx = IntxEventfd::new();

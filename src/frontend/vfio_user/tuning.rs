@@ -185,6 +185,33 @@ fn spin_until_readable(fd: RawFd, limit: Duration) -> bool {
     }
 }
 
+/// The haltpoll cpuidle governor's polling limit, present when this machine is itself a
+/// VM running Linux's haltpoll driver.
+const HALT_POLL_PARAM: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+
+/// A line for the log when this machine is a VM whose idle CPUs halt at once (the
+/// governor's limit is 0; the kernel's default is 200000 ns). Every register read
+/// QEMU's vCPU waits for then crosses CPUs that must be woken from a halt; on the
+/// project's test VM that halved TCP guest->host throughput (docs/PERFORMANCE.md,
+/// seventh session).
+/// `None` on other machines.
+pub(super) fn halt_poll_hint() -> Option<String> {
+    halt_poll_hint_for(std::fs::read_to_string(HALT_POLL_PARAM).ok().as_deref())
+}
+
+/// [`halt_poll_hint`] for the parameter's contents (`None`: no such parameter).
+fn halt_poll_hint_for(value: Option<&str>) -> Option<String> {
+    let ns: u64 = value?.trim().parse().ok()?;
+    (ns == 0).then(|| {
+        format!(
+            "vfio-user: idle CPUs of this VM halt at once ({HALT_POLL_PARAM} is 0), so each \
+             register read QEMU waits for pays for waking them; with the kernel's default \
+             (200000) TCP guest->host ran twice as fast on the project's test VM \
+             (docs/PERFORMANCE.md)"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +219,14 @@ mod tests {
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
 
+    #[test]
+    fn halt_poll_hint_only_when_idle_cpus_halt_at_once() {
+        let hint = halt_poll_hint_for(Some("0\n")).expect("a VM that never polls gets a hint");
+        assert!(hint.contains(HALT_POLL_PARAM), "{hint}");
+        assert_eq!(halt_poll_hint_for(Some("200000\n")), None);
+        assert_eq!(halt_poll_hint_for(None), None, "not a VM with haltpoll");
+        assert_eq!(halt_poll_hint_for(Some("garbage")), None);
+    }
     #[test]
     fn spin_returns_when_data_arrives_and_gives_up_at_the_limit() {
         let (mut a, b) = UnixStream::pair().unwrap();
