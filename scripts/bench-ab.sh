@@ -22,7 +22,6 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 . "$NE_SCRIPTS/bench-lib.sh"
-need_root
 
 ROUNDS=4 OUT= POS=() PASS=() REPORT=
 while [ $# -gt 0 ]; do
@@ -47,6 +46,7 @@ if [ -n "$REPORT" ]; then
   [ -f "$OUT/ab.env" ] || die "--report: $OUT/ab.env is missing (not a bench-ab.sh output directory)"
   . "$OUT/ab.env"
 else
+  need_root
   [ ${#POS[@]} -eq 2 ] || die "want two nic-emu-cli binaries, A and B (see --help)"
   A=$(realpath -e "${POS[0]}" 2>/dev/null) || die "A: no such file: ${POS[0]}"
   B=$(realpath -e "${POS[1]}" 2>/dev/null) || die "B: no such file: ${POS[1]}"

@@ -27,6 +27,9 @@
 //! 20-25 us per hop, and every such hop inside a register read stalls the guest's
 //! vCPU. See docs/PERFORMANCE.md, Optimisations. `NIC_EMU_SOCKET_SPIN_US` overrides
 //! the time ([`DEFAULT_SOCKET_SPIN`]; 0 turns polling off; capped at 10 ms).
+//!
+//! The same wake-ups are why [`halt_poll_hint`] exists: on a VM whose idle CPUs halt at
+//! once, the server says so in its log when it starts.
 
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -193,8 +196,7 @@ const HALT_POLL_PARAM: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_n
 /// governor's limit is 0; the kernel's default is 200000 ns). Every register read
 /// QEMU's vCPU waits for then crosses CPUs that must be woken from a halt; on the
 /// project's test VM that halved TCP guest->host throughput (docs/PERFORMANCE.md,
-/// seventh session).
-/// `None` on other machines.
+/// seventh session). `None` on other machines.
 pub(super) fn halt_poll_hint() -> Option<String> {
     halt_poll_hint_for(std::fs::read_to_string(HALT_POLL_PARAM).ok().as_deref())
 }
@@ -227,6 +229,7 @@ mod tests {
         assert_eq!(halt_poll_hint_for(None), None, "not a VM with haltpoll");
         assert_eq!(halt_poll_hint_for(Some("garbage")), None);
     }
+
     #[test]
     fn spin_returns_when_data_arrives_and_gives_up_at_the_limit() {
         let (mut a, b) = UnixStream::pair().unwrap();
