@@ -88,11 +88,6 @@ done
   echo "command: scripts/bench-ab.sh --rounds $ROUNDS $A $B${PASS[*]:+ -- ${PASS[*]}}"
   echo
   _bench_figures | awk -F'\t' -v res="$RES" -v rounds="$ROUNDS" "$_BENCH_AWK_LIB"'
-    function sorted_stats(a, n,   i, j, v) {
-      for (i = 2; i <= n; i++) { v = a[i]; for (j = i - 1; j >= 1 && a[j] > v; j--) a[j + 1] = a[j]; a[j + 1] = v }
-      S_n = n; S_min = a[1]; S_max = a[n]
-      S_med = (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
     BEGIN {
       while ((getline line < res) > 0) { split(line, p, "\t"); byrun[p[1], p[3], p[2]] = p[4] + 0 }
       close(res)
@@ -104,13 +99,14 @@ done
       f = $1; name = $2 " (" $3 ")"
       stats("A", f); a = S_n ? sprintf("%s (%s-%s)", fmt(S_med), fmt(S_min), fmt(S_max)) : "-"
       stats("B", f); b = S_n ? sprintf("%s (%s-%s)", fmt(S_med), fmt(S_min), fmt(S_max)) : "-"
-      # rounds where both boots gave the figure: B / A
-      n = 0; delete q
+      # rounds where both boots gave the figure: B / A, kept as the pseudo-NIC "B/A"
+      n = 0
       for (r = 1; r <= rounds; r++) {
         if ((("A", f, r) in byrun) && (("B", f, r) in byrun) && byrun["A", f, r] != 0)
-          q[++n] = byrun["B", f, r] / byrun["A", f, r]
+          val["B/A", f, ++n] = byrun["B", f, r] / byrun["A", f, r]
       }
-      if (n) { sorted_stats(q, n); rq = sprintf("%.2f (%.2f-%.2f)", S_med, S_min, S_max) } else rq = "-"
+      cnt["B/A", f] = n
+      stats("B/A", f); rq = S_n ? sprintf("%.2f (%.2f-%.2f)", S_med, S_min, S_max) : "-"
       printf "| %s | %s | %s | %s | %d |\n", name, a, b, rq, n
     }
     END { print ""; print "B / A above 1 is better for B except for ping (lower is better)." }
