@@ -206,11 +206,16 @@ impl Interrupts {
     /// A read of ICR: returns the causes (with INT_ASSERTED when any is pending) and
     /// clears them.
     pub fn read_icr(&mut self, now: u64) -> u32 {
-        let v = self.icr;
+        let v = self.peek_icr();
         self.icr = 0;
         self.update(now);
-        if v != 0 {
-            v | ICR_INT_ASSERTED
+        v
+    }
+
+    /// What a read of ICR would return, without clearing anything (a read of ICS).
+    pub fn peek_icr(&self) -> u32 {
+        if self.icr != 0 {
+            self.icr | ICR_INT_ASSERTED
         } else {
             0
         }

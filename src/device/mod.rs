@@ -16,6 +16,7 @@ pub mod interrupts;
 pub mod offload;
 pub mod pci_config;
 pub mod phy;
+pub mod register_table;
 pub mod regs;
 pub mod rx;
 pub mod service;
@@ -34,6 +35,7 @@ use eeprom::Eeprom;
 use interrupts::Interrupts;
 use pci_config::PciConfig;
 use phy::Phy;
+use register_table::Access;
 use regs::*;
 pub use rx::RxOutcome;
 pub use service::{AccessEffect, Service};
@@ -381,12 +383,11 @@ impl E1000 {
     /// their power-on values. PCI configuration and the EEPROM are kept.
     pub fn reset(&mut self) {
         self.regs.fill(0);
-        self.regs[idx(CTRL)] = CTRL_RESET;
-        self.regs[idx(PBA)] = PBA_RESET;
-        self.regs[idx(LEDCTL)] = LEDCTL_RESET;
-        self.regs[idx(MANC)] = MANC_RESET;
-        self.regs[idx(VET)] = VET_RESET;
-        self.regs[idx(MDIC)] = MDIC_READY;
+        for r in register_table::REGISTERS.iter().filter(|r| r.reset != 0) {
+            for e in 0..u32::from(r.count) {
+                self.regs[idx(r.offset + e * u32::from(r.stride))] = r.reset;
+            }
+        }
         let mac = self.mac.octets();
         self.regs[idx(ral(0))] = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
         self.regs[idx(rah(0))] = u32::from(u16::from_le_bytes([mac[4], mac[5]])) | RAH_AV;
@@ -414,41 +415,52 @@ impl E1000 {
     // ---------------------------------------------------------------- registers
 
     /// Read the 32-bit register at BAR0 offset `off`, with the read's side effects.
+    /// Offsets without a register ([`register_table`]) read 0.
     pub fn read_reg(&mut self, off: u32) -> u32 {
         self.metrics.reg_reads += 1;
-        let off = off & !3;
-        if off as u64 >= BAR0_SIZE {
+        let Some((r, _)) = register_table::lookup(off) else {
             return 0;
-        }
+        };
+        let off = off & !3;
         match off {
             ICR => {
                 let now = self.now();
                 self.irq.read_icr(now)
             }
+            // The pending causes, left pending (VxWorks reads them here).
+            ICS => self.irq.peek_icr(),
             IMS => self.irq.mask(),
             ITR => self.irq.itr(),
-            ICS | IMC => 0,
             EECD => self.eeprom.read_eecd(),
             EERD => self.eeprom.read_eerd(),
+            PBA => {
+                let rxa = self.regs[idx(PBA)] & PBA_RXA_MASK;
+                rxa | (PACKET_BUFFER_KB.saturating_sub(rxa) << 16)
+            }
             STATS_START..STATS_END => self.stats.read(off),
-            _ if is_storage(off) => self.regs[idx(off)],
-            _ => 0,
+            _ => match r.access {
+                Access::WriteOnly => 0,
+                _ => self.regs[idx(off)],
+            },
         }
     }
 
     /// Write the 32-bit register at BAR0 offset `off`, with the write's side effects.
-    /// Receive and transmit registers are the engines' (`rx.rs`, `tx.rs`).
+    /// Only the register's writable bits are stored ([`register_table`]); offsets without
+    /// a register ignore writes. Receive and transmit registers are the engines' (`rx.rs`,
+    /// `tx.rs`).
     pub fn write_reg(&mut self, off: u32, val: u32) -> AccessEffect {
         self.metrics.reg_writes += 1;
-        let off = off & !3;
-        if off as u64 >= BAR0_SIZE {
+        let Some((r, _)) = register_table::lookup(off) else {
             return AccessEffect::NONE;
-        }
+        };
+        let off = off & !3;
+        let stored = val & r.writable;
         let now = self.now();
-        if let Some(effect) = self.write_rx_reg(off, val, now) {
+        if let Some(effect) = self.write_rx_reg(off, val, stored, now) {
             return effect;
         }
-        if let Some(effect) = self.write_tx_reg(off, val, now) {
+        if let Some(effect) = self.write_tx_reg(off, val, stored, now) {
             return effect;
         }
         match off {
@@ -457,14 +469,13 @@ impl E1000 {
                     self.reset();
                     return AccessEffect::SERVICE;
                 }
-                if val & CTRL_PHY_RST != 0 {
+                if stored & CTRL_PHY_RST != 0 && self.reg(CTRL) & CTRL_PHY_RST == 0 {
                     self.phy.reset();
                 }
-                self.regs[idx(CTRL)] = val & !(CTRL_RST | CTRL_PHY_RST);
+                self.regs[idx(CTRL)] = stored;
                 self.update_status_link();
                 return AccessEffect::SERVICE;
             }
-            STATUS => {}
             EECD => self.eeprom.write_eecd(val),
             EERD => self.eeprom.write_eerd(val),
             MDIC => {
@@ -493,9 +504,14 @@ impl E1000 {
                 return NEXT_ACCESS_SOON;
             }
             ITR => self.irq.write_itr(val, now),
-            STATS_START..STATS_END => {}
-            _ if is_storage(off) => self.regs[idx(off)] = val,
-            _ => {}
+            _ => match r.access {
+                Access::ReadWrite => self.regs[idx(off)] = stored,
+                Access::WriteOneToClear => self.regs[idx(off)] &= !stored,
+                Access::ReadOnly
+                | Access::WriteOnly
+                | Access::ClearOnRead
+                | Access::WriteOneToSet => {}
+            },
         }
         AccessEffect::NONE
     }

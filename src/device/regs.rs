@@ -18,6 +18,7 @@ pub const STATUS: u32 = 0x0008;
 pub const EECD: u32 = 0x0010;
 pub const EERD: u32 = 0x0014;
 pub const CTRL_EXT: u32 = 0x0018;
+/// Flash access: the 82541/82547's, not a register of the 82540EM or 82545EM.
 pub const FLA: u32 = 0x001C;
 pub const MDIC: u32 = 0x0020;
 pub const FCAL: u32 = 0x0028;
@@ -35,10 +36,17 @@ pub const TXCW: u32 = 0x0178;
 pub const RXCW: u32 = 0x0180;
 pub const TCTL: u32 = 0x0400;
 pub const TIPG: u32 = 0x0410;
+pub const AIT: u32 = 0x0458;
 pub const LEDCTL: u32 = 0x0E00;
 pub const PBA: u32 = 0x1000;
 pub const FCRTL: u32 = 0x2160;
 pub const FCRTH: u32 = 0x2168;
+// ---- receive data FIFO (diagnostic access) ----
+pub const RDFH: u32 = 0x2410;
+pub const RDFT: u32 = 0x2418;
+pub const RDFHS: u32 = 0x2420;
+pub const RDFTS: u32 = 0x2428;
+pub const RDFPC: u32 = 0x2430;
 // ---- receive ring ----
 pub const RDBAL: u32 = 0x2800;
 pub const RDBAH: u32 = 0x2804;
@@ -49,6 +57,12 @@ pub const RDTR: u32 = 0x2820;
 pub const RXDCTL: u32 = 0x2828;
 pub const RADV: u32 = 0x282C;
 pub const RSRPD: u32 = 0x2C00;
+// ---- transmit data FIFO (diagnostic access) ----
+pub const TDFH: u32 = 0x3410;
+pub const TDFT: u32 = 0x3418;
+pub const TDFHS: u32 = 0x3420;
+pub const TDFTS: u32 = 0x3428;
+pub const TDFPC: u32 = 0x3430;
 // ---- transmit ring ----
 pub const TDBAL: u32 = 0x3800;
 pub const TDBAH: u32 = 0x3804;
@@ -58,6 +72,7 @@ pub const TDT: u32 = 0x3818;
 pub const TIDV: u32 = 0x3820;
 pub const TXDCTL: u32 = 0x3828;
 pub const TADV: u32 = 0x382C;
+pub const TSPMT: u32 = 0x3830;
 // ---- statistics block ----
 pub const STATS_START: u32 = 0x4000;
 pub const STATS_END: u32 = 0x4100; // exclusive
@@ -134,7 +149,16 @@ pub const WUFC: u32 = 0x5808;
 pub const WUS: u32 = 0x5810;
 pub const MANC: u32 = 0x5820;
 pub const IPAV: u32 = 0x5838;
+pub const IP4AT: u32 = 0x5840; // 4 entries, 8 bytes apart
+pub const IP6AT: u32 = 0x5880; // 4 words
 pub const WUPL: u32 = 0x5900;
+pub const WUPM: u32 = 0x5A00; // 32 words
+pub const FFLT: u32 = 0x5F00; // 4 entries, 8 bytes apart
+pub const FFMT: u32 = 0x9000; // 128 entries, 8 bytes apart
+pub const FFVT: u32 = 0x9800; // 128 entries, 8 bytes apart
+                              // ---- packet buffer memory (diagnostic access) ----
+pub const PBM: u32 = 0x1_0000;
+pub const PBM_WORDS: u32 = 0x4000;
 
 /// Offset of RAL(n).
 pub const fn ral(n: u32) -> u32 {
@@ -161,17 +185,31 @@ pub const CTRL_RFCE: u32 = 1 << 27;
 pub const CTRL_TFCE: u32 = 1 << 28;
 pub const CTRL_VME: u32 = 1 << 30;
 pub const CTRL_PHY_RST: u32 = 1 << 31;
+/// Bits of CTRL a write stores: FD, LRST, ASDE, SLU, ILOS, SPEED, FRCSPD, FRCDPX,
+/// SDP0/SDP1 data and direction, ADVD3WUC, EN_PHY_PWR_MGMT, RFCE, TFCE, VME, PHY_RST
+/// (RST acts and reads 0; bits 1, 2, 4, 10, 13-17, 24, 25 and 29 are reserved).
+pub const CTRL_STORED: u32 = 0xD8FC_1BE9;
+pub const CTRL_SPEED_MASK: u32 = 3 << 8;
+pub const CTRL_SPEED_SHIFT: u32 = 8;
+
+// ---- CTRL_EXT bits ----
+pub const CTRL_EXT_EE_RST: u32 = 1 << 13;
+/// Bits of CTRL_EXT a write stores: GPI_EN (3:0), SDP4 data (4), SDP6/SDP7 data (7:6),
+/// SDP4 direction (8), SDP6/SDP7 direction (11:10), ASDCHK (12), SPD_BYPS (15), RO_DIS
+/// (17), LINK_MODE (23:22). EE_RST (13) acts and reads 0; PHYINT (5) is the PHY's.
+pub const CTRL_EXT_STORED: u32 = 0x00C2_9DDF;
 
 // ---- STATUS bits ----
 pub const STATUS_FD: u32 = 1 << 0;
 pub const STATUS_LU: u32 = 1 << 1;
 pub const STATUS_TXOFF: u32 = 1 << 4;
+pub const STATUS_SPEED_SHIFT: u32 = 6;
 pub const STATUS_SPEED_1000: u32 = 2 << 6;
+pub const STATUS_ASDV_SHIFT: u32 = 8;
 pub const STATUS_ASDV_1000: u32 = 2 << 8;
-pub const STATUS_GIO_MASTER_ENABLE: u32 = 1 << 19;
-pub const STATUS_MTXCKOK: u32 = 1 << 10;
 pub const STATUS_PCI66: u32 = 1 << 11;
 pub const STATUS_BUS64: u32 = 1 << 12;
+pub const STATUS_PCIX_MODE: u32 = 1 << 13;
 
 // ---- EECD bits ----
 pub const EECD_SK: u32 = 1 << 0;
@@ -188,6 +226,7 @@ pub const EECD_SIZE: u32 = 1 << 9;
 pub const EERD_START: u32 = 1 << 0;
 pub const EERD_DONE: u32 = 1 << 4;
 pub const EERD_ADDR_SHIFT: u32 = 8;
+pub const EERD_ADDR_MASK: u32 = 0xFF << 8;
 pub const EERD_DATA_SHIFT: u32 = 16;
 
 // ---- MDIC bits ----
@@ -238,10 +277,35 @@ pub const RCTL_DPF: u32 = 1 << 22;
 pub const RCTL_PMCF: u32 = 1 << 23;
 pub const RCTL_BSEX: u32 = 1 << 25;
 pub const RCTL_SECRC: u32 = 1 << 26;
+pub const RCTL_LBM_SHIFT: u32 = 6;
+/// Defined RCTL bits (the rest reserved): what Linux's register test expects.
+pub const RCTL_WRITABLE: u32 = 0x06DF_B3FE;
 
 // ---- TCTL bits ----
 pub const TCTL_EN: u32 = 1 << 1;
 pub const TCTL_PSP: u32 = 1 << 3;
+pub const TCTL_SWXOFF: u32 = 1 << 22;
+/// Bits of TCTL a write stores: EN, PSP, CT (11:4), COLD (21:12), RTLC (24); SWXOFF acts
+/// and reads 0.
+pub const TCTL_WRITABLE: u32 = 0x013F_FFFA;
+
+// ---- TXDCTL / RXDCTL ----
+pub const TXDCTL_LWTHRESH_SHIFT: u32 = 25;
+
+// ---- PBA ----
+/// PBA.RXA: the receive share of the packet buffer, in KB.
+pub const PBA_RXA_MASK: u32 = 0x7F;
+/// The packet buffer is 64 KB; PBA.TXA (31:16) reads as what RXA leaves.
+pub const PACKET_BUFFER_KB: u32 = 64;
+
+// ---- wake-up ----
+pub const WUC_APME: u32 = 1 << 0;
+pub const WUC_PME_EN: u32 = 1 << 1;
+pub const WUC_PME_STATUS: u32 = 1 << 2;
+pub const WUC_APMPME: u32 = 1 << 3;
+pub const WUC_WRITABLE: u32 = 0xF;
+/// WUFC and WUS: LNKC, MAG, EX, MC, BC, ARP, IPV4, IPV6 (7:0), FLX0-FLX3 (19:16).
+pub const WUFC_WRITABLE: u32 = 0x000F_00FF;
 
 // ---- RXCSUM bits ----
 pub const RXCSUM_PCSS_MASK: u32 = 0xFF;
@@ -255,9 +319,12 @@ pub const RAH_AV: u32 = 1 << 31;
 pub const RDTR_FPD: u32 = 1 << 31;
 pub const TIDV_FPD: u32 = 1 << 31;
 
-// ---- reset values (QEMU's, which match the hardware defaults drivers expect) ----
+// ---- reset values (the hardware defaults drivers expect) ----
 pub const CTRL_RESET: u32 = CTRL_SLU | CTRL_SPD_1000 | CTRL_SWDPIN0 | CTRL_SWDPIN2;
-pub const STATUS_RESET: u32 = 0x8008_0783;
+/// STATUS with the link up at 1000 Mb/s full duplex (FD, LU, SPEED and ASDV = 1000); the
+/// device computes it from the PHY and CTRL.
+pub const STATUS_RESET: u32 = STATUS_FD | STATUS_LU | STATUS_SPEED_1000 | STATUS_ASDV_1000;
+pub const TSPMT_RESET: u32 = 0x0100_0400;
 pub const PBA_RESET: u32 = 0x0010_0030;
 pub const LEDCTL_RESET: u32 = 0x0602;
 pub const MANC_RESET: u32 = 0x0022_2300;
@@ -273,54 +340,3 @@ const _: () = assert!(MAX_JUMBO_FRAME <= crate::backend::MAX_FRAME);
 pub const MAX_STD_FRAME: usize = 1518;
 /// Shortest frame on the wire without FCS.
 pub const MIN_FRAME: usize = 60;
-
-/// Registers that hold what the driver writes and read it back without side effects.
-pub(crate) fn is_storage(off: u32) -> bool {
-    matches!(
-        off,
-        CTRL | STATUS
-            | CTRL_EXT
-            | FLA
-            | MDIC
-            | FCAL
-            | FCAH
-            | FCT
-            | VET
-            | RCTL
-            | FCTTV
-            | TXCW
-            | RXCW
-            | TCTL
-            | TIPG
-            | LEDCTL
-            | PBA
-            | FCRTL
-            | FCRTH
-            | RDBAL
-            | RDBAH
-            | RDLEN
-            | RDH
-            | RDT
-            | RDTR
-            | RXDCTL
-            | RADV
-            | RSRPD
-            | TDBAL
-            | TDBAH
-            | TDLEN
-            | TDH
-            | TDT
-            | TIDV
-            | TXDCTL
-            | TADV
-            | RXCSUM
-            | WUC
-            | WUFC
-            | WUS
-            | MANC
-            | IPAV
-    ) || (MTA..MTA + 4 * MTA_WORDS).contains(&off)
-        || (RAL0..RAL0 + 8 * RA_ENTRIES).contains(&off)
-        || (VFTA..VFTA + 4 * VFTA_WORDS).contains(&off)
-        || (WUPL..WUPL + 0x400).contains(&off) // wake-up packet memory, flexible filters
-}

@@ -91,41 +91,43 @@ impl RxState {
 const POLL_BUDGET: usize = 512;
 
 impl E1000 {
-    /// A write to one of the receive registers (`None`: `off` is not one). Writes that
-    /// may let frames in (RCTL, RDT) take waiting frames from the backend at once.
-    pub(super) fn write_rx_reg(&mut self, off: u32, val: u32, now: u64) -> Option<AccessEffect> {
-        let stored = match off {
+    /// A write to one of the receive registers (`None`: `off` is not one); `stored` is the
+    /// value under the register's writable mask, `val` the raw write (for action bits such
+    /// as RDTR.FPD). Writes that may let frames in (RCTL, RDT) take waiting frames from the
+    /// backend at once.
+    pub(super) fn write_rx_reg(
+        &mut self,
+        off: u32,
+        val: u32,
+        stored: u32,
+        now: u64,
+    ) -> Option<AccessEffect> {
+        match off {
             RCTL => {
-                self.set_reg(RCTL, val);
+                self.set_reg(RCTL, stored);
                 self.poll_backend();
-                return Some(AccessEffect::SERVICE);
+                Some(AccessEffect::SERVICE)
             }
             RDT => {
-                self.set_reg(RDT, val & 0xFFFF);
+                self.set_reg(RDT, stored);
                 self.poll_backend();
                 // New buffers after the service step found the ring full: the frontend
                 // must look at the backend again (it may have stopped watching it).
-                return Some(if self.rx_stalled {
+                Some(if self.rx_stalled {
                     AccessEffect::SERVICE
                 } else {
                     AccessEffect::NONE
-                });
+                })
             }
-            RDBAL => val & !0xF,
-            RDBAH => val,
-            RDLEN => val & 0x000F_FF80,
-            RDH => val & 0xFFFF,
             RDTR => {
                 if val & RDTR_FPD != 0 {
                     self.irq.flush_rx_timer(now);
                 }
-                val & 0xFFFF
+                self.set_reg(RDTR, stored);
+                Some(AccessEffect::NONE)
             }
-            RADV => val & 0xFFFF,
-            _ => return None,
-        };
-        self.set_reg(off, stored);
-        Some(AccessEffect::NONE)
+            _ => None,
+        }
     }
 
     /// Buffer size selected by RCTL.BSIZE and RCTL.BSEX.

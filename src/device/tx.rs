@@ -239,42 +239,43 @@ impl E1000 {
         }
     }
 
-    /// A write to one of the transmit registers (`None`: `off` is not one). TCTL and
-    /// TDT run the engine.
-    pub(super) fn write_tx_reg(&mut self, off: u32, val: u32, now: u64) -> Option<AccessEffect> {
-        let stored = match off {
+    /// A write to one of the transmit registers (`None`: `off` is not one); `stored` is
+    /// the value under the register's writable mask, `val` the raw write (for TIDV.FPD).
+    /// TCTL and TDT run the engine.
+    pub(super) fn write_tx_reg(
+        &mut self,
+        off: u32,
+        val: u32,
+        stored: u32,
+        now: u64,
+    ) -> Option<AccessEffect> {
+        match off {
             TCTL => {
-                self.set_reg(TCTL, val);
+                self.set_reg(TCTL, stored);
                 self.process_tx();
-                return Some(AccessEffect::SERVICE);
+                Some(AccessEffect::SERVICE)
             }
             TDT => {
-                self.set_reg(TDT, val & 0xFFFF);
+                self.set_reg(TDT, stored);
                 self.process_tx();
                 // Work left at the budget is the service step's. An interrupt-driven
                 // driver's doorbell is followed at once by the interrupt's accesses; a
                 // polling driver (DPDK) rings the next one a burst later, and a
                 // frontend that waited for it would only take CPU from the guest.
-                return Some(AccessEffect {
+                Some(AccessEffect {
                     service_due: self.tx_pending(),
                     next_access_soon: self.irq.packet_interrupts_used(),
-                });
+                })
             }
-            TDBAL => val & !0xF,
-            TDBAH => val,
-            TDLEN => val & 0x000F_FF80,
-            TDH => val & 0xFFFF,
             TIDV => {
                 if val & TIDV_FPD != 0 {
                     self.irq.flush_tx_timer(now);
                 }
-                val & 0xFFFF
+                self.set_reg(TIDV, stored);
+                Some(AccessEffect::NONE)
             }
-            TADV => val & 0xFFFF,
-            _ => return None,
-        };
-        self.set_reg(off, stored);
-        Some(AccessEffect::NONE)
+            _ => None,
+        }
     }
 
     /// Frames the engine finished so far: sent, refused by the backend, or discarded
