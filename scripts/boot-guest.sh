@@ -32,12 +32,17 @@
 #   --carrier-wait S     guest waits up to S s for carrier (default 5)
 #   --no-shared-mem      vfio-user: plain RAM (the server then gets no DMA fds)
 #   --qemu-arg ARG       extra QEMU argument (repeatable)
-#   --machine pc|q35     machine type (default pc). On q35 the NIC is pinned to
-#                        slot 2 too (0000:00:02.0), as on pc.
+#   --machine pc|q35|virt  machine type (default pc; virt for aarch64). On q35 and
+#                        virt the NIC is pinned to slot 2 too (0000:00:02.0), as on pc.
+#   --arch x86_64|aarch64  the guest's architecture (default x86_64). aarch64 boots the
+#                        arm64 guest of build-guest-arm64.sh ($NE_CACHE/guest-arm64) on
+#                        qemu-system-aarch64 -machine virt under TCG (--cpu default
+#                        cortex-a57, console ttyAMA0; the NIC's INTx goes through the
+#                        GIC); --viommu, --allow-reboot and the x86 overlays are x86 only
 #   --viommu             a virtual IOMMU: q35 with -device intel-iommu,caching-mode=on
 #                        placed before the NIC, and intel_iommu=on for the guest
-#   --cpu MODEL          QEMU -cpu (default: QEMU's own under TCG, host under KVM);
-#                        DPDK needs `max` under TCG
+#   --cpu MODEL          QEMU -cpu (default: QEMU's own under TCG, host under KVM,
+#                        cortex-a57 for aarch64); DPDK needs `max` under TCG
 #   --append ARGS        more kernel command line (e.g. hugepages=64)
 #   --mods LIST          modules guest-init loads (comma-separated; default: the NIC's
 #                        driver; `none` leaves the NIC unbound, for userspace drivers)
@@ -58,8 +63,8 @@
 #   125 QEMU ended without RIG-EXIT (QEMU error, kernel panic); 2 usage error.
 # A summary line "[boot-guest] nic=... rc=... ready=...s wall=...s" goes to stderr.
 #
-# The machine is `-machine pc -nodefaults` (or q35): the NIC (any kind) is the
-# only device added, at PCI 0000:00:02.0. With vfio-user, QEMU 11 warns "Could not
+# The machine is `-machine pc -nodefaults` (or q35, or virt for aarch64): the NIC (any
+# kind) is the only device added, at PCI 0000:00:02.0. With vfio-user, QEMU 11 warns "Could not
 # enable error recovery for the device"; that is harmless.
 #
 # Several guests can run at once: each run has its own temp dir; give each its
@@ -70,8 +75,9 @@
 # by host kernel, kvm modules and guest kernel. On PVM hosts (kvm_pvm) a stock
 # kernel cannot run, so auto settles on TCG.
 #
-# Env: NIC_EMU_CACHE (default /var/cache/nic-emu), NIC_EMU_QEMU (QEMU binary),
-#      NIC_EMU_KERNEL (default $NE_CACHE/guest/vmlinux, else vmlinuz),
+# Env: NIC_EMU_CACHE (default /var/cache/nic-emu), NIC_EMU_QEMU (x86 QEMU binary),
+#      NIC_EMU_QEMU_AARCH64 (arm64 QEMU binary), NIC_EMU_KERNEL (default
+#      $NE_CACHE/guest/vmlinux, else vmlinuz; aarch64: $NE_CACHE/guest-arm64/vmlinuz),
 #      NIC_EMU_ACCEL (default for --accel), NIC_EMU_KEEP_TAP=1 keeps the tap.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -80,7 +86,7 @@ DIE_RC=2
 NIC=none SOCK= NETNS= TAP=ne-tap0 HOSTIP=10.233.0.1/24 GUESTIP=10.233.0.2/24 MAC=
 DGL=127.0.0.1:47001 DGR=127.0.0.1:47002 ACCEL=${NIC_EMU_ACCEL:-auto} MEM=256 SMP=1
 TIMEOUT=180 LOG= EXTRA= CARRIER=5 SHARED=1 QUIET=0
-MACHINE=pc VIOMMU=0 CPU= XAPPEND= REBOOT=0 MODS=
+MACHINE= VIOMMU=0 CPU= XAPPEND= REBOOT=0 MODS= ARCH=x86_64
 QARGS=() OVERLAYS=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -94,6 +100,7 @@ while [ $# -gt 0 ]; do
     --extra-dir) EXTRA=$2; shift 2;;      --carrier-wait) CARRIER=$2; shift 2;;
     --no-shared-mem) SHARED=0; shift;;    --qemu-arg) QARGS+=("$2"); shift 2;;
     --machine) MACHINE=$2; shift 2;;     --viommu) VIOMMU=1; shift;;
+    --arch) ARCH=$2; shift 2;;
     --cpu) CPU=$2; shift 2;;              --append) XAPPEND+=" $2"; shift 2;;
     --overlay) OVERLAYS+=("$2"); shift 2;;
     --allow-reboot) REBOOT=1; shift;;   --mods) MODS=$2; shift 2;;
@@ -106,21 +113,35 @@ while [ $# -gt 0 ]; do
 done
 CMD=${*:-true}
 
-KERNEL=${NIC_EMU_KERNEL:-$NE_GUEST/vmlinux}
-[ -f "$KERNEL" ] || KERNEL=$NE_GUEST/vmlinuz
-[ -f "$KERNEL" ] && [ -f "$NE_GUEST/initramfs.cpio.gz" ] || die "no guest: run scripts/build-guest.sh"
-[ -x "$NE_QEMU" ] || die "no QEMU: run scripts/setup-qemu.sh"
+case $ARCH in
+  x86_64)
+    QEMU=$NE_QEMU GDIR=$NE_GUEST CONSOLE=ttyS0 BUILD=build-guest.sh
+    KERNEL=${NIC_EMU_KERNEL:-$NE_GUEST/vmlinux}
+    [ -f "$KERNEL" ] || KERNEL=$NE_GUEST/vmlinuz
+    MACHINE=${MACHINE:-pc}
+    case $MACHINE in pc|q35) ;; *) die "--machine must be pc or q35 for x86_64";; esac;;
+  aarch64|arm64)
+    ARCH=aarch64 QEMU=$NE_QEMU_AARCH64 GDIR=$NE_GUEST_ARM64 CONSOLE=ttyAMA0 BUILD=build-guest-arm64.sh
+    KERNEL=${NIC_EMU_KERNEL:-$NE_GUEST_ARM64/vmlinuz}
+    MACHINE=${MACHINE:-virt} CPU=${CPU:-cortex-a57}
+    [ "$MACHINE" = virt ] || die "--machine must be virt for aarch64"
+    [ "$VIOMMU" = 0 ] || die "--viommu is x86 only (intel-iommu)"
+    [ "$REBOOT" = 0 ] || die "--allow-reboot is x86 only (boots are counted in CMOS)"
+    case $ACCEL in auto|tcg) ACCEL=tcg;; *) die "aarch64 guests run under TCG only";; esac;;
+  *) die "--arch must be x86_64 or aarch64";;
+esac
+[ -f "$KERNEL" ] && [ -f "$GDIR/initramfs.cpio.gz" ] || die "no guest in $GDIR: run scripts/$BUILD"
+[ -x "$QEMU" ] || die "no QEMU $QEMU: run scripts/setup-qemu.sh"
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout wants seconds"
 [[ $GUESTIP =~ ^([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)/[0-9]+$ ]] || die "--guest-ip wants a.b.c.d/len"
 DEFMAC=$(printf '52:54:%02x:%02x:%02x:%02x' "${BASH_REMATCH[@]:1:4}")
 [ "$VIOMMU" = 1 ] && MACHINE=q35
-case $MACHINE in pc|q35) ;; *) die "--machine must be pc or q35";; esac
 OVFILES=()
 for o in "${OVERLAYS[@]}"; do
   f=$o; [[ $o == */* ]] || f=$NE_CACHE/overlays/$o.cpio.gz
   [ -f "$f" ] || die "no overlay $f: run scripts/build-overlays.sh"
   # an overlay built against another initramfs would carry a stale modules.dep
-  if [ -f "${f%.cpio.gz}.base" ] && [ "$(cat "${f%.cpio.gz}.base")" != "$(cat "$NE_GUEST/stamp" 2>/dev/null)" ]; then
+  if [ -f "${f%.cpio.gz}.base" ] && [ "$(cat "${f%.cpio.gz}.base")" != "$(cat "$GDIR/stamp" 2>/dev/null)" ]; then
     die "overlay $f was built for another guest initramfs: run scripts/build-overlays.sh"
   fi
   OVFILES+=("$f")
@@ -167,7 +188,7 @@ mkdir -p "$WORK/ov/ne"
 if [ -n "$EXTRA" ]; then cp -a "$EXTRA"/. "$WORK/ov/"; fi
 printf '%s\n' "$CMD" >"$WORK/ov/ne/cmd"
 (cd "$WORK/ov" && find . | LC_ALL=C sort | gbusybox cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) >"$WORK/ov.cpio.gz"
-cat "$NE_GUEST/initramfs.cpio.gz" ${OVFILES[@]+"${OVFILES[@]}"} "$WORK/ov.cpio.gz" >"$WORK/initrd"
+cat "$GDIR/initramfs.cpio.gz" ${OVFILES[@]+"${OVFILES[@]}"} "$WORK/ov.cpio.gz" >"$WORK/initrd"
 
 # ---- NIC ------------------------------------------------------------------------
 netns_up() { # create $NETNS if needed (race-safe), lo up
@@ -194,7 +215,7 @@ split_hp() { # host:port -> "host port"
   echo "${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"
 }
 
-APPEND="console=ttyS0 panic=-1 quiet ne.ip=$GUESTIP ne.carrier=$((CARRIER * 10))"
+APPEND="console=$CONSOLE panic=-1 quiet ne.ip=$GUESTIP ne.carrier=$((CARRIER * 10))"
 [ "$REBOOT" = 1 ] && APPEND+=" ne.boot=cmos"
 NICARGS=() MEMARGS=(-m "$MEM") IOMMU=() SLOT=
 if [ "$VIOMMU" = 1 ]; then
@@ -202,7 +223,7 @@ if [ "$VIOMMU" = 1 ]; then
   IOMMU=(-device intel-iommu,caching-mode=on)
   APPEND+=" intel_iommu=on"
 fi
-[ "$MACHINE" = q35 ] && SLOT=,addr=2
+[ "$MACHINE" = pc ] || SLOT=,addr=2
 [ -n "$XAPPEND" ] && APPEND+=$XAPPEND
 if [ -n "$MODS" ]; then APPEND+=" ne.mods=$MODS"; fi   # guest-init takes the first
 case $NIC in
@@ -243,7 +264,7 @@ NS=(); [ -n "$NETNS" ] && NS=(ip netns exec "$NETNS")
 CON=${LOG:-$WORK/console.log}
 : >"$CON"
 NOREBOOT=(-no-reboot); [ "$REBOOT" = 1 ] && NOREBOOT=()
-QCMD=("$NE_QEMU" -nodefaults -no-user-config "${ACC[@]}" -machine "$MACHINE" -smp "$SMP" "${MEMARGS[@]}"
+QCMD=("$QEMU" -nodefaults -no-user-config "${ACC[@]}" -machine "$MACHINE" -smp "$SMP" "${MEMARGS[@]}"
       -display none -monitor none -serial stdio ${NOREBOOT[@]+"${NOREBOOT[@]}"}
       -kernel "$KERNEL" -initrd "$WORK/initrd" -append "$APPEND"
       ${IOMMU[@]+"${IOMMU[@]}"} "${NICARGS[@]}" ${QARGS[@]+"${QARGS[@]}"})
@@ -267,7 +288,7 @@ if [ -z "$GRC" ] && [ "$QRC" != 124 ]; then
   log "QEMU exited $QRC without RIG-EXIT; command line: $(cat "$WORK/qemu-cmdline")"
   if [ "$QUIET" = 1 ]; then log "console tail:"; tail -n 15 "$CON" | tr -d '\r' >&2; fi
 fi
-log "nic=$NIC accel=$ACCEL qemu_rc=$QRC rc=${GRC:-none} ready=${READY:-?}s wall=${WALL}s"
+log "arch=$ARCH nic=$NIC accel=$ACCEL qemu_rc=$QRC rc=${GRC:-none} ready=${READY:-?}s wall=${WALL}s"
 [ -n "$GRC" ] && exit "$GRC"
 [ "$QRC" = 124 ] && exit 124
 exit 125

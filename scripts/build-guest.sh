@@ -21,7 +21,7 @@
 # `dpkg-deb -x`; from the kernel package only boot/ and the network/virtio
 # module directories are extracted. Nothing is installed on the host; host
 # tools used: apt-get, dpkg-deb, tar, xz, gzip, ldd, sha256sum.
-# Rebuilt only when an input changes: the debs, this script, guest-init.sh,
+# Rebuilt only when an input changes: the debs, this script, guest-init.sh, lib.sh,
 # NIC_EMU_EXTRA_PKGS/NIC_EMU_EXTRA_BINS.
 #
 # Env:
@@ -52,30 +52,12 @@ KPKG=$(kpkg)
 [ -n "$KPKG" ] || die "cannot resolve linux-image-amd64"
 PKGS="$KPKG busybox-static iperf3 libiperf0 libsctp1 libssl3 libc6 ${NIC_EMU_EXTRA_PKGS:-}"
 
-deb_of() { ls "$DEBS/${1}_"*.deb 2>/dev/null | head -n1 || true; }
-declare -A CAND
-while read -r p v; do CAND[$p]=$v; done < <(apt-cache policy $PKGS |
-  awk '/^[^ ]/ { sub(/:$/, ""); p = $1 } /^ *Candidate:/ { print p, $2 }')
-fetch=()
-for p in $PKGS; do
-  want=${CAND[$p]:-}
-  [ -n "$want" ] && [ "$want" != "(none)" ] || die "no installable candidate for $p"
-  # apt-get download names files <pkg>_<version with ':' as %3a>_<arch>.deb
-  f=$(deb_of "$p")
-  if [ -z "$f" ] || [[ $(basename "$f") != "${p}_${want//:/%3a}_"* ]]; then
-    rm -f "$DEBS/${p}_"*.deb; fetch+=("$p")
-  fi
-done
-if [ ${#fetch[@]} -gt 0 ]; then
-  log "apt-get download ${fetch[*]}"
-  (cd "$DEBS" && apt-get -q -o APT::Sandbox::User=root download "${fetch[@]}" >/dev/null) \
-    || die "apt-get download failed"
-fi
+guest_fetch_debs "$DEBS" $PKGS || die "cannot fetch the guest packages"
 
 # --- 2. up to date? -----------------------------------------------------------------
-STAMP=$({ cat "$0" "$NE_SCRIPTS/guest-init.sh"
+STAMP=$({ cat "$0" "$NE_SCRIPTS/guest-init.sh" "$NE_SCRIPTS/lib.sh"
           echo "extra: ${NIC_EMU_EXTRA_PKGS:-} / ${NIC_EMU_EXTRA_BINS:-}"
-          for p in $PKGS; do basename "$(deb_of "$p")"; done; } | sha256sum | cut -c1-16)
+          for p in $PKGS; do basename "$(guest_deb "$DEBS" "$p")"; done; } | sha256sum | cut -c1-16)
 if [ "${NIC_EMU_FORCE:-0}" != 1 ] && [ -f "$NE_GUEST/stamp" ] && [ -d "$NE_GROOT" ] &&
    [ "$(cat "$NE_GUEST/stamp")" = "$STAMP" ]; then
   log "up to date: $NE_GUEST ($(cat "$NE_GUEST/kernel-version"), $(elapsed "$T0")s)"
@@ -86,10 +68,10 @@ fi
 rm -rf "$STAGE"; mkdir -p "$STAGE"
 trap 'rm -rf "$STAGE"' EXIT
 for p in $PKGS; do
-  [ "$p" = "$KPKG" ] || dpkg-deb -x "$(deb_of "$p")" "$STAGE"
+  [ "$p" = "$KPKG" ] || dpkg-deb -x "$(guest_deb "$DEBS" "$p")" "$STAGE"
 done
 # kernel: only what the guest needs (the whole package unpacks to ~400 MB)
-dpkg-deb --fsys-tarfile "$(deb_of "$KPKG")" | tar -x -C "$STAGE" --wildcards \
+dpkg-deb --fsys-tarfile "$(guest_deb "$DEBS" "$KPKG")" | tar -x -C "$STAGE" --wildcards \
   './boot/vmlinuz-*' './lib/modules/*/kernel/drivers/net/*' \
   './lib/modules/*/kernel/drivers/virtio/*' './lib/modules/*/kernel/net/core/*' \
   './lib/modules/*/modules.builtin*' './lib/modules/*/modules.order'
@@ -120,19 +102,7 @@ cp "$STAGE/bin/busybox" "$R/bin/busybox"
 MD=lib/modules/$KV
 cp "$STAGE/$MD"/modules.builtin* "$STAGE/$MD/modules.order" "$R/$MD/" 2>/dev/null || true
 
-mod_deps() { # file.ko[.xz|.zst] -> names from its .modinfo "depends=" (no kmod needed)
-  case $1 in *.xz) xz -dc "$1";; *.zst) zstd -dc "$1";; *) cat "$1";; esac |
-    tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' ' '
-}
-add_module() { # name
-  local n=$1 f d
-  f=$(find "$STAGE/$MD/kernel" \( -name "$n.ko" -o -name "$n.ko.*" -o -name "${n//_/-}.ko" -o -name "${n//_/-}.ko.*" \) | head -n1)
-  [ -n "$f" ] || die "module $n not found in the extracted kernel dirs (extend the tar patterns)"
-  [ -e "$R${f#"$STAGE"}" ] && return 0
-  mkdir -p "$(dirname "$R${f#"$STAGE"}")"; cp "$f" "$R${f#"$STAGE"}"
-  for d in $(mod_deps "$f"); do add_module "$d"; done
-}
-for m in $MODS; do add_module "$m"; done
+guest_add_modules "$STAGE" "$R" "$KV" $MODS
 "$R/bin/busybox" depmod -b "$R" "$KV"
 
 LIBPATH=$STAGE/lib/x86_64-linux-gnu:$STAGE/usr/lib/x86_64-linux-gnu

@@ -35,11 +35,13 @@ pub struct GuestRun {
 }
 
 impl Guest {
-    /// Boot a guest: `args` are boot-guest.sh options (the NIC), `cmd` the guest command.
+    /// Boot a guest of the rig's architecture: `args` are boot-guest.sh options (the
+    /// NIC), `cmd` the guest command.
     pub fn boot(rig: &Rig, wd: &Workdir, name: &str, args: &[&str], cmd: &str) -> Guest {
         let console = wd.path(&format!("{name}.console"));
         let mut c = Command::new("bash");
         c.arg(rig.boot_script())
+            .args(["--arch", rig.arch])
             .args(args)
             .args(["--quiet", "--timeout", &GUEST_TIMEOUT.to_string(), "--log"])
             .arg(&console)

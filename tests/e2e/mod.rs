@@ -50,8 +50,11 @@ pub struct Rig {
     pub scripts: PathBuf,
     /// `${NIC_EMU_CACHE:-/var/cache/nic-emu}`.
     pub cache: PathBuf,
-    /// The QEMU binary (`$NIC_EMU_QEMU` or the rig's wrapper).
+    /// The QEMU binary (`$NIC_EMU_QEMU` or the rig's wrapper; for the arm64 guest
+    /// `$NIC_EMU_QEMU_AARCH64` or the rig's qemu-system-aarch64).
     pub qemu: PathBuf,
+    /// The guest's architecture, boot-guest.sh's `--arch`: `x86_64` or `aarch64`.
+    pub arch: &'static str,
 }
 
 impl Rig {
@@ -69,6 +72,7 @@ impl Rig {
             scripts: Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts"),
             cache,
             qemu,
+            arch: "x86_64",
         };
         if need_root && !can_run(test, is_root(), "needs root (netns, tap)") {
             return None;
@@ -91,6 +95,32 @@ impl Rig {
         Some(rig)
     }
 
+    /// The arm64 rig (scripts/build-guest-arm64.sh's guest on qemu-system-aarch64
+    /// `-machine virt`, TCG), after [`get`](Self::get)'s checks (the host side uses the
+    /// x86 guest's busybox). `None` after `SKIP:` when it is not provisioned.
+    pub fn get_arm64(test: &str, need_root: bool) -> Option<Rig> {
+        let rig = Self::get(test, need_root)?;
+        let qemu = std::env::var("NIC_EMU_QEMU_AARCH64")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| rig.cache.join("bin/qemu-system-aarch64"));
+        let guest = rig.cache.join("guest-arm64");
+        let ok = qemu.exists()
+            && guest.join("vmlinuz").exists()
+            && guest.join("initramfs.cpio.gz").exists();
+        if !can_run(
+            test,
+            ok,
+            "arm64 rig not provisioned (run: sudo bash scripts/provision.sh)",
+        ) {
+            return None;
+        }
+        Some(Rig {
+            qemu,
+            arch: "aarch64",
+            ..rig
+        })
+    }
+
     /// The guest's static busybox, runnable on the host.
     pub fn busybox(&self) -> PathBuf {
         self.cache.join("guest-root/bin/busybox")
@@ -98,7 +128,10 @@ impl Rig {
 
     /// The guest kernel and initramfs directory.
     pub fn guest_dir(&self) -> PathBuf {
-        self.cache.join("guest")
+        match self.arch {
+            "aarch64" => self.cache.join("guest-arm64"),
+            _ => self.cache.join("guest"),
+        }
     }
 
     /// The firmware directory of the rig's QEMU (option ROMs such as pxe-e1000.rom).
