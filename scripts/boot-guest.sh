@@ -139,6 +139,7 @@ DEFMAC=$(printf '52:54:%02x:%02x:%02x:%02x' "${BASH_REMATCH[@]:1:4}")
 OVFILES=()
 for o in "${OVERLAYS[@]}"; do
   f=$o; [[ $o == */* ]] || f=$NE_CACHE/overlays/$o.cpio.gz
+  [[ $o == */* ]] || [ "$ARCH" = x86_64 ] || die "--overlay $o: build-overlays.sh builds for the x86 guest only"
   [ -f "$f" ] || die "no overlay $f: run scripts/build-overlays.sh"
   # an overlay built against another initramfs would carry a stale modules.dep
   if [ -f "${f%.cpio.gz}.base" ] && [ "$(cat "${f%.cpio.gz}.base")" != "$(cat "$GDIR/stamp" 2>/dev/null)" ]; then
