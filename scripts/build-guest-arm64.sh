@@ -32,7 +32,7 @@
 #   NIC_EMU_FORCE=1        rebuild even if up to date (and refresh the apt lists)
 #   NIC_EMU_MIRROR         Debian mirror (default: the host's, else deb.debian.org)
 #   NIC_EMU_ARM64_SUITE    Debian release (default: the host's VERSION_CODENAME)
-# Exit codes: 0 ok, 1 failure.
+# Exit codes: 0 ok, 1 failure. Log: $NE_CACHE/logs/apt-arm64.log (apt-get update).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -17,11 +17,11 @@
 #      util-linux (flock, unshare) coreutils gzip gcc libc6-dev (apt-get update
 #      only if an install needs it)
 #   2. scripts/setup-qemu.sh     QEMU 11.x with vfio-user-pci, x86_64 and aarch64
-#                                (~45 s first time)
+#                                (~40 s first time)
 #   3. scripts/build-guest.sh    x86 guest kernel + initramfs  (~8 s first time)
 #   4. scripts/build-guest-arm64.sh  arm64 guest kernel + initramfs, from a private
 #                                arm64 apt configuration; the host's dpkg is left
-#                                alone (~15 s first time)
+#                                alone (~10 s first time)
 #   5. scripts/build-overlays.sh initramfs overlays for the driver tests (x86): uio/vfio
 #                                modules + uio_intx, DPDK testpmd (~20 s first time)
 #   6. prints where everything is

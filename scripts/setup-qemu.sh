@@ -35,7 +35,8 @@
 #   NIC_EMU_QEMU_SUITE   base suite (default trixie)
 #   NIC_EMU_QEMU_FROM    suite to take qemu from (default <suite>-backports)
 # Exit codes: 0 ok (prints the QEMU version), 1 failure (log tail on stderr).
-# Logs: $NE_CACHE/logs/debootstrap.log, $NE_CACHE/logs/qemu-apt.log
+# Logs: $NE_CACHE/logs/debootstrap.log, $NE_CACHE/logs/qemu-apt.log,
+#       $NE_CACHE/logs/qemu-arm-apt.log (qemu-system-arm added to an existing root)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
