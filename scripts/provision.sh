@@ -14,8 +14,11 @@
 #            GIC. `boot-guest.sh --arch aarch64`; tests/e2e_arm64.rs
 # Steps:
 #   1. host packages, only those missing: debootstrap xz-utils iproute2
-#      util-linux (flock, unshare) coreutils gzip gcc libc6-dev (apt-get update
-#      only if an install needs it)
+#      util-linux (flock, unshare) coreutils gzip gcc libc6-dev, and the tools the
+#      tests call: tcpdump, valgrind (tests/c_api.rs), systemd (systemd-socket-activate)
+#      and Python's prometheus_client (tests/e2e_control.rs; pip for a python3 of
+#      its own such as pyenv's, Debian's python3-prometheus-client for the system
+#      one); apt-get update only if an install needs it
 #   2. scripts/setup-qemu.sh     QEMU 11.x with vfio-user-pci, x86_64 and aarch64
 #                                (~40 s first time)
 #   3. scripts/build-guest.sh    x86 guest kernel + initramfs  (~8 s first time)
@@ -40,9 +43,17 @@ export DEBIAN_FRONTEND=noninteractive
 mkdir -p "$NE_CACHE/logs"
 
 missing=()
-for p in debootstrap xz-utils iproute2 util-linux coreutils gzip gcc libc6-dev; do
+for p in debootstrap xz-utils iproute2 util-linux coreutils gzip gcc libc6-dev \
+         tcpdump valgrind systemd python3; do
   dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
 done
+if ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  # A python3 that is not Debian's (pyenv) takes pip; Debian's refuses pip (PEP 668).
+  if [ "$(command -v python3 || true)" = /usr/bin/python3 ] \
+      || ! python3 -m pip install -q prometheus_client >"$NE_CACHE/logs/host-pip.log" 2>&1; then
+    missing+=(python3-prometheus-client)
+  fi
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   if ! apt-get install -y -q "${missing[@]}" >"$NE_CACHE/logs/host-apt.log" 2>&1; then

@@ -316,11 +316,15 @@ fn the_recorder_writes_both_directions() {
 
 #[test]
 fn tcpdump_reads_a_recording() {
-    let Ok(out) = std::process::Command::new("tcpdump")
+    let out = std::process::Command::new("tcpdump")
         .arg("--version")
-        .output()
-    else {
-        eprintln!("SKIP: tcpdump_reads_a_recording: tcpdump is not installed");
+        .output();
+    let Ok(out) = out else {
+        common::can_run(
+            "tcpdump_reads_a_recording",
+            false,
+            "tcpdump is not installed (apt-get install tcpdump)",
+        );
         return;
     };
     assert!(out.status.success());

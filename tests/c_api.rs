@@ -3,6 +3,8 @@
 //! own so it never waits on the outer build's lock), compile `examples/c/embed.c` against
 //! that header with `cc`, run it and check what it printed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -106,8 +108,11 @@ fn the_header_is_generated_into_out_dir_and_include() {
 /// was stale; git then shows it as modified.
 #[test]
 fn the_committed_header_is_current() {
-    if std::env::var_os("CI").is_none() {
-        println!("SKIP: the committed-header check runs in CI (fresh clone) only; set CI=1");
+    if !common::can_run(
+        "the_committed_header_is_current",
+        std::env::var_os("CI").is_some(),
+        "runs in CI only (a fresh clone); set CI=1",
+    ) {
         return;
     }
     build();
@@ -160,8 +165,8 @@ fn embed_c_transmits_and_receives_through_the_c_api() {
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
-    // Where valgrind is installed, the same run must show no memory errors or leaks
-    // (the library's allocations included). Without it this extra check is left out.
+    // The same run must show no memory errors or leaks under valgrind (the library's
+    // allocations included); without valgrind that part is skipped, and said so.
     match Command::new("valgrind")
         .args([
             "--error-exitcode=9",
@@ -177,6 +182,12 @@ fn embed_c_transmits_and_receives_through_the_c_api() {
             vg.status.code(),
             String::from_utf8_lossy(&vg.stderr)
         ),
-        Err(e) => println!("valgrind not run ({e}): memory check left out"),
+        Err(e) => {
+            common::can_run(
+                "embed_c_transmits_and_receives_through_the_c_api (valgrind memory check)",
+                false,
+                &format!("valgrind cannot run ({e}; apt-get install valgrind)"),
+            );
+        }
     }
 }

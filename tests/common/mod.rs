@@ -432,8 +432,11 @@ pub fn frame(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload_len: usize, see
 pub const PEER: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x02];
 
 /// Whether a test that needs `what` (root, QEMU, ...) can run. When it cannot, it prints
-/// `SKIP: <test>: <reason>` and returns false, unless `NIC_EMU_NO_SKIP=1` is set (CI sets
-/// it, since CI runs as root with everything provisioned): then the test fails instead.
+/// `SKIP: <test>: <reason>`, appends `<test>: <reason>` to the file named by
+/// `NIC_EMU_SKIP_FILE` (scripts/test.sh sets it and lists the skips at the end, since
+/// the test itself reports ok) and returns false, unless `NIC_EMU_NO_SKIP=1` is set (CI
+/// sets it, since CI runs as root with everything provisioned): then the test fails
+/// instead. Every skip in the test tree goes through here.
 pub fn can_run(test: &str, ok: bool, reason: &str) -> bool {
     if ok {
         return true;
@@ -442,6 +445,20 @@ pub fn can_run(test: &str, ok: bool, reason: &str) -> bool {
         panic!("{test}: would be skipped ({reason}) but NIC_EMU_NO_SKIP=1");
     }
     eprintln!("SKIP: {test}: {reason}");
+    if let Some(path) = std::env::var_os("NIC_EMU_SKIP_FILE") {
+        use std::io::Write;
+        // One short append per line: lines from test binaries running at once stay whole.
+        let line = format!("{test}: {reason}\n");
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        // A skip that cannot be recorded would pass unseen: fail instead.
+        if let Err(e) = written {
+            panic!("{test}: skipped ({reason}) but cannot record it in {path:?}: {e}");
+        }
+    }
     false
 }
 
