@@ -10,8 +10,9 @@
 #   --out DIR    keep every boot's output here (default /tmp/nic-emu-ab.<time>)
 #   --report DIR print the report of an earlier run kept in DIR again (no boots; also
 #                for a run that was cut short); takes no binaries
-# Options after -- go to every boot (e.g. --secs 5, --viommu, --dpdk, --halt-poll NS,
-# --pings N); --runs, --nics, --out and --no-build are this script's.
+# Options after -- go to every boot (e.g. --secs 5, --viommu strict|pt, --dpdk,
+# --halt-poll NS, --pings N); --runs, --nics, --out and --no-build are this script's,
+# and --viommu needs one mode (not both).
 # A_CLI and B_CLI are nic-emu-cli binaries: build each revision with
 # `cargo build --release` and copy target/release/nic-emu-cli aside.
 #
@@ -36,8 +37,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds wants a positive integer"
-for a in "${PASS[@]}"; do
-  case $a in --runs|--nics|--out|--no-build) die "$a is set by bench-ab.sh";; esac
+for i in "${!PASS[@]}"; do
+  case ${PASS[i]} in --runs|--nics|--out|--no-build) die "${PASS[i]} is set by bench-ab.sh";; esac
+  if [ "${PASS[i]}" = --viommu ]; then
+    case ${PASS[i + 1]:-} in strict|pt) ;; *) die "--viommu wants one mode here: --viommu strict or --viommu pt";; esac
+  fi
 done
 T0=$(date +%s) FAIL=0
 if [ -n "$REPORT" ]; then

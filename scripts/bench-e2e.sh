@@ -11,12 +11,20 @@
 #                     about 195k packets/s, far above what a TCG guest takes)
 #   --pings N         measured pings (default 20, at 0.2 s, after 5 warm-up pings)
 #   --accel A         auto (default) | tcg | kvm, passed to boot-guest.sh
-#   --viommu          every guest gets a virtual IOMMU (q35, intel-iommu,caching-mode=on,
-#                     intel_iommu=on): the guest's driver maps and unmaps each buffer,
-#                     which nic-emu receives as vfio-user DMA_MAP/DMA_UNMAP messages and
-#                     QEMU's own e1000 handles in-process. Default NICs then:
-#                     nic-emu,qemu-e1000 (virtio-net bypasses the IOMMU without
-#                     iommu_platform, so it would not be measured the same way)
+#   --viommu [MODE]   every guest gets a virtual IOMMU (q35, intel-iommu,caching-mode=on,
+#                     intel_iommu=on). MODE is one of
+#                       strict  the guest kernel translates every DMA: its driver maps
+#                               and unmaps each buffer, which nic-emu receives as
+#                               vfio-user DMA_MAP/DMA_UNMAP messages QEMU waits for,
+#                               and QEMU's own e1000 handles in-process;
+#                       pt      iommu=pt on the guest's command line as well: kernel
+#                               drivers get an identity mapping (guest RAM mapped once),
+#                               userspace VFIO drivers are still translated;
+#                       both    (the default) strict and pt boots alternate in each
+#                               run, and a last table sets the two side by side.
+#                     Default NICs then: nic-emu,qemu-e1000 (virtio-net bypasses the
+#                     IOMMU without iommu_platform, so it would not be measured the
+#                     same way)
 #   --dpdk            instead of the kernel driver's figures, DPDK's packet rates: each
 #                     boot binds the NIC to uio_pci_generic and runs testpmd (DPDK 22.11
 #                     em PMD, overlays from build-overlays.sh) twice, S+2 s each:
@@ -66,13 +74,15 @@ need_root
 ARGV="$*"
 
 RUNS=3 SECS=5 NICS=nic-emu,qemu-e1000,virtio UDPBW=100M PINGS=20 ACCEL=${NIC_EMU_ACCEL:-auto}
-OUT= BUILD=1 CLIARGS=() VIOMMU=0 NICS_GIVEN=0 DPDK=0 DPDK_RATE=250000 HALTPOLL=
+OUT= BUILD=1 CLIARGS=() VIOMMU=0 VMODE=both NICS_GIVEN=0 DPDK=0 DPDK_RATE=250000 HALTPOLL=
 HALTPOLL_PARAM=/sys/module/haltpoll/parameters/guest_halt_poll_ns
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2;;        --secs) SECS=$2; shift 2;;
     --nics) NICS=$2; NICS_GIVEN=1; shift 2;;  --udp-bw) UDPBW=$2; shift 2;;
-    --viommu) VIOMMU=1; shift;;
+    --viommu) VIOMMU=1
+              case ${2:-} in strict|pt|both) VMODE=$2; shift;; esac
+              shift;;
     --dpdk) DPDK=1; shift;;           --dpdk-rate) DPDK_RATE=$2; shift 2;;
     --pings) PINGS=$2; shift 2;;      --accel) ACCEL=$2; shift 2;;
     --out) OUT=$2; shift 2;;          --no-build) BUILD=0; shift;;
@@ -96,13 +106,31 @@ if [ "$DPDK" = 1 ] && [ "$VIOMMU" = 1 ]; then
   die "--dpdk runs testpmd through uio_pci_generic, which needs no IOMMU: give one of --dpdk, --viommu"
 fi
 export BENCH_DPDK=$DPDK
+# vIOMMU modes measured in each run; with more than one, every file a boot leaves
+# carries the mode (console-NIC-MODE-RUN.log, results-MODE.tsv), else the names are
+# those of a run without --viommu.
+MODES=(none)
+if [ "$VIOMMU" = 1 ]; then
+  if [ "$VMODE" = both ]; then MODES=(strict pt); else MODES=("$VMODE"); fi
+fi
 
 REPO=$(cd "$NE_SCRIPTS/.." && pwd)
 CLI=${NIC_EMU_CLI:-$REPO/target/release/nic-emu-cli}
 OUT=${OUT:-/tmp/nic-emu-bench.$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
-RES=$OUT/results.tsv
-: >"$RES"
+res_of() { # MODE: the results file of that mode
+  if [ ${#MODES[@]} -gt 1 ]; then echo "$OUT/results-$1.tsv"; else echo "$OUT/results.tsv"; fi
+}
+sfx_of() { # MODE: what that mode adds to a boot's file names
+  if [ ${#MODES[@]} -gt 1 ]; then echo "-$1"; fi
+}
+mode_desc() { # MODE
+  case $1 in
+    strict) echo "strict: every DMA translated (intel_iommu=on)";;
+    pt) echo "iommu=pt: kernel drivers in passthrough (intel_iommu=on iommu=pt)";;
+  esac
+}
+for m in "${MODES[@]}"; do : >"$(res_of "$m")"; done
 
 NS=nb-e2e-$$ TAP=nb-tap0 HOST=10.233.77.1 GUEST=10.233.77.2 PFX=24
 SOCK=$OUT/nic-emu.sock
@@ -296,17 +324,21 @@ T0=$(date +%s.%N)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 log "runs=$RUNS secs=$SECS nics=${NICLIST[*]} udp-bw=$UDPBW pings=$PINGS out=$OUT"
 for run in $(seq "$RUNS"); do
+ for mode in "${MODES[@]}"; do
+  RES=$(res_of "$mode") sfx=$(sfx_of "$mode")
   for nic in "${NICLIST[@]}"; do
-    tag=$nic-$run con=$OUT/console-$nic-$run.log err=$OUT/boot-$nic-$run.log
+    tag=$nic$sfx-$run con=$OUT/console-$nic$sfx-$run.log err=$OUT/boot-$nic$sfx-$run.log
+    nelog=$OUT/nic-emu$sfx-$run.log
     [ "$DPDK" = 1 ] || start_iperf_server
     bopts=(--netns "$NS" --host-ip "$HOST/$PFX" --guest-ip "$GUEST/$PFX" --accel "$ACCEL"
            --timeout "$BOOT_TIMEOUT" --quiet --log "$con" --extra-dir "$OUT/guest")
     [ "$VIOMMU" = 1 ] && bopts+=(--viommu)
+    [ "$mode" = pt ] && bopts+=(--append iommu=pt)
     [ "$DPDK" = 1 ] && bopts+=("${DPDK_BOOTARGS[@]}")
     ok=1
     case $nic in
       nic-emu)
-        if start_nic_emu "$OUT/nic-emu-$run.log"; then
+        if start_nic_emu "$nelog"; then
           bopts+=(--nic vfio-user --socket "$SOCK")
         else ok=0; fi;;
       qemu-e1000) bopts+=(--nic qemu-e1000 --tap "$TAP");;
@@ -328,7 +360,7 @@ for run in $(seq "$RUNS"); do
     else
       rc=255
     fi
-    [ "$nic" = nic-emu ] && stop_nic_emu "$OUT/nic-emu-$run.log"
+    [ "$nic" = nic-emu ] && stop_nic_emu "$nelog"
     if [ -n "$SPID" ]; then stop_pid "$SPID" 2; fi; SPID=
     a=$(sed -n 's/.*\[boot-guest\] nic=[^ ]* accel=\([a-z]*\).*/\1/p' "$err" 2>/dev/null | tail -n1)
     [ -n "$a" ] && ACCEL_USED=${ACCEL_USED:-$a}
@@ -338,8 +370,8 @@ for run in $(seq "$RUNS"); do
       parse_console "$con" "$nic" "$run" >>"$RES"
       n=$(awk -F'\t' -v k="$nic" -v r="$run" '$1 == k && $2 == r && $3 !~ /[.]/' "$RES" | wc -l)
     fi
-    if [ "$nic" = nic-emu ] && [ -f "$OUT/nic-emu-$run.log" ]; then
-      parse_nic_emu "$OUT/phases-$tag.log" "$OUT/nic-emu-$run.log" "$run" >>"$RES" || true
+    if [ "$nic" = nic-emu ] && [ -f "$nelog" ]; then
+      parse_nic_emu "$OUT/phases-$tag.log" "$nelog" "$run" >>"$RES" || true
     fi
     if [ "$rc" != 0 ] || [ "$n" -lt "$NFIG" ]; then
       FAIL=1
@@ -349,6 +381,7 @@ for run in $(seq "$RUNS"); do
     printf '%s\t%s\tload1\t%s\n' "$nic" "$run" "$ld" >>"$RES"
     log "$tag: done rc=$rc figures=$n load=$ld ($(elapsed "$T0")s)"
   done
+ done
 done
 
 # ---- report -------------------------------------------------------------------------
@@ -371,23 +404,36 @@ HYP=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -n1)
   fi
   HP=$(cat "$HALTPOLL_PARAM" 2>/dev/null || echo "n/a (no haltpoll cpuidle)")
   echo "cpuidle halt polling (guest_halt_poll_ns): $HP${HALTPOLL:+ (set by --halt-poll for this run)}"
-  [ "$VIOMMU" = 1 ] && echo "virtual IOMMU: q35, intel-iommu,caching-mode=on, intel_iommu=on (every NIC)"
+  if [ "$VIOMMU" = 1 ]; then
+    echo "virtual IOMMU: q35, intel-iommu,caching-mode=on (every NIC), guest command line per mode:"
+    for m in "${MODES[@]}"; do echo "  $(mode_desc "$m")"; done
+  fi
   echo "runs=$RUNS secs=$SECS udp: -l 64 -b $UDPBW; pings=$PINGS at 0.2 s; load avg at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "command: scripts/bench-e2e.sh $ARGV"
-  echo "1-min load average after each boot (about 1 is the benchmark itself; more is other work):"
-  for nic in "${NICLIST[@]}"; do
-    printf '  %-12s %s\n' "$nic" "$(awk -F'\t' -v k="$nic" '$1 == k && $3 == "load1" { printf "%s ", $4 }' "$RES")"
+  for m in "${MODES[@]}"; do
+    RES=$(res_of "$m")
+    if [ "$m" != none ]; then echo; echo "=== vIOMMU mode $(mode_desc "$m")"; fi
+    echo "1-min load average after each boot (about 1 is the benchmark itself; more is other work):"
+    for nic in "${NICLIST[@]}"; do
+      printf '  %-12s %s\n' "$nic" "$(awk -F'\t' -v k="$nic" '$1 == k && $3 == "load1" { printf "%s ", $4 }' "$RES")"
+    done
+    echo
+    report_text "$RES" "${NICLIST[@]}"
+    echo
+    report_costs text "$RES" "${NICLIST[@]}"
+    echo
+    echo "Markdown:"
+    echo
+    report_markdown "$RES" "${NICLIST[@]}"
+    echo
+    report_costs md "$RES" "${NICLIST[@]}"
   done
-  echo
-  report_text "$RES" "${NICLIST[@]}"
-  echo
-  report_costs text "$RES" "${NICLIST[@]}"
-  echo
-  echo "Markdown:"
-  echo
-  report_markdown "$RES" "${NICLIST[@]}"
-  echo
-  report_costs md "$RES" "${NICLIST[@]}"
+  if [ ${#MODES[@]} -gt 1 ]; then
+    echo
+    echo "=== vIOMMU modes side by side (ratios of medians; DMA messages: nic-emu's per frame)"
+    echo
+    report_modes "$(res_of strict)" strict "$(res_of pt)" iommu=pt
+  fi
 } | tee "$OUT/report.txt"
-log "raw results: $RES; logs: $OUT; total $(elapsed "$T0")s"
+log "raw results: $(for m in "${MODES[@]}"; do res_of "$m"; done | tr '\n' ' ')logs: $OUT; total $(elapsed "$T0")s"
 exit "$FAIL"

@@ -23,7 +23,8 @@
 #   load1         1-min load average after the boot (about 1 is the boot itself)
 #
 # Functions: cli_usable BIN, parse_console LOG NIC RUN, parse_nic_emu PHASES CLILOG
-#   RUN, report_text RES NIC..., report_markdown RES NIC..., report_costs text|md RES NIC...
+#   RUN, report_text RES NIC..., report_markdown RES NIC..., report_costs text|md RES NIC...,
+#   report_modes RES_A LABEL_A RES_B LABEL_B (two vIOMMU modes side by side)
 
 # true if BIN looks like a nic-emu-cli that can serve vfio-user on a tap
 cli_usable() { # BIN
@@ -142,11 +143,12 @@ EOF
 
 # awk functions shared by the reports: load RES, stats over runs, number format
 _BENCH_AWK_LIB='
-  function load(res,   line, p, k) {
+  function load(res, pre,   line, p, k) {
     while ((getline line < res) > 0) {
-      split(line, p, "\t"); k = p[1] SUBSEP p[3]
-      val[p[1], p[3], ++cnt[k]] = p[4] + 0
+      split(line, p, "\t"); k = pre p[1] SUBSEP p[3]
+      val[pre p[1], p[3], ++cnt[k]] = p[4] + 0
     }
+    close(res)
   }
   function fmt(v,   r) {
     if (v >= 100 || v <= -100) return sprintf("%.0f", v)
@@ -256,5 +258,34 @@ report_costs() { # text|md RES NIC...
       if (!any) next
       if (mode == "text") { printf "%-9s", ph; for (i = 1; i <= c; i++) printf " %12s", v[i]; printf "\n" }
       else { row = "| " ph " |"; for (i = 1; i <= c; i++) row = row " " v[i] " |"; print row }
+    }'
+}
+
+# two vIOMMU modes of one run side by side (markdown): per figure nic-emu / QEMU e1000 in
+# each mode and each NIC's mode B / mode A; then nic-emu's DMA map+unmap messages per
+# frame in each mode, per phase
+report_modes() { # RES_A LABEL_A RES_B LABEL_B
+  _bench_figures | awk -F'\t' -v ra="$1" -v la="$2" -v rb="$3" -v lb="$4" "$_BENCH_AWK_LIB"'
+    function r(x, y) { return (x != "" && y != "" && y != 0) ? sprintf("%.2f", x / y) : "–" }
+    function m(nic, f) { stats(nic, f); return S_n ? S_med : "" }
+    BEGIN {
+      load(ra, "A:"); load(rb, "B:")
+      printf "| Figure | nic-emu / e1000, %s | nic-emu / e1000, %s | nic-emu, %s / %s | e1000, %s / %s |\n", la, lb, lb, la, lb, la
+      print "|---|---:|---:|---:|---:|"
+    }
+    {
+      f = $1
+      ane = m("A:nic-emu", f); ae = m("A:qemu-e1000", f); bne = m("B:nic-emu", f); be = m("B:qemu-e1000", f)
+      printf "| %s (%s) | %s | %s | %s | %s |\n", $2, $3, r(ane, ae), r(bne, be), r(bne, ane), r(be, ae)
+    }
+    END {
+      print ""
+      printf "| Phase | DMA map+unmap/frame, %s | DMA map+unmap/frame, %s |\n", la, lb
+      print "|---|---:|---:|"
+      n = split("tcp_g2h tcp_h2g udp_g2h udp_h2g boot", ph, " ")
+      for (i = 1; i <= n; i++) {
+        a = m("A:nic-emu", "ne_dma." ph[i]); b = m("B:nic-emu", "ne_dma." ph[i])
+        if (a != "" || b != "") printf "| %s | %s | %s |\n", ph[i], (a != "" ? fmt(a) : "–"), (b != "" ? fmt(b) : "–")
+      }
     }'
 }
