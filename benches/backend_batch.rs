@@ -7,7 +7,7 @@
 //!   (timed).
 //! - `stream_tx`: the stream backend (a Unix socket, a thread reading and discarding)
 //!   sends 32 frames with `begin_burst`/`end_burst` around them ("burst": one write) or
-//!   without ("single": a write per frame, as before the device made the calls).
+//!   without ("single": a write per frame, as when nothing calls them).
 //!
 //! The ratio batch 32 / batch 1 (burst / single) is the figure that travels.
 //!

@@ -9,7 +9,7 @@
 #   --sanitizer S   auto (default): AddressSanitizer for the targets that reach unsafe
 #                   code (capi_calls, dma_table, vfio_user_stream: raw pointers, mmap,
 #                   descriptors), none for the safe-Rust ones (device_ops, pcap_replay,
-#                   backend_spec: 2-3x the executions; overflow checks and debug
+#                   backend_spec: more executions; overflow checks and debug
 #                   assertions stay on); or address / none for every target
 #   --timeout T     libFuzzer -timeout: an input running longer is a hang (default 10)
 # Env: FUZZ_TARGET_DIR: where the instrumented builds go (default fuzz/target; one
@@ -90,10 +90,10 @@ for t in "${targets[@]}"; do
   fi
   extra=()
   # vfio_user_stream's server frees and allocates on its own thread, so an input's
-  # malloc and free counts race with it: libFuzzer's per-input leak check ran most
-  # inputs twice and scanned the heap (stopping every thread) for many, 3-4x the time
-  # of the fuzzing itself. Under ASan, LeakSanitizer still checks the whole process
-  # when the run ends (a leak then fails the run).
+  # malloc and free counts race with it and libFuzzer's per-input leak check would run
+  # most inputs twice and stop every thread to scan the heap (its cost:
+  # docs/FUZZING.md). Under ASan, LeakSanitizer still checks the whole process when
+  # the run ends (a leak then fails the run).
   [ "$t" != vfio_user_stream ] || extra+=(-detect_leaks=0)
   set +e
   cargo fuzz run -s "$san" --target-dir "$target_root/$san" "$t" "$work_root/$t" "corpus/$t" -- \

@@ -5,8 +5,8 @@
 //!
 //! Addresses 10.233.14x.0/24. Needs root and the rig of scripts/provision.sh (skips
 //! with `SKIP:` otherwise, fails under `NIC_EMU_NO_SKIP=1`). The Prometheus test needs
-//! Python's `prometheus_client` (.ci/run installs it); the activation test needs
-//! `systemd-socket-activate` (Debian's systemd package).
+//! Python's `prometheus_client` and the activation test `systemd-socket-activate`
+//! (scripts/provision.sh installs both; scripts/test.sh runs it as root).
 //!
 //! Run: `cargo test --test e2e_control -- --nocapture` (as root, after provisioning).
 

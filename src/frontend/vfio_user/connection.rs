@@ -71,9 +71,8 @@ impl ServerBackend for Connection<'_> {
 
     fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
         self.check_stop();
-        // The first access after an interrupt is the guest's handler (Linux: the cause
-        // read); QEMU's UNMASK and the handler's next access follow within
-        // microseconds, whatever the traffic.
+        // The first access after an interrupt is the guest's handler (the sequence:
+        // tuning.rs).
         let in_handler = self.shared.intx.awaiting_unmask();
         let Some(r) = Region::from_index(region).filter(|r| r.contains(offset, data.len())) else {
             return Err(invalid(format!(
@@ -98,11 +97,9 @@ impl ServerBackend for Connection<'_> {
             self.shared.waker.wake_if_earlier(deadline);
         }
         self.shared.intx.after_access();
-        // The guest's vCPU waits for this reply, and the driver's next access follows
-        // within tens of microseconds (Linux: the cause read, QEMU's UNMASK, a mask
-        // write and its flushing read, then the NAPI poll's doorbell writes). Poll for
-        // it once the reply is out: in an interrupt handler, and while the guest is a
-        // paced receiver (TCP; tuning.rs says why not otherwise).
+        // The guest's vCPU waits for this reply and the driver's next access follows
+        // closely: poll for it once the reply is out, in an interrupt handler and while
+        // the guest is a paced receiver (tuning.rs says when and why).
         if (in_handler || receiving) && r != Region::Config {
             self.spin.arm();
         }
@@ -204,8 +201,8 @@ impl ServerBackend for Connection<'_> {
             fds.len()
         );
         if index == IRQ_INTX {
-            // QEMU unmasks INTx after the guest's first BAR access following an
-            // interrupt and waits for the reply; the handler's next access follows.
+            // QEMU waits for an UNMASK's reply and the handler's next access follows
+            // (tuning.rs).
             if flags & IRQ_SET_ACTION_UNMASK != 0 || self.bias.receiving() {
                 self.spin.arm();
             }

@@ -3,10 +3,11 @@
 //! The client (QEMU) hands over an eventfd in SET_IRQS (`DATA_EVENTFD | ACTION_TRIGGER`,
 //! flags 0x24). Like the kernel's vfio-pci INTx, the line is *automasked*: a signal masks
 //! it, and the client unmasks it (`DATA_NONE | ACTION_UNMASK`, 0x11) after the guest has
-//! serviced the interrupt. QEMU sends that unmask just before forwarding the guest's next
-//! BAR access (usually the interrupt cause read that lowers the line), so a line still high at unmask
-//! time is re-signalled only after that next access, or after [`RECHECK_DELAY`] at the
-//! latest: the level semantics of a real line without a spurious interrupt per interrupt.
+//! serviced the interrupt. QEMU sends that unmask right after the guest's next BAR access
+//! (usually the interrupt cause read that lowers the line; the whole sequence is in
+//! `tuning.rs`), so a line still high at unmask time is re-signalled only after the
+//! client's next access, or after [`RECHECK_DELAY`] at the latest: the level semantics of
+//! a real line without a spurious interrupt per interrupt.
 //! `DATA_NONE | ACTION_TRIGGER` with count 0 (0x21) disables the line.
 
 use std::fs::File;

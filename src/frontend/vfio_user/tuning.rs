@@ -1,32 +1,42 @@
 //! Latency tuning of the vfio-user socket thread: when the client's next message is
 //! due within microseconds, poll the client's stream for a short while instead of
-//! going to sleep in the `vfio_user` crate's blocking receive. Four moments:
+//! going to sleep in the `vfio_user` crate's blocking receive. QEMU's vCPU waits for
+//! every register read and every INTx unmask, and waking a sleeping thread costs more
+//! than the poll (figures and the variants measured: docs/PERFORMANCE.md, "The socket
+//! thread polls where QEMU waits").
+//!
+//! What the socket thread receives from Linux's e1000 driver around one interrupt (the
+//! rules below follow from it; other files point here):
+//!
+//! 1. the device raises INTx; the line is automasked (`intx.rs`) and QEMU injects it;
+//! 2. the handler's first access, the cause read (ICR), which the vCPU waits for;
+//! 3. right after it, QEMU's SET_IRQS UNMASK, whose reply the vCPU also waits for;
+//! 4. the handler masks interrupts (IMC) and flushes that posted write with a STATUS
+//!    read;
+//! 5. the NAPI poll hands receive descriptors back (RDT writes, each releasing frames
+//!    waiting in the backend) and may transmit (TDT);
+//! 6. NAPI done: ITR and IMS writes, flushed with another STATUS read.
+//!
+//! The socket thread polls at four moments:
 //!
 //! - after a posted write that drivers follow at once with another access (the device
-//!   says which: [`AccessEffect::next_access_soon`](crate::device::AccessEffect));
-//! - after the reply to the first register read after an interrupt (the handler's
-//!   cause read; QEMU's UNMASK follows) and to every UNMASK (the handler's next access
-//!   follows), whatever the traffic: these come within microseconds, so the poll is
-//!   short;
+//!   says which: [`AccessEffect::next_access_soon`](crate::device::AccessEffect)): TDT,
+//!   and the mask writes of steps 4 and 6;
+//! - after the reply to the first register read after an interrupt (step 2) and to
+//!   every UNMASK (step 3), whatever the traffic;
 //! - after the reply to a DMA_MAP or DMA_UNMAP: behind a virtual IOMMU QEMU sends one
 //!   for every buffer the guest maps or unmaps, in runs, and waits for each reply;
-//! - after the reply to any register read, while the guest is a paced receiver
-//!   ([`ReceiveBias`]). The Linux driver's interrupt handler and NAPI poll are such a
-//!   chain: the cause read, QEMU's UNMASK, the mask write and its flushing read, then
-//!   the doorbell writes that hand back receive descriptors, each releasing frames
-//!   waiting in the backend. While the guest mostly transmits, the host needs that CPU
-//!   for the transmit work and the tap (polling there cost TCP guest->host about
-//!   10 %), and during a flood the sender needs it: polling is off then.
+//! - after the reply to any register read while the guest is a paced receiver
+//!   ([`ReceiveBias`]), so that the thread is awake for step 5's RDT writes. While the
+//!   guest mostly transmits, or the host floods it, the host needs that CPU for the
+//!   transmit work or the sender: polling is off then.
 //!
 //! Each arms [`SocketSpin`]; the poll runs when the crate calls
 //! [`ServerBackend::before_receive`](vfio_user::ServerBackend::before_receive) (a hook
 //! of nic-emu's fork of the crate, `vendor/vfio_user`), which it does only before a
 //! receive that may block: never while whole messages wait in its read buffer.
-//!
-//! On this project's test machine (a 2-CPU VM) waking a thread that sleeps costs about
-//! 20-25 us per hop, and every such hop inside a register read stalls the guest's
-//! vCPU. See docs/PERFORMANCE.md, Optimisations. `NIC_EMU_SOCKET_SPIN_US` overrides
-//! the time ([`DEFAULT_SOCKET_SPIN`]; 0 turns polling off; capped at 10 ms).
+//! `NIC_EMU_SOCKET_SPIN_US` overrides the time ([`DEFAULT_SOCKET_SPIN`]; 0 turns
+//! polling off; capped at 10 ms).
 //!
 //! The same wake-ups are why [`halt_poll_hint`] exists: on a VM whose idle CPUs halt at
 //! once, the server says so in its log when it starts.
@@ -114,8 +124,9 @@ impl SocketSpin {
 /// one ACK per 2-40 frames, and its sender waits for them, so the host has CPU to
 /// spare and the guest's register round trips are what limit the rate. Not a TCP
 /// sender (it receives one ACK per 2-40 frames it sends), and not a flood the guest
-/// does not answer (64-byte UDP): its sender keeps a host CPU busy, and polling there
-/// cost a quarter of the packet rate.
+/// does not answer (64-byte UDP), whose sender needs the host CPU that polling would
+/// take. A window, not a single read, because the reads of one interrupt come close
+/// together with no frame between them.
 #[derive(Debug)]
 pub(super) struct ReceiveBias {
     start: Instant,
@@ -194,9 +205,8 @@ const HALT_POLL_PARAM: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_n
 
 /// A line for the log when this machine is a VM whose idle CPUs halt at once (the
 /// governor's limit is 0; the kernel's default is 200000 ns). Every register read
-/// QEMU's vCPU waits for then crosses CPUs that must be woken from a halt; on the
-/// project's test VM that halved TCP guest->host throughput (docs/PERFORMANCE.md,
-/// seventh session). `None` on other machines.
+/// QEMU's vCPU waits for then crosses CPUs that must be woken from a halt
+/// (docs/PERFORMANCE.md, "Halt polling"). `None` on other machines.
 pub(super) fn halt_poll_hint() -> Option<String> {
     halt_poll_hint_for(std::fs::read_to_string(HALT_POLL_PARAM).ok().as_deref())
 }
@@ -207,9 +217,8 @@ fn halt_poll_hint_for(value: Option<&str>) -> Option<String> {
     (ns == 0).then(|| {
         format!(
             "vfio-user: idle CPUs of this VM halt at once ({HALT_POLL_PARAM} is 0), so each \
-             register read QEMU waits for pays for waking them; with the kernel's default \
-             (200000) TCP guest->host ran twice as fast on the project's test VM \
-             (docs/PERFORMANCE.md)"
+             register read QEMU waits for pays for waking them; the kernel's default \
+             (200000) makes them much cheaper (docs/PERFORMANCE.md, \"Halt polling\")"
         )
     })
 }
