@@ -166,7 +166,7 @@ typedef struct NicEmuMetrics {
 extern "C" {
 #endif // __cplusplus
 
-// Fill `config` with defaults: MAC 52:54:00:12:34:56, link up, manual clock, no
+// Fill `config` with defaults: MAC 52:54:00:e1:00:00, link up, manual clock, no
 // callbacks, NULL `user_data`.
 //
 // # Safety

@@ -63,8 +63,8 @@
 #   125 QEMU ended without RIG-EXIT (QEMU error, kernel panic); 2 usage error.
 # A summary line "[boot-guest] nic=... rc=... ready=...s wall=...s" goes to stderr.
 #
-# The machine is `-machine pc -nodefaults` (or q35, or virt for aarch64): the NIC (any
-# kind) is the only device added, at PCI 0000:00:02.0. With vfio-user, QEMU 11 warns "Could not
+# The machine is `-machine pc -nodefaults -nic none` (or q35, or virt for aarch64): the
+# NIC (any kind) is the only device added, at PCI 0000:00:02.0. With vfio-user, QEMU 11 warns "Could not
 # enable error recovery for the device"; that is harmless.
 #
 # Several guests can run at once: each run has its own temp dir; give each its
@@ -78,7 +78,8 @@
 # Env: NIC_EMU_CACHE (default /var/cache/nic-emu), NIC_EMU_QEMU (x86 QEMU binary),
 #      NIC_EMU_QEMU_AARCH64 (arm64 QEMU binary), NIC_EMU_KERNEL (default
 #      $NE_CACHE/guest/vmlinux, else vmlinuz; aarch64: $NE_CACHE/guest-arm64/vmlinuz),
-#      NIC_EMU_ACCEL (default for --accel), NIC_EMU_KEEP_TAP=1 keeps the tap.
+#      NIC_EMU_ACCEL (default for --accel), NIC_EMU_KEEP_TAP=1 keeps the tap,
+#      NIC_EMU_SHOW_QEMU=1 logs QEMU's arguments, one per line, before starting it.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DIE_RC=2
@@ -185,7 +186,26 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- the command (and --extra-dir) as a second cpio after the initramfs -------------
-mkdir -p "$WORK/ov/ne"
+mkdir -p "$WORK/ov/ne" "$WORK/ov/etc/udhcpc"
+# udhcpc applies a lease only through a script; this is where Debian's busybox looks
+# for it, so that `udhcpc -i eth0` (README, passt) configures eth0 as a user expects.
+cat >"$WORK/ov/etc/udhcpc/default.script" <<'DHCP'
+#!/bin/sh
+# Apply what udhcpc reports: address, default route, DNS servers.
+case $1 in
+  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up;;
+  bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+    if [ -n "$dns" ]; then
+      : >/etc/resolv.conf
+      for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+    fi;;
+esac
+exit 0
+DHCP
+chmod 755 "$WORK/ov/etc/udhcpc/default.script"
 if [ -n "$EXTRA" ]; then cp -a "$EXTRA"/. "$WORK/ov/"; fi
 printf '%s\n' "$CMD" >"$WORK/ov/ne/cmd"
 (cd "$WORK/ov" && find . | LC_ALL=C sort | gbusybox cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) >"$WORK/ov.cpio.gz"
@@ -265,11 +285,12 @@ NS=(); [ -n "$NETNS" ] && NS=(ip netns exec "$NETNS")
 CON=${LOG:-$WORK/console.log}
 : >"$CON"
 NOREBOOT=(-no-reboot); [ "$REBOOT" = 1 ] && NOREBOOT=()
-QCMD=("$QEMU" -nodefaults -no-user-config "${ACC[@]}" -machine "$MACHINE" -smp "$SMP" "${MEMARGS[@]}"
+QCMD=("$QEMU" -nodefaults -nic none -no-user-config "${ACC[@]}" -machine "$MACHINE" -smp "$SMP" "${MEMARGS[@]}"
       -display none -monitor none -serial stdio ${NOREBOOT[@]+"${NOREBOOT[@]}"}
       -kernel "$KERNEL" -initrd "$WORK/initrd" -append "$APPEND"
       ${IOMMU[@]+"${IOMMU[@]}"} "${NICARGS[@]}" ${QARGS[@]+"${QARGS[@]}"})
 printf '%q ' "${QCMD[@]}" >"$WORK/qemu-cmdline"
+if [ "${NIC_EMU_SHOW_QEMU:-0}" = 1 ]; then for a in "${QCMD[@]}"; do log "qemu arg: $a"; done; fi
 T0=$(date +%s.%N)
 "${NS[@]}" timeout -k 3 "$TIMEOUT" "${QCMD[@]}" </dev/null >>"$CON" 2>&1 &
 QPID=$!

@@ -4,6 +4,7 @@
 # host pings back).
 #
 # Usage: sudo scripts/demo.sh        (root: it makes a netns and a tap)
+#        scripts/demo.sh --help       this text
 # Steps, each printed as it runs:
 #   1. scripts/provision.sh              QEMU with vfio-user-pci + guest (cached)
 #   2. cargo build --release             nic-emu-cli
@@ -22,7 +23,12 @@
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROOT=$(cd "$NE_SCRIPTS/.." && pwd)
-NS=ne-demo TAP=ne-demo0 HOST=10.233.50.1 GUEST=10.233.50.2 MAC=52:54:00:12:34:56
+NS=ne-demo TAP=ne-demo0 HOST=10.233.50.1 GUEST=10.233.50.2 MAC=52:54:00:e1:00:00
+case ${1:-} in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
+  "") ;;
+  *) die "unknown argument $1 (see --help)";;
+esac
 need_root
 step() { printf '\n==> %s\n' "$*"; }
 

@@ -4,7 +4,7 @@
 //! default = "lo"                 # which [backends.NAME] to use without --backend
 //!
 //! [device]
-//! mac = "52:54:00:12:34:56"      # optional
+//! mac = "52:54:00:00:00:01"      # optional (unicast; default 52:54:00:e1:00:00)
 //! link_up = true                 # optional: cable plugged in at power-on
 //!
 //! [backends.lo]
@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::backend::{BackendKind, BackendSpec};
+use crate::backend::{BackendKind, BackendSpec, SpecError};
 use crate::mac::MacAddress;
 
 /// A configuration that could not be loaded or used. Every message names the file
@@ -71,8 +71,8 @@ pub enum ConfigError {
         /// The names that are defined.
         defined: String,
     },
-    /// `--backend NAME` is neither a defined name nor an inline spec.
-    #[error("backend `{name}` is not defined in {origin} (defined: {defined}) and is not an inline spec ({reason}); inline specs look like `loopback`, `tap,ifname=tap0`, `udp,local=127.0.0.1:7001,remote=127.0.0.1:7002`, `udp,mcast=239.1.2.3:5000`, `stream,connect=unix:/tmp/passt.sock` or `pcap,replay=in.pcap`")]
+    /// `--backend NAME`: a plain word that is neither a defined name nor a backend kind.
+    #[error("backend `{name}` is not defined in {origin} (defined: {defined}), nor a backend kind for an inline spec such as `tap,ifname=tap0` ({reason})")]
     UnknownBackend {
         /// The file (or "built-in defaults").
         origin: String,
@@ -82,6 +82,15 @@ pub enum ConfigError {
         defined: String,
         /// Why it is not an inline spec either.
         reason: String,
+    },
+    /// `--backend SPEC`: an inline spec (it has a `,` or `=`, or starts with a kind) that
+    /// does not parse.
+    #[error("inline backend spec `{spec}`: {reason}")]
+    InlineSpec {
+        /// The spec given.
+        spec: String,
+        /// What is wrong with it.
+        reason: SpecError,
     },
 }
 
@@ -146,7 +155,8 @@ impl Config {
         }
     }
 
-    /// Read and check the file at `path`.
+    /// Read and check the file at `path`. Relative paths in it (`record`, `replay`, a
+    /// `unix:` socket) are taken relative to the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
@@ -154,6 +164,13 @@ impl Config {
         })?;
         let mut c = Self::parse(&text, &path.display().to_string())?;
         c.source = Some(path.to_path_buf());
+        // Paths in the file are relative to the file (a unit's --config /etc/nic-emu/X.toml
+        // with record = "x.pcap" writes /etc/nic-emu/x.pcap, whatever its working directory).
+        if let Some(dir) = path.parent() {
+            for spec in c.backends.values_mut() {
+                spec.resolve_paths(dir);
+            }
+        }
         Ok(c)
     }
 
@@ -170,11 +187,14 @@ impl Config {
         let mac = device
             .mac
             .map(|m| {
-                m.parse::<MacAddress>().map_err(|e| ConfigError::BadValue {
+                let bad = |message: String| ConfigError::BadValue {
                     origin: origin.into(),
                     key: "device.mac".into(),
-                    message: e.to_string(),
-                })
+                    message,
+                };
+                let mac = m.parse::<MacAddress>().map_err(|e| bad(e.to_string()))?;
+                mac.check_station().map_err(bad)?;
+                Ok(mac)
             })
             .transpose()?;
         let mut backends = raw.backends;
@@ -246,11 +266,21 @@ impl Config {
         }
         match BackendSpec::parse_inline(name) {
             Ok(spec) => Ok(("inline".into(), spec)),
-            Err(e) => Err(ConfigError::UnknownBackend {
-                origin: self.origin(),
-                name: name.to_string(),
-                defined: names(&self.backends),
-                reason: e.to_string(),
+            // A plain word that names no kind: most likely a misspelt backend name.
+            Err(e @ (SpecError::UnknownKind(_) | SpecError::Empty))
+                if !name.contains([',', '=']) =>
+            {
+                Err(ConfigError::UnknownBackend {
+                    origin: self.origin(),
+                    name: name.to_string(),
+                    defined: names(&self.backends),
+                    reason: e.to_string(),
+                })
+            }
+            // Clearly meant as a spec: its own error, alone.
+            Err(reason) => Err(ConfigError::InlineSpec {
+                spec: name.to_string(),
+                reason,
             }),
         }
     }

@@ -356,6 +356,40 @@ fn multicast_members_hear_each_other_but_not_themselves() {
     }
 }
 
+/// Where no route leads to the group (a fresh network namespace: containers, test
+/// rigs), joining without `local=` fails with ENODEV; the error says what to do.
+#[test]
+fn a_failed_join_without_local_suggests_local() {
+    const T: &str = "a_failed_join_without_local_suggests_local";
+    if !common::can_run(T, common::is_root(), "needs root for a network namespace") {
+        return;
+    }
+    let group = mcast_group(7);
+    // A thread of its own in a new network namespace (the namespace is per thread):
+    // only `lo`, down, and no route at all.
+    let e = std::thread::spawn(move || {
+        // SAFETY: unshare(2) with a valid flag; it changes this thread's namespace only.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(
+            rc,
+            0,
+            "unshare(CLONE_NEWNET): {}",
+            std::io::Error::last_os_error()
+        );
+        UdpTunnel::multicast(group, None).err()
+    })
+    .join()
+    .unwrap()
+    .expect("joining with no route to the group fails");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&group.to_string())
+            && msg.contains("local=127.0.0.1")
+            && msg.contains("multicast route"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn multicast_specs_name_their_keys() {
     use nic_emu::backend::{BackendKind, BackendSpec};

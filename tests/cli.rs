@@ -345,3 +345,427 @@ fn stats_interval_logs_counters_periodically() {
     );
     assert!(log.contains("link down"), "{log}");
 }
+
+/// Every `--long` option a help text lists.
+fn long_options(help: &str) -> Vec<String> {
+    let mut v: Vec<String> = help
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2 && w.as_bytes()[2].is_ascii_lowercase())
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The subcommands a help text lists under `Commands:`.
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        // Wrapped descriptions are indented further than the names.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// `--help` of `path` and of every subcommand below it: (command path, help text).
+fn help_tree(path: &[String]) -> Vec<(Vec<String>, String)> {
+    let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+    args.push("--help");
+    let o = run_in(&scratch(), &args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    let help = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut all = vec![(path.to_vec(), help.clone())];
+    for sub in subcommands(&help) {
+        let mut p = path.to_vec();
+        p.push(sub);
+        all.extend(help_tree(&p));
+    }
+    all
+}
+
+fn generated(what: &str) -> String {
+    let o = run_in(&scratch(), &["generate", what]);
+    assert!(o.status.success(), "generate {what}: {}", stderr(&o));
+    String::from_utf8(o.stdout).expect("generated text is UTF-8")
+}
+
+/// The man page and the completion scripts come from the same clap definitions as
+/// `--help`: every long option and subcommand that any `--help` (the program's, `ctl`'s
+/// and each control request's) lists is in the page and in every script.
+#[test]
+fn man_page_and_completions_cover_every_option_of_help() {
+    let tree = help_tree(&[]);
+    assert!(tree.len() >= 12, "help tree too small: {tree:?}");
+    let paths: Vec<String> = tree.iter().map(|(p, _)| p.join(" ")).collect();
+    for want in [
+        "ctl",
+        "ctl link",
+        "ctl stats",
+        "ctl record start",
+        "ctl impair set",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "no `{want}` in {paths:?}");
+    }
+    // roff writes a hyphen as \- (and the page is read with the escapes undone).
+    let man = generated("man").replace("\\-", "-");
+    let bash = generated("bash");
+    let zsh = generated("zsh");
+    let fish = generated("fish");
+    assert!(man.contains(".TH nic-emu-cli 1"), "no title line");
+    for (path, help) in &tree {
+        let here = format!("`nic-emu-cli {}`", path.join(" "));
+        if let Some(last) = path.last() {
+            let full = format!("nic-emu-cli {}", path.join(" "));
+            assert!(man.contains(&full), "man page has no section for {here}");
+            assert!(bash.contains(last.as_str()), "bash: no {here}");
+            assert!(zsh.contains(last.as_str()), "zsh: no {here}");
+            assert!(fish.contains(last.as_str()), "fish: no {here}");
+        }
+        for opt in long_options(help) {
+            let bare = &opt[2..];
+            assert!(man.contains(&opt), "man page lacks {opt} of {here}");
+            assert!(bash.contains(&opt), "bash completion lacks {opt} of {here}");
+            assert!(zsh.contains(&opt), "zsh completion lacks {opt} of {here}");
+            // clap_complete's fish script completes two levels of subcommands
+            // (`ctl record`), not the options of a third (`ctl record start --max-bytes`).
+            if path.len() < 3 {
+                assert!(
+                    fish.contains(&format!("-l {bare}")),
+                    "fish completion lacks {opt} of {here}"
+                );
+            }
+        }
+    }
+    // The bash script is valid bash.
+    let dir = scratch();
+    let f = dir.join("nic-emu-cli.bash");
+    std::fs::write(&f, &bash).unwrap();
+    let st = Command::new("bash").arg("-n").arg(&f).status().unwrap();
+    assert!(st.success(), "bash -n rejects the completion script");
+}
+
+/// A group (multicast or broadcast) or all-zero MAC is refused, on the command line and
+/// in a configuration file, before anything starts: the guest's driver would refuse
+/// the card.
+#[test]
+fn group_and_zero_macs_are_refused() {
+    for mac in [
+        "01:00:5e:00:00:01",
+        "ff:ff:ff:ff:ff:ff",
+        "53:54:00:00:00:01",
+        "00:00:00:00:00:00",
+    ] {
+        let o = run_in(&scratch(), &["--mac", mac, "--print-config"]);
+        assert_eq!(o.status.code(), Some(1), "--mac {mac} accepted");
+        let e = stderr(&o);
+        assert!(e.contains("--mac") && e.contains(mac), "{e}");
+    }
+    let (e, file) = config_error("[device]\nmac = \"33:33:00:00:00:01\"\n");
+    assert!(
+        e.contains("device.mac") && e.contains(&file) && e.contains("multicast"),
+        "{e}"
+    );
+}
+
+/// The default MAC is not QEMU's default (QEMU adds an e1000 with 52:54:00:12:34:56
+/// unless told `-nic none`); choosing QEMU's address anyway gets a warning that says
+/// what to do.
+#[test]
+fn default_mac_differs_from_qemus_and_qemus_is_warned_about() {
+    let o = run_in(&scratch(), &["--print-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("# effective: mac 52:54:00:e1:00:00,"), "{out}");
+
+    for (mac, warned) in [(None, false), (Some("52:54:00:12:34:56"), true)] {
+        let dir = scratch();
+        let sock = dir.join("m.sock");
+        let mut args = vec!["--socket", sock.to_str().unwrap()];
+        if let Some(m) = mac {
+            args.extend(["--mac", m]);
+        }
+        let mut child = spawn_in(&dir, &args);
+        wait_exists(&sock, &mut child);
+        let (status, log) = sigterm_and_wait(&mut child);
+        assert!(status.success(), "{log}");
+        assert_eq!(log.contains("-nic none"), warned, "{mac:?}: {log}");
+    }
+}
+
+/// An inline spec that does not parse is reported alone (its own error, the keys its
+/// kind takes), not buried in "not defined ... and not an inline spec".
+#[test]
+fn inline_spec_errors_come_alone() {
+    let o = run_in(
+        &scratch(),
+        &["--backend", "tap,ifnam=tap0", "--print-config"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("inline backend spec `tap,ifnam=tap0`")
+            && e.contains("unknown key `ifnam`")
+            && e.contains("`ifname`"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("is not defined") && !e.contains("built-in defaults"),
+        "{e}"
+    );
+    let o = run_in(&scratch(), &["--backend", "udp", "--print-config"]);
+    let e = stderr(&o);
+    assert!(
+        e.contains("inline backend spec `udp`") && e.contains("`local`"),
+        "{e}"
+    );
+    assert!(e.lines().count() == 1 && e.len() < 200, "{e}");
+    // A plain word is taken for a backend name and still lists the names defined.
+    let o = run_in(&scratch(), &["--backend", "wire", "--print-config"]);
+    let e = stderr(&o);
+    assert!(
+        e.contains("`wire` is not defined") && e.contains("defined: loopback"),
+        "{e}"
+    );
+}
+
+/// `--print-config` checks what it can without opening the backend: a missing replay
+/// file or a recording into a missing directory is an error (status 1) naming it.
+#[test]
+fn print_config_fails_on_a_missing_replay_file() {
+    let dir = scratch();
+    let o = run_in(
+        &dir,
+        &[
+            "--backend",
+            "pcap,replay=nonexistent.pcap",
+            "--print-config",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("replay file nonexistent.pcap"), "{e}");
+    let o = run_in(
+        &dir,
+        &["--record", "/nonexistent-dir/r.pcap", "--print-config"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent-dir"), "{}", stderr(&o));
+    // Present: fine.
+    std::fs::write(dir.join("in.pcap"), b"").unwrap();
+    let o = run_in(
+        &dir,
+        &["--backend", "pcap,replay=in.pcap", "--print-config"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// Relative `record`, `replay` and `unix:` paths in a configuration file are relative to
+/// the file's directory (a unit runs `--config /etc/nic-emu/X.toml` from `/`), while
+/// inline specs on the command line stay relative to the working directory.
+#[test]
+fn config_paths_are_relative_to_the_config_file() {
+    let dir = scratch();
+    let conf_dir = dir.join("etc");
+    std::fs::create_dir(&conf_dir).unwrap();
+    std::fs::write(conf_dir.join("cap.pcap"), b"").unwrap();
+    let file = conf_dir.join("n.toml");
+    std::fs::write(
+        &file,
+        "default = \"r\"\n[backends.r]\nkind = \"pcap\"\nreplay = \"cap.pcap\"\n\
+         record = \"out/r.pcap\"\n[backends.s]\nkind = \"stream\"\nconnect = \"unix:p.sock\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(conf_dir.join("out")).unwrap();
+    let elsewhere = scratch();
+    let o = run_in(
+        &elsewhere,
+        &["--config", file.to_str().unwrap(), "--print-config"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let c = conf_dir.display();
+    for want in [
+        format!("replay = \"{c}/cap.pcap\""),
+        format!("record = \"{c}/out/r.pcap\""),
+        format!("connect = \"unix:{c}/p.sock\""),
+    ] {
+        assert!(out.contains(&want), "no {want} in:\n{out}");
+    }
+    // The same file read from its own directory with a relative --config.
+    let o = run_in(&conf_dir, &["--config", "n.toml", "--print-config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Inline: the working directory (`elsewhere` has no cap.pcap).
+    let o = run_in(
+        &elsewhere,
+        &["-b", "pcap,replay=cap.pcap", "--print-config"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+}
+
+/// A start logs at info only what the user set up: the haltpoll note about this
+/// machine's idle CPUs is a debug line (shown with -v where it applies).
+#[test]
+fn the_halt_poll_note_is_a_debug_line() {
+    let halts_at_once =
+        std::fs::read_to_string("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+            .is_ok_and(|v| v.trim() == "0");
+    for (verbose, shown) in [(false, false), (true, halts_at_once)] {
+        let dir = scratch();
+        let sock = dir.join("h.sock");
+        let mut args = vec!["--socket", sock.to_str().unwrap()];
+        if verbose {
+            args.push("-v");
+        }
+        let mut child = spawn_in(&dir, &args);
+        wait_exists(&sock, &mut child);
+        let (status, log) = sigterm_and_wait(&mut child);
+        assert!(status.success(), "{log}");
+        assert_eq!(
+            log.contains("guest_halt_poll_ns"),
+            shown,
+            "-v {verbose}: {log}"
+        );
+        if !verbose {
+            assert!(
+                log.lines()
+                    .all(|l| l.contains(" INFO ") || l.contains(" WARN ")),
+                "{log}"
+            );
+        }
+    }
+}
+
+/// After each client nic-emu logs the device's counters as text, not a Rust debug dump.
+#[test]
+fn per_client_summary_is_readable() {
+    let dir = scratch();
+    let sock = dir.join("c.sock");
+    let mut child = spawn_in(&dir, &["--socket", sock.to_str().unwrap()]);
+    wait_exists(&sock, &mut child);
+    // A client that connects and leaves without a word.
+    drop(std::os::unix::net::UnixStream::connect(&sock).unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, log) = sigterm_and_wait(&mut child);
+    assert!(status.success(), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("after client #1: "))
+        .unwrap_or_else(|| panic!("no per-client summary: {log}"));
+    assert!(
+        line.contains("after client #1: tx 0 frames / 0 bytes"),
+        "{line}"
+    );
+    assert!(
+        !line.contains("Metrics {") && !line.contains("reg_reads"),
+        "{line}"
+    );
+}
+
+/// `ctl stats --prometheus` prints the exposition text itself: every line a comment or
+/// `name{labels} value`, as /metrics serves it.
+#[test]
+fn ctl_stats_prometheus_is_exposition_text() {
+    let dir = scratch();
+    let sock = dir.join("p.sock");
+    let ctl = dir.join("p.ctl");
+    let mut child = spawn_in(
+        &dir,
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--control",
+            ctl.to_str().unwrap(),
+        ],
+    );
+    wait_exists(&ctl, &mut child);
+    let o = run_in(
+        &dir,
+        &[
+            "ctl",
+            "--control",
+            ctl.to_str().unwrap(),
+            "stats",
+            "--prometheus",
+        ],
+    );
+    let (status, log) = sigterm_and_wait(&mut child);
+    assert!(status.success(), "{log}");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with("# HELP nic_emu_"), "{text}");
+    assert!(text.contains("\nnic_emu_rx_frames_total 0\n"), "{text}");
+    for line in text.lines() {
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let (name, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        let metric = name.split('{').next().unwrap();
+        assert!(
+            !metric.is_empty()
+                && metric
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && (name == metric || name.ends_with('}')),
+            "bad metric name in {line:?}"
+        );
+        assert!(value.parse::<f64>().is_ok(), "bad value in {line:?}");
+    }
+}
+
+/// `scripts/demo.sh --help` prints its usage and starts nothing (no root needed).
+#[test]
+fn demo_help_prints_usage() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh");
+    let t = Instant::now();
+    let o = Command::new("bash")
+        .arg(&script)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Usage: sudo scripts/demo.sh") && out.contains("Exit status"),
+        "{out}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "--help ran something"
+    );
+    let o = Command::new("bash")
+        .arg(&script)
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--bogus"), "{}", stderr(&o));
+}
+
+/// The vfio-user backend conventions: `--socket-path` names the socket, `--fd` an
+/// inherited one, and the two together are an error.
+#[test]
+fn fd_and_socket_path_exclude_each_other() {
+    let o = run_in(
+        &scratch(),
+        &[
+            "--fd",
+            "3",
+            "--socket-path",
+            "/tmp/x.sock",
+            "--print-config",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+    let o = run_in(
+        &scratch(),
+        &["--socket-path", "/tmp/x.sock", "--print-config"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("socket /tmp/x.sock"));
+}

@@ -58,7 +58,7 @@ fn loopback_demo_loops_every_frame_back() {
     assert_lines(
         &out,
         &[
-            "device up: mac 52:54:00:12:34:56 (from the EEPROM), link up",
+            "device up: mac 52:54:00:e1:00:00 (from the EEPROM), link up",
             "frame 0: sent 19 bytes, received 1 frame(s) of [60] bytes, contents match",
             "frame 2: sent 214 bytes, received 1 frame(s) of [214] bytes, contents match",
             "looped back: 3/3 frames",

@@ -21,7 +21,7 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use super::impair::ImpairSpec;
@@ -200,7 +200,7 @@ pub enum SpecError {
     #[error("unknown backend kind `{0}`: expected tap, udp, stream, pcap or loopback")]
     UnknownKind(String),
     /// A key no kind has.
-    #[error("unknown key `{key}` for a {kind} backend")]
+    #[error("unknown key `{key}` for a {kind} backend; {}", expected_keys(kind))]
     UnknownKey {
         /// The kind.
         kind: String,
@@ -240,6 +240,24 @@ pub enum SpecError {
     /// A TOML document that does not parse or does not fit.
     #[error("{0}")]
     Toml(String),
+}
+
+/// "tap takes `ifname`, and any backend ..." for an unknown-key message.
+fn expected_keys(kind: &str) -> String {
+    let own = parse::kind_keys(kind)
+        .unwrap_or(&[])
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>();
+    let own = if own.is_empty() {
+        format!("{kind} takes no keys of its own")
+    } else {
+        format!("{kind} takes {}", own.join(", "))
+    };
+    format!(
+        "{own}; any backend takes `record`, `record_max_bytes`, `record_max_frames` and \
+         the impairments (`loss`, `delay`, ..., `rx_KEY`, `tx_KEY`, `seed`)"
+    )
 }
 
 /// A backend that could not be opened.
@@ -290,6 +308,57 @@ impl BackendSpec {
                 feature: "pcap",
             })
         }
+    }
+
+    /// Make the relative paths of this spec (`record`, `replay`, a `unix:` stream socket)
+    /// relative to `base` rather than to the working directory: a backends.toml's paths
+    /// are relative to the file's own directory.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(r) = &mut self.record {
+            fix(&mut r.path);
+        }
+        match &mut self.kind {
+            BackendKind::Pcap { replay, .. } => fix(replay),
+            BackendKind::Stream {
+                addr: StreamAddr::Unix(p),
+                ..
+            } => fix(p),
+            _ => {}
+        }
+    }
+
+    /// The checks that need no backend opened: the file a replay reads can be opened,
+    /// and the directory a recording is written to exists. (`--print-config` makes them;
+    /// opening the backend would fail the same way.)
+    pub fn check_paths(&self) -> Result<(), BackendError> {
+        if let BackendKind::Pcap { replay, .. } = &self.kind {
+            std::fs::File::open(replay).map_err(|e| {
+                io::Error::new(e.kind(), format!("replay file {}: {e}", replay.display()))
+            })?;
+        }
+        if let Some(r) = &self.record {
+            let dir = match r.path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "record file {}: directory {} does not exist",
+                        r.path.display(),
+                        dir.display()
+                    ),
+                )
+                .into());
+            }
+        }
+        Ok(())
     }
 
     /// The keys and values of this spec (without `kind`), as

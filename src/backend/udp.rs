@@ -110,7 +110,7 @@ impl UdpTunnel {
         let socket = sys::udp_reuseaddr_bound(group).map_err(|e| ctx("cannot bind", e))?;
         socket
             .join_multicast_v4(group.ip(), &if_addr)
-            .map_err(|e| ctx("cannot join the group", e))?;
+            .map_err(|e| ctx(&join_failure(iface), e))?;
         let sender = UdpSocket::bind(SocketAddrV4::new(if_addr, 0))
             .map_err(|e| ctx("cannot bind the sending socket", e))?;
         sender.set_nonblocking(true)?;
@@ -307,5 +307,20 @@ impl PacketBackend for UdpTunnel {
     /// be empty (not readable) while they wait for ring space.
     fn next_rx_deadline(&self) -> Option<std::time::Instant> {
         self.rx.pending().then(std::time::Instant::now)
+    }
+}
+
+/// What a failed IP_ADD_MEMBERSHIP means for the user. Without `local=`, the kernel
+/// joins on the interface its route to the group goes through; where there is none
+/// (containers, network namespaces, hosts without a default route) that is ENODEV.
+fn join_failure(iface: Option<Ipv4Addr>) -> String {
+    match iface {
+        Some(ip) => {
+            format!("cannot join the group on the interface with address {ip} (local={ip})")
+        }
+        None => "cannot join the group on the interface of the route to it (no local= given): \
+                 pick the interface with local=IFACE-IP, e.g. local=127.0.0.1 to stay on this \
+                 host, or add a multicast route (ip route add 224.0.0.0/4 dev IFACE)"
+            .to_string(),
     }
 }

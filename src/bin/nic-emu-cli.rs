@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{ArgAction, Parser, Subcommand};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 
 use nic_emu::backend::{BackendContext, PcapRecorder};
 use nic_emu::config::Config;
@@ -22,10 +22,12 @@ use nic_emu::control::{ControlContext, ControlServer};
 use nic_emu::frontend::activation;
 use nic_emu::frontend::vfio_user::VfioUserServer;
 use nic_emu::frontend::Frontend;
-use nic_emu::{DeviceConfig, MacAddress, Metrics};
+use nic_emu::{DeviceConfig, MacAddress};
 
 #[path = "cli/ctl.rs"]
 mod ctl;
+#[path = "cli/generate.rs"]
+mod generate;
 #[path = "cli/logging.rs"]
 mod logging;
 
@@ -36,21 +38,26 @@ Serve an emulated Intel 82540EM (e1000) NIC to QEMU over vfio-user.
 
 nic-emu-cli listens on a Unix socket. QEMU (10.1 or later) attaches with
   -device '{\"driver\":\"vfio-user-pci\",\"socket\":{\"type\":\"unix\",\"path\":\"/tmp/nic-emu.sock\"}}'
-and needs guest RAM it can share:
+and needs guest RAM it can share, and no NIC of its own (else the guest's eth0 is QEMU's):
   -object memory-backend-memfd,id=mem0,size=512M,share=on -machine memory-backend=mem0
+  -nic none
 The guest's unmodified e1000 driver then drives the emulated card. Frames the guest
 sends go to the packet backend (tap, UDP tunnel or multicast segment, a QEMU-style
 stream socket such as passt's, pcap replay, loopback), and frames
 the backend delivers reach the guest. One client is served at a time; when it
 disconnects, the device is reset and the next client is accepted.
 
-Backends are named in a configuration file (backends.toml; see the commented example
-in the source tree) or given inline in QEMU style. Without --config, ./backends.toml
-is read if it exists; otherwise the built-in default is a loopback backend (every
-frame the guest sends comes back), which needs no privileges.
+Backends are named in a configuration file (backends.toml; a commented example is in
+the source tree, and in /usr/share/doc/nic-emu/examples/ when installed from the Debian
+package) or given inline in QEMU style. Relative paths in a file are relative to the
+file. Without --config, ./backends.toml is read if it exists; otherwise the built-in
+default is a loopback backend (every frame the guest sends comes back), which needs
+no privileges.
 
-Stop with SIGINT (Ctrl-C) or SIGTERM: the socket file is removed, a recording is
-flushed and a summary of the device's counters is logged. A second signal exits at once.
+nic-emu-cli stays in the foreground and logs to standard error (the journal under
+systemd). Stop it with SIGINT (Ctrl-C) or SIGTERM: the socket file is removed, a
+recording is flushed and a summary of the device's counters is logged. A second signal
+exits at once. A pcap replay that reaches its end keeps the device up until then.
 
 Steering a running nic-emu: with --control PATH it answers JSON requests on a Unix
 socket (one per line, QMP style), and `nic-emu-cli ctl --control PATH ...` sends them:
@@ -64,7 +71,7 @@ socket (one per line, QMP style), and `nic-emu-cli ctl --control PATH ...` sends
 
 Service managers: under systemd socket activation (LISTEN_FDS=1, fd 3) or with
 --fd N, the vfio-user socket is the one handed over, and nic-emu never removes
-its file (contrib/systemd/ has a unit pair).";
+its file (contrib/systemd/ has a unit pair, nic-emu@.socket and nic-emu@.service).";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -157,8 +164,8 @@ struct Args {
     socket: PathBuf,
 
     /// Serve the vfio-user client on this already-listening Unix socket, inherited
-    /// from whoever started nic-emu (its file is left alone at exit).
-    #[arg(long, value_name = "N")]
+    /// from whoever started nic-emu (its file is left alone at exit). Not with --socket.
+    #[arg(long, value_name = "N", conflicts_with = "socket")]
     fd: Option<RawFd>,
 
     /// Answer control requests (JSON lines; `nic-emu-cli ctl`) on this Unix socket.
@@ -173,8 +180,8 @@ struct Args {
     #[arg(long, value_name = "FORMAT", value_enum, default_value_t)]
     log_format: logging::LogFormat,
 
-    /// MAC address of the card (in its EEPROM), like 52:54:00:12:34:56.
-    /// Default: `[device] mac` of the configuration, else 52:54:00:12:34:56.
+    /// MAC address of the card (in its EEPROM), a unicast address like 52:54:00:00:00:01.
+    /// Default: `[device] mac` of the configuration, else 52:54:00:e1:00:00.
     #[arg(long, value_name = "MAC")]
     mac: Option<MacAddress>,
 
@@ -191,7 +198,9 @@ struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     stats_interval: u64,
 
-    /// Print the configuration and the backend that would be used, then exit.
+    /// Print the configuration and the backend that would be used, check what can be
+    /// checked without opening it (a replay file is readable, a recording's directory
+    /// exists), then exit: status 0 if all is well.
     #[arg(long)]
     print_config: bool,
 
@@ -209,12 +218,17 @@ enum Cmd {
     /// Send one request to a running nic-emu-cli's control socket and print the reply
     /// (link up|down, stats, record, replay, impair, info).
     Ctl(ctl::CtlArgs),
+    /// Print the man page (roff) or a shell completion script (bash, zsh, fish), generated
+    /// from these definitions.
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
-    if let Some(Cmd::Ctl(c)) = args.command.take() {
-        return ctl::run(c);
+    match args.command.take() {
+        Some(Cmd::Ctl(c)) => return ctl::run(c),
+        Some(Cmd::Generate(g)) => return generate::run(g, Args::command()),
+        None => {}
     }
     let level = match (args.quiet, args.verbose) {
         (true, _) => log::LevelFilter::Warn,
@@ -274,6 +288,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             limits: Default::default(),
         });
     }
+    if let Some(m) = args.mac {
+        m.check_station()
+            .map_err(|e| anyhow::anyhow!("--mac: {e}"))?;
+    }
     let mac = args.mac.or(config.mac).unwrap_or(MacAddress::DEFAULT);
     let link_up = config.link_up && !args.link_down;
 
@@ -288,6 +306,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             "# effective: mac {mac}, link {}",
             if link_up { "up" } else { "down" }
         );
+        // What can be checked without opening anything: a checker that passes a missing
+        // replay file would be no checker.
+        spec.check_paths()
+            .with_context(|| format!("backend {label} ({spec})"))?;
         return Ok(());
     }
 
@@ -366,7 +388,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 if Instant::now() >= next {
                     next += every;
                     let m = device.lock().metrics();
-                    log::info!("stats: {}", summary(&m));
+                    log::info!("stats: {m}");
                 }
             }
         })
@@ -387,31 +409,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     log::info!(
         "nic-emu-cli: stopped after {:.1} s, {clients} client(s); {}",
         started.elapsed().as_secs_f64(),
-        summary(&d.metrics())
+        d.metrics()
     );
     result.context("serving vfio-user")
-}
-
-/// One line of the counters that matter.
-fn summary(m: &Metrics) -> String {
-    format!(
-        "tx {} frames / {} bytes ({} backend drops, {} malformed), rx {} frames / {} bytes \
-         ({} filtered, {} dropped, {} ring-full stalls), {} interrupts, {} register reads, \
-         {} writes, {} DMA map/unmap, {} DMA errors, {} backend errors",
-        m.tx_frames,
-        m.tx_bytes,
-        m.tx_backend_drops,
-        m.tx_malformed,
-        m.rx_frames,
-        m.rx_bytes,
-        m.rx_filtered,
-        m.rx_dropped,
-        m.rx_backpressure,
-        m.irq_asserts,
-        m.reg_reads,
-        m.reg_writes,
-        m.dma_map_edits,
-        m.dma_errors,
-        m.backend_errors
-    )
 }

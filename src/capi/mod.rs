@@ -76,7 +76,7 @@ use handle::{
 };
 pub use types::*;
 
-/// Fill `config` with defaults: MAC 52:54:00:12:34:56, link up, manual clock, no
+/// Fill `config` with defaults: MAC 52:54:00:e1:00:00, link up, manual clock, no
 /// callbacks, NULL `user_data`.
 ///
 /// # Safety

@@ -50,6 +50,7 @@ use super::{Frontend, FrontendError, SharedDevice};
 use crate::backend::PacketBackend;
 use crate::clock::{Clock, MonotonicClock};
 use crate::device::{DeviceConfig, E1000};
+use crate::mac::MacAddress;
 use crate::memory::GuestRam;
 pub use dma::MAX_DMA_MAPS;
 pub use intx::IntxEventfd;
@@ -236,8 +237,17 @@ impl VfioUserServer {
         backend: Box<dyn PacketBackend>,
     ) -> Result<Self, FrontendError> {
         let listener_dup = OwnedFd::from(listener.try_clone()?);
+        // A fact about the host, not about nic-emu's setup: for -v readers and benchmarks.
         if let Some(hint) = tuning::halt_poll_hint() {
-            log::info!("{hint}");
+            log::debug!("{hint}");
+        }
+        if config.mac == MacAddress::QEMU_DEFAULT {
+            log::warn!(
+                "vfio-user: MAC {} is the one QEMU gives its own first NIC: start QEMU with \
+                 `-nic none` (or -nodefaults), or the guest also gets QEMU's e1000 with \
+                 this MAC, as eth0",
+                config.mac
+            );
         }
 
         let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
@@ -355,7 +365,7 @@ impl VfioUserServer {
         self.fresh_device();
         drop(conn);
         let m = self.shared.device.lock().metrics();
-        log::info!("vfio-user: after client #{n}: {m:?}");
+        log::info!("vfio-user: after client #{n}: {m}");
     }
 
     /// Power-on reset, no guest memory, no interrupt eventfd: what a new client finds.

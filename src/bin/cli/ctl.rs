@@ -196,10 +196,12 @@ pub fn run(args: CtlArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     if !args.json {
-        print!(
-            "{}",
-            client::to_lines(reply.get("return").unwrap_or(&Value::Null))
-        );
+        let ret = reply.get("return").unwrap_or(&Value::Null);
+        match (&args.op, ret.get("text").and_then(Value::as_str)) {
+            // The exposition text itself, as /metrics serves it.
+            (Op::Stats { prometheus: true }, Some(text)) => print!("{text}"),
+            _ => print!("{}", client::to_lines(ret)),
+        }
     }
     ExitCode::SUCCESS
 }
