@@ -401,10 +401,15 @@ impl fmt::Display for Config {
             writeln!(f, "\n[backends.{}]  # {spec_line}", toml_string(name))?;
             writeln!(f, "kind = {}", toml_string(spec.kind.name()))?;
             for (key, value) in spec.items() {
-                // These three are integers in the file; everything else is a string.
+                // These are integers in the file; everything else is a string.
                 if matches!(
                     key.as_str(),
-                    "repeat" | "record_max_bytes" | "record_max_frames"
+                    "repeat"
+                        | "record_max_bytes"
+                        | "record_max_frames"
+                        | "vni"
+                        | "ttl"
+                        | "src_port"
                 ) {
                     writeln!(f, "{key} = {value}")?;
                 } else {

@@ -2,9 +2,9 @@
 //! receives come from.
 //!
 //! Following smoltcp's `phy` module, backends are either *adapters* that talk to something
-//! real (tap, UDP tunnel or multicast segment, a QEMU-style stream socket, pcap replay) or
-//! the zero-dependency [`Loopback`], and *wrappers* (pcap recording, [`Impair`]) that work
-//! around any other backend.
+//! real (tap, UDP tunnel or multicast segment, VXLAN, a QEMU-style stream socket, pcap
+//! replay) or the zero-dependency [`Loopback`], and *wrappers* (pcap recording,
+//! [`Impair`]) that work around any other backend.
 //!
 //! Frames cross this interface as bare Ethernet frames: destination MAC first, no FCS.
 
@@ -27,7 +27,7 @@ pub use loopback::{Loopback, DEFAULT_LOOPBACK_DEPTH};
 pub mod spec;
 pub use spec::{
     BackendContext, BackendError, BackendKind, BackendSpec, DstRewrite, RecordLimits, RecordSpec,
-    ReplayTiming, Rewrite, SpecError,
+    ReplayTiming, Rewrite, SpecError, VxlanHost, VxlanLocal, VxlanPeer, VxlanSpec, VXLAN_PORT,
 };
 pub mod stream;
 pub use stream::{StreamBackend, StreamRole};
@@ -40,6 +40,10 @@ pub use tap::Tap;
 pub mod udp;
 #[cfg(feature = "udp")]
 pub use udp::UdpTunnel;
+#[cfg(feature = "udp")]
+pub mod vxlan;
+#[cfg(feature = "udp")]
+pub use vxlan::Vxlan;
 #[cfg(feature = "pcap")]
 pub mod pcap_replay;
 #[cfg(feature = "pcap")]

@@ -8,6 +8,7 @@
 //! |------------|---------------------------------------------------------------|
 //! | `tap`      | `ifname` (default `tap%d`; `%d` is replaced by the kernel)    |
 //! | `udp`      | `local` (required), `remote` (learned when absent); or `mcast` (`GROUP:PORT`, IPv4) with `local` the interface address (optional) |
+//! | `vxlan`    | `vni` (required, 0 to 16777215); `remote` (`HOST[:PORT]`, port 4789 by default) or `group` (`ADDR[:PORT]`, IPv4 or IPv6 multicast); `local` (with `remote`: `IP[:PORT]` to send from and listen on; with `group`: the interface, by address (IPv4) or name); `ttl`; `src_port` (fixed outer source port) |
 //! | `stream`   | `connect` or `listen`: `unix:PATH` or `IP:PORT`               |
 //! | `pcap`     | `replay` (required), `timing` (`original`, `fast`, `<N>pps`; default `original`), `repeat` (times played, 0 = forever; default 1), `rewrite_dst` (`guest` or a MAC: destination of unicast frames), `rewrite_src` (a MAC) |
 //! | `loopback` | none                                                          |
@@ -28,6 +29,9 @@ use super::impair::ImpairSpec;
 use super::stream::{StreamAddr, StreamRole};
 
 mod parse;
+pub mod vxlan;
+pub use vxlan::{VxlanHost, VxlanLocal, VxlanPeer, VxlanSpec, VXLAN_PORT};
+
 use super::PacketBackend;
 use crate::mac::MacAddress;
 
@@ -142,6 +146,9 @@ pub enum BackendKind {
         /// Address of the interface to use; the routing table decides when `None`.
         iface: Option<Ipv4Addr>,
     },
+    /// VXLAN (RFC 7348): Ethernet frames in UDP with a segment identifier, to one peer
+    /// or a multicast group.
+    Vxlan(VxlanSpec),
     /// QEMU's `-netdev stream` framing over a Unix or TCP socket.
     Stream {
         /// Where.
@@ -170,6 +177,7 @@ impl BackendKind {
         match self {
             Self::Tap { .. } => "tap",
             Self::Udp { .. } | Self::Mcast { .. } => "udp",
+            Self::Vxlan(_) => "vxlan",
             Self::Stream { .. } => "stream",
             Self::Pcap { .. } => "pcap",
             Self::Loopback => "loopback",
@@ -194,10 +202,10 @@ pub struct BackendSpec {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
     /// Nothing was given.
-    #[error("empty backend spec: expected tap, udp, stream, pcap or loopback")]
+    #[error("empty backend spec: expected tap, udp, vxlan, stream, pcap or loopback")]
     Empty,
     /// `kind` is not one of ours.
-    #[error("unknown backend kind `{0}`: expected tap, udp, stream, pcap or loopback")]
+    #[error("unknown backend kind `{0}`: expected tap, udp, vxlan, stream, pcap or loopback")]
     UnknownKind(String),
     /// A key no kind has.
     #[error("unknown key `{key}` for a {kind} backend; {}", expected_keys(kind))]
@@ -380,6 +388,7 @@ impl BackendSpec {
                     put("local", i.to_string());
                 }
             }
+            BackendKind::Vxlan(x) => v.extend(x.items()),
             BackendKind::Stream { addr, role } => match role {
                 StreamRole::Connect => put("connect", addr.to_string()),
                 StreamRole::Listen => put("listen", addr.to_string()),
@@ -444,6 +453,8 @@ fn open_kind(
         BackendKind::Mcast { group, iface } => {
             Ok(Box::new(super::UdpTunnel::multicast(*group, *iface)?))
         }
+        #[cfg(feature = "udp")]
+        BackendKind::Vxlan(x) => Ok(Box::new(super::Vxlan::open(x)?)),
         #[cfg(feature = "pcap")]
         BackendKind::Pcap {
             replay,
@@ -458,7 +469,9 @@ fn open_kind(
         #[allow(unreachable_patterns)]
         BackendKind::Tap { .. } => Err(disabled("tap")),
         #[allow(unreachable_patterns)]
-        BackendKind::Udp { .. } | BackendKind::Mcast { .. } => Err(disabled("udp")),
+        BackendKind::Udp { .. } | BackendKind::Mcast { .. } | BackendKind::Vxlan(_) => {
+            Err(disabled("udp"))
+        }
         #[allow(unreachable_patterns)]
         BackendKind::Pcap { .. } => Err(disabled("pcap")),
     }

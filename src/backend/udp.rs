@@ -20,12 +20,50 @@ use super::{sys, PacketBackend, MAX_FRAME};
 /// says otherwise (1: one datagram per call).
 pub const DEFAULT_RX_BATCH: usize = 32;
 
-/// The receive batch size from `NIC_EMU_UDP_RX_BATCH` (1 to 64), or the default.
-fn rx_batch_from_env() -> usize {
+/// The receive batch size from `NIC_EMU_UDP_RX_BATCH` (1 to 64), or the default. The
+/// VXLAN backend takes its batches the same way.
+pub(crate) fn rx_batch_from_env() -> usize {
     std::env::var("NIC_EMU_UDP_RX_BATCH")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .map_or(DEFAULT_RX_BATCH, |n| n.clamp(1, sys::MAX_BATCH))
+}
+
+/// A send that failed for a reason that passes (or concerns one datagram only): the
+/// frame is dropped and counted, the backend goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SendFailure {
+    /// The socket buffer is full (or the call was interrupted).
+    Full,
+    /// The datagram is too big (`EMSGSIZE`).
+    TooBig,
+    /// An ICMP error from an earlier datagram: the peer is not listening (yet).
+    Refused,
+    /// No route to the peer (the network is down or unreachable).
+    NoRoute,
+}
+
+impl SendFailure {
+    /// Why, for the log.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "socket buffer full",
+            Self::TooBig => "frame too big",
+            Self::Refused => "peer refused",
+            Self::NoRoute => "no route to the peer",
+        }
+    }
+}
+
+/// Which [`SendFailure`] `e` is, if it is one; `None` is an error worth reporting.
+pub(crate) fn send_failure(e: &io::Error) -> Option<SendFailure> {
+    match (e.kind(), e.raw_os_error()) {
+        (ErrorKind::WouldBlock | ErrorKind::Interrupted, _) => Some(SendFailure::Full),
+        (_, Some(libc::EMSGSIZE)) => Some(SendFailure::TooBig),
+        (ErrorKind::ConnectionRefused, _) => Some(SendFailure::Refused),
+        (_, Some(libc::ENETUNREACH | libc::EHOSTUNREACH)) => Some(SendFailure::NoRoute),
+        _ => None,
+    }
 }
 
 /// Counters of a [`UdpTunnel`].
@@ -35,7 +73,7 @@ pub struct UdpCounters {
     pub sent: u64,
     /// Frames received and returned by `recv`.
     pub received: u64,
-    /// Frames not sent: no remote known yet, socket buffer full, or too big.
+    /// Frames not sent: no remote known yet, socket buffer full, too big, or no route.
     pub send_dropped: u64,
     /// Datagrams larger than the caller's buffer, or empty, dropped.
     pub rx_dropped: u64,
@@ -220,16 +258,13 @@ impl PacketBackend for UdpTunnel {
                 self.counters.sent += 1;
                 Ok(true)
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
-                self.drop_tx("socket buffer full")
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => self.drop_tx("frame too big"),
-            // An ICMP error from an earlier datagram: the peer is not listening (yet).
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => self.drop_tx("peer refused"),
-            Err(e) => Err(io::Error::new(
-                e.kind(),
-                format!("udp {}: send to {remote}: {e}", self.local),
-            )),
+            Err(e) => match send_failure(&e) {
+                Some(f) => self.drop_tx(f.as_str()),
+                None => Err(io::Error::new(
+                    e.kind(),
+                    format!("udp {}: send to {remote}: {e}", self.local),
+                )),
+            },
         }
     }
 

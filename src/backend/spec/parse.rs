@@ -9,7 +9,7 @@ use std::str::FromStr;
 use super::super::impair::{is_impair_key, ImpairSpec};
 use super::super::stream::StreamRole;
 use super::{
-    BackendKind, BackendSpec, DstRewrite, RecordLimits, RecordSpec, ReplayTiming, Rewrite,
+    vxlan, BackendKind, BackendSpec, DstRewrite, RecordLimits, RecordSpec, ReplayTiming, Rewrite,
     SpecError,
 };
 use crate::mac::MacAddress;
@@ -48,6 +48,10 @@ pub(super) struct RawSpec {
     local: Option<String>,
     remote: Option<String>,
     mcast: Option<String>,
+    group: Option<String>,
+    vni: Option<u64>,
+    ttl: Option<u64>,
+    src_port: Option<u64>,
     connect: Option<String>,
     listen: Option<String>,
     replay: Option<String>,
@@ -67,6 +71,7 @@ pub(super) fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
     match kind {
         "tap" => Some(&["ifname"]),
         "udp" => Some(&["local", "remote", "mcast"]),
+        "vxlan" => Some(&["remote", "group", "vni", "local", "ttl", "src_port"]),
         "stream" => Some(&["connect", "listen"]),
         "pcap" => Some(&["replay", "timing", "repeat", "rewrite_dst", "rewrite_src"]),
         "loopback" => Some(&[]),
@@ -114,6 +119,10 @@ impl TryFrom<RawSpec> for BackendSpec {
             ("local", raw.local.is_some()),
             ("remote", raw.remote.is_some()),
             ("mcast", raw.mcast.is_some()),
+            ("group", raw.group.is_some()),
+            ("vni", raw.vni.is_some()),
+            ("ttl", raw.ttl.is_some()),
+            ("src_port", raw.src_port.is_some()),
             ("connect", raw.connect.is_some()),
             ("listen", raw.listen.is_some()),
             ("replay", raw.replay.is_some()),
@@ -157,6 +166,14 @@ impl TryFrom<RawSpec> for BackendSpec {
                 }
                 BackendKind::Udp { local, remote }
             }
+            "vxlan" => BackendKind::Vxlan(vxlan::parse(vxlan::RawVxlan {
+                remote: raw.remote.as_deref(),
+                group: raw.group.as_deref(),
+                vni: raw.vni,
+                local: raw.local.as_deref(),
+                ttl: raw.ttl,
+                src_port: raw.src_port,
+            })?),
             "stream" => {
                 let (key, role, v) = match (&raw.connect, &raw.listen) {
                     (Some(v), None) => ("connect", StreamRole::Connect, v),
@@ -284,15 +301,21 @@ fn check_ifname(name: &str) -> Result<(), SpecError> {
     if name.is_empty() || name.len() > 15 {
         return Err(bad(format!("`{name}` must be 1 to 15 bytes long")));
     }
-    if name
-        .chars()
-        .any(|c| c.is_whitespace() || c == '/' || c == ':')
-    {
+    if !valid_ifname(name) {
         return Err(bad(format!(
             "`{name}` contains a character Linux does not allow"
         )));
     }
     Ok(())
+}
+
+/// Whether `name` can be a Linux interface name: 1 to 15 bytes, no white space, `/` or
+/// `:`.
+pub(super) fn valid_ifname(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == ':')
 }
 
 /// Split an inline spec on commas, `,,` standing for a literal comma.
@@ -318,7 +341,7 @@ fn split_items(s: &str) -> Vec<String> {
 
 impl BackendSpec {
     /// Parse a QEMU-style spec: `tap,ifname=tap0`,
-    /// `udp,local=127.0.0.1:7001,remote=127.0.0.1:7002`,
+    /// `udp,local=127.0.0.1:7001,remote=127.0.0.1:7002`, `vxlan,remote=192.0.2.7,vni=42`,
     /// `pcap,replay=in.pcap,timing=fast,repeat=3`, `loopback`, each optionally with
     /// `record=FILE` (and `record_max_bytes=N`, `record_max_frames=N`).
     pub fn parse_inline(s: &str) -> Result<BackendSpec, SpecError> {
@@ -351,6 +374,10 @@ impl BackendSpec {
                 "local" => raw.local.replace(value.into()).is_some(),
                 "remote" => raw.remote.replace(value.into()).is_some(),
                 "mcast" => raw.mcast.replace(value.into()).is_some(),
+                "group" => raw.group.replace(value.into()).is_some(),
+                "vni" => raw.vni.replace(number(value)?).is_some(),
+                "ttl" => raw.ttl.replace(number(value)?).is_some(),
+                "src_port" => raw.src_port.replace(number(value)?).is_some(),
                 "connect" => raw.connect.replace(value.into()).is_some(),
                 "listen" => raw.listen.replace(value.into()).is_some(),
                 "rewrite_dst" => raw.rewrite_dst.replace(value.into()).is_some(),

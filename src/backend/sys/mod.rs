@@ -6,6 +6,13 @@ mod tun;
 #[cfg(feature = "tap")]
 pub(crate) use tun::{open_tap_vnet, set_tap_offload};
 #[cfg(feature = "udp")]
+mod inet;
+#[cfg(feature = "udp")]
+pub(crate) use inet::{
+    if_index, join_multicast_v4_index, set_df_clear_v4, set_hops_v6, set_multicast_if_v4_index,
+    set_multicast_if_v6,
+};
+#[cfg(feature = "udp")]
 mod mmsg;
 #[cfg(feature = "udp")]
 pub(crate) use mmsg::{RecvBatch, MAX_BATCH};

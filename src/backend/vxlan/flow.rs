@@ -1,0 +1,206 @@
+//! The outer UDP source port: a hash of the inner flow, so that the frames of one TCP
+//! connection keep one port (and one path) while different flows spread over the
+//! routers' ECMP paths and the receivers' RSS queues, as RFC 7348 (section 5) recommends
+//! and as Linux's vxlan driver does: the port lies in Linux's default local port range,
+//! 32768 to 60999.
+
+use std::ops::Range;
+
+/// Where hashed source ports lie: Linux's default `ip_local_port_range` (32768 60999),
+/// which its vxlan driver uses unless `srcport` is given.
+pub const SRC_PORT_RANGE: Range<u16> = 32768..61000;
+
+const ETH_P_IPV4: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+
+/// IP protocols whose first four bytes are the source and destination ports.
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 132 | 136) // TCP, UDP, SCTP, UDP-Lite
+}
+
+/// FNV-1a over `bytes`, then a finaliser (MurmurHash3's fmix32) so that every input bit
+/// reaches the high bits, which pick the port.
+fn hash(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 0x811C_9DC5;
+    for &b in bytes {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85EB_CA6B);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xC2B2_AE35);
+    h ^ (h >> 16)
+}
+
+/// The bytes that name a flow, at most 37 (IPv6: next header, two addresses, ports).
+struct Key {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Key {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = (self.len + bytes.len()).min(self.buf.len());
+        if let (Some(dst), Some(src)) =
+            (self.buf.get_mut(self.len..end), bytes.get(..end - self.len))
+        {
+            dst.copy_from_slice(src);
+        }
+        self.len = end;
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// What names `frame`'s flow: IP addresses, protocol and ports (the 5-tuple) when the
+/// frame is IPv4 or IPv6 (behind up to two VLAN tags), else its MAC addresses and
+/// EtherType.
+fn flow_key(frame: &[u8]) -> Key {
+    let mut key = Key {
+        buf: [0; 40],
+        len: 0,
+    };
+    let mut off = 12;
+    let mut ethertype = 0;
+    for _ in 0..3 {
+        let Some(t) = frame.get(off..off + 2) else {
+            break;
+        };
+        ethertype = u16::from_be_bytes([t[0], t[1]]);
+        off += 2;
+        if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
+            break;
+        }
+        off += 2; // the tag's TCI
+    }
+    let ip = frame.get(off..).unwrap_or_default();
+    match ethertype {
+        ETH_P_IPV4 if ip.len() >= 20 && ip[0] >> 4 == 4 => {
+            let ihl = usize::from(ip[0] & 0x0F) * 4;
+            let proto = ip[9];
+            key.put(&[proto]);
+            key.put(&ip[12..20]);
+            let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3FFF != 0;
+            if ihl >= 20 && !fragment && has_ports(proto) {
+                key.put(ip.get(ihl..ihl + 4).unwrap_or_default());
+            }
+        }
+        ETH_P_IPV6 if ip.len() >= 40 && ip[0] >> 4 == 6 => {
+            let next = ip[6];
+            key.put(&[next]);
+            key.put(&ip[8..40]);
+            if has_ports(next) {
+                key.put(ip.get(40..44).unwrap_or_default());
+            }
+        }
+        _ => {
+            key.put(frame.get(..12).unwrap_or(frame));
+            key.put(&ethertype.to_be_bytes());
+        }
+    }
+    key
+}
+
+/// The outer source port for `frame`: the same for every frame of one flow, in
+/// [`SRC_PORT_RANGE`].
+pub fn src_port(frame: &[u8]) -> u16 {
+    let h = u64::from(hash(flow_key(frame).bytes()));
+    let span = u64::from(SRC_PORT_RANGE.end - SRC_PORT_RANGE.start);
+    // The hash scaled onto the range (multiply and keep the high half): no modulo bias
+    // worth the name, and no division.
+    SRC_PORT_RANGE.start + ((h * span) >> 32) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn tcp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: u8) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[9] = 6;
+        ip[12..16].copy_from_slice(&src);
+        ip[16..20].copy_from_slice(&dst);
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        f.extend_from_slice(&[payload; 30]);
+        f
+    }
+
+    #[test]
+    fn one_flow_one_port_in_range() {
+        let a = tcp4([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 1);
+        let b = tcp4([10, 0, 0, 1], [10, 0, 0, 2], 40000, 80, 2);
+        assert_eq!(
+            src_port(&a),
+            src_port(&b),
+            "payload is not part of the flow"
+        );
+        assert!(SRC_PORT_RANGE.contains(&src_port(&a)));
+        // The MACs do not matter once there is an IP header.
+        let mut c = a.clone();
+        c[0..6].copy_from_slice(&[0x02, 9, 9, 9, 9, 9]);
+        assert_eq!(src_port(&a), src_port(&c));
+    }
+
+    #[test]
+    fn flows_spread_over_the_range() {
+        let ports: HashSet<u16> = (0..2000u16)
+            .map(|p| src_port(&tcp4([10, 0, 0, 1], [10, 0, 0, 2], 30000 + p, 443, 0)))
+            .collect();
+        assert!(ports.iter().all(|p| SRC_PORT_RANGE.contains(p)));
+        // 2000 flows over 28232 ports: nearly all distinct if the hash spreads.
+        assert!(ports.len() > 1900, "{} distinct ports", ports.len());
+        let lo = ports.iter().filter(|&&p| p < 46884).count();
+        assert!(
+            (800..1200).contains(&lo),
+            "{lo} of the ports in the lower half"
+        );
+    }
+
+    #[test]
+    fn vlan_tags_are_skipped_and_fragments_hash_without_ports() {
+        let plain = tcp4([10, 0, 0, 1], [10, 0, 0, 2], 1234, 80, 0);
+        let mut tagged = plain[..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+        tagged.extend_from_slice(&plain[12..]);
+        assert_eq!(src_port(&plain), src_port(&tagged));
+        // A later fragment has no ports: hashed on addresses and protocol, like the
+        // first fragment.
+        let mut frag1 = plain.clone();
+        frag1[14 + 6] = 0x20; // MF
+        let mut frag2 = tcp4([10, 0, 0, 1], [10, 0, 0, 2], 9999, 9999, 0);
+        frag2[14 + 7] = 0x10; // offset
+        assert_eq!(src_port(&frag1), src_port(&frag2));
+    }
+
+    #[test]
+    fn anything_hashes_without_panicking() {
+        for n in 0..80 {
+            let f: Vec<u8> = (0..n).map(|i| (i * 37) as u8).collect();
+            assert!(SRC_PORT_RANGE.contains(&src_port(&f)));
+        }
+        let mut ip6 = vec![0u8; 14 + 44];
+        ip6[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+        ip6[14] = 0x60;
+        ip6[14 + 6] = 17;
+        let p = src_port(&ip6);
+        ip6[14 + 40] = 1; // another source port
+        assert_ne!(p, src_port(&ip6));
+        // An ARP frame hashes on its MACs.
+        let mut arp = vec![0xFF; 6];
+        arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x06]);
+        arp.extend_from_slice(&[0; 28]);
+        let mut arp2 = arp.clone();
+        arp2[11] = 2;
+        assert_ne!(src_port(&arp), src_port(&arp2));
+    }
+}
