@@ -19,8 +19,9 @@
 //! I are ignored, as RFC 7348 says receivers must (Linux drops such frames unless told
 //! otherwise); they are counted and logged, so a sender that uses them is visible.
 //!
-//! The outer source port is a hash of the inner flow, in Linux's default range (see
-//! [`flow_src_port`]), unless `src_port=` fixes it. IPv4 datagrams leave without DF, as
+//! The outer source port is picked by a hash of the inner flow, in Linux's default range
+//! (see [`flow_src_port`]; one socket per [`PORT_BUCKETS`]th of the range), unless
+//! `src_port=` fixes it. IPv4 datagrams leave without DF, as
 //! with Linux's default `df unset`: see [`OVERHEAD_V4`] for the path MTU a 1500-byte inner
 //! MTU needs, which nic-emu logs once at start.
 
@@ -42,12 +43,11 @@ mod header;
 mod senders;
 
 pub use fdb::{Fdb, Learned, DEFAULT_AGEING, DEFAULT_MAX_ENTRIES};
-pub use flow::{src_port as flow_src_port, SRC_PORT_RANGE};
+pub use flow::{flow_hash, src_port as flow_src_port, PORT_BUCKETS, SRC_PORT_RANGE};
 pub use header::{
     decode as decode_header, encode as encode_header, Header, HeaderError, FLAG_I, HEADER_LEN,
     OVERHEAD_V4, OVERHEAD_V6,
 };
-pub use senders::MAX_POOL as MAX_SOURCE_PORT_SOCKETS;
 use senders::{Chosen, McastIface, SendOpts, Senders};
 
 /// Bytes of an Ethernet header: the shortest inner frame taken or sent.
@@ -67,8 +67,8 @@ pub struct VxlanCounters {
     pub tx_dropped: u64,
     /// Of those, frames the kernel refused as too big (`EMSGSIZE`).
     pub tx_too_big: u64,
-    /// Frames sent from the listening port because no socket could be bound near their
-    /// flow's hashed source port.
+    /// Frames sent from the listening port because no port of their flow's bucket could
+    /// be bound.
     pub tx_src_port_fallback: u64,
     /// Frames received and returned by `recv`.
     pub rx_frames: u64,
@@ -124,7 +124,6 @@ pub struct Vxlan {
     vni: u32,
     mode: Mode,
     senders: Senders,
-    fixed_src_port: Option<u16>,
     /// Datagrams of the last `recvmmsg`; a slot holds a header and the largest frame.
     rx: RecvBatch,
     tx_buf: Vec<u8>,
@@ -253,7 +252,7 @@ impl Vxlan {
                 opts.bind(p)
                     .map_err(|e| ctx_err(&label, &format!("cannot bind src_port={p}"), e))?,
             ),
-            None => Senders::hashed(opts),
+            None => Senders::hashed(&opts),
         };
         let label = match &mode {
             Mode::Remote(peer) => format!("{label} {local} -> {peer}"),
@@ -292,7 +291,6 @@ impl Vxlan {
             vni,
             mode,
             senders,
-            fixed_src_port: spec.src_port,
             rx: RecvBatch::new(rx_batch_from_env(), MAX_FRAME + HEADER_LEN),
             tx_buf: Vec::with_capacity(MAX_FRAME + HEADER_LEN),
             counters: VxlanCounters::default(),
@@ -327,9 +325,16 @@ impl Vxlan {
         }
     }
 
-    /// Sockets open for hashed source ports (at most [`MAX_SOURCE_PORT_SOCKETS`]).
+    /// Sockets open for hashed source ports: one per bucket ([`PORT_BUCKETS`]) whose
+    /// ports were not all taken; none with a fixed `src_port`.
     pub fn source_port_sockets(&self) -> usize {
         self.senders.pool_len()
+    }
+
+    /// The outer source port `frame` would leave from.
+    pub fn source_port_for(&self, frame: &[u8]) -> u16 {
+        self.senders
+            .port(flow::bucket(flow::flow_hash(frame)), self.local.port())
     }
 
     /// Take up to `n` (1 to 64) datagrams per receive system call; datagrams already
@@ -449,11 +454,14 @@ impl PacketBackend for Vxlan {
             return self.drop_tx("shorter than an Ethernet header");
         };
         let to = self.destination(*dst);
-        let want = self.fixed_src_port.unwrap_or_else(|| flow::src_port(frame));
+        let bucket = match self.senders {
+            Senders::Hashed(_) => flow::bucket(flow::flow_hash(frame)),
+            _ => 0,
+        };
         self.tx_buf.clear();
         self.tx_buf.extend_from_slice(&header::encode(self.vni));
         self.tx_buf.extend_from_slice(frame);
-        let sent = match self.senders.choose(want) {
+        let sent = match self.senders.choose(bucket) {
             Chosen::Socket(s) => s.send_to(&self.tx_buf, to),
             Chosen::Listening { fallback } => {
                 if fallback {

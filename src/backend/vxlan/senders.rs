@@ -1,19 +1,17 @@
 //! The sockets datagrams leave from. The outer UDP source port is either fixed
-//! (`src_port=`, or the listening port) or a hash of the inner flow (see [`super::flow`]);
-//! a port is a socket bound to it, so hashed ports are sockets opened on first use and
-//! kept in a small pool (the least recently used is closed when it is full).
+//! (`src_port=`, or the listening port) or picked by the inner flow's hash (see
+//! [`super::flow`]): then one socket per bucket of the port range, all opened with the
+//! backend, so sending never opens a socket (and every socket is in the network
+//! namespace the backend was opened in).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 
-use super::flow::SRC_PORT_RANGE;
+use super::flow::{bucket_port, PORT_BUCKETS, SRC_PORT_RANGE};
 use crate::backend::sys;
 
-/// Most sockets kept for hashed source ports.
-pub const MAX_POOL: usize = 64;
-
-/// Ports tried, from the hashed one upwards, when it is taken by another socket.
+/// Ports tried, from a bucket's first port upwards, when it is taken by another socket.
 const BIND_TRIES: u16 = 8;
 
 /// Which interface multicast leaves by.
@@ -81,15 +79,6 @@ impl SendOpts {
     }
 }
 
-/// One hashed port's socket: `None` when no port near it could be bound (frames of
-/// that flow leave from the listening socket).
-#[derive(Debug)]
-pub(super) struct Slot {
-    want: u16,
-    socket: Option<UdpSocket>,
-    used: u64,
-}
-
 /// Where datagrams leave from.
 #[derive(Debug)]
 pub(super) enum Senders {
@@ -97,84 +86,63 @@ pub(super) enum Senders {
     Listening,
     /// One socket bound to `src_port`.
     Fixed(UdpSocket),
-    /// A socket per hashed port.
-    Hashed {
-        opts: SendOpts,
-        pool: Vec<Slot>,
-        tick: u64,
-    },
+    /// A socket per bucket of the port range; `None` where no port of the bucket's first
+    /// few could be bound (that bucket's flows leave from the listening socket).
+    Hashed(Vec<Option<UdpSocket>>),
 }
 
 /// The socket for one datagram.
 pub(super) enum Chosen<'a> {
     /// This one.
     Socket(&'a UdpSocket),
-    /// The listening socket: the port wanted is the listening one, or could not be
-    /// bound (`fallback`).
+    /// The listening socket: the port wanted is the listening one, or its bucket had no
+    /// socket (`fallback`).
     Listening {
-        /// Whether the port wanted could not be had.
+        /// Whether the bucket had no socket.
         fallback: bool,
     },
 }
 
 impl Senders {
-    /// Hashed source ports, sockets made with `opts`.
-    pub(super) fn hashed(opts: SendOpts) -> Self {
-        Self::Hashed {
-            opts,
-            pool: Vec::new(),
-            tick: 0,
+    /// A socket for each bucket of the hashed port range, made with `opts`.
+    pub(super) fn hashed(opts: &SendOpts) -> Self {
+        let span = SRC_PORT_RANGE.end - SRC_PORT_RANGE.start;
+        let pool = (0..PORT_BUCKETS)
+            .map(|i| {
+                let first = bucket_port(i) - SRC_PORT_RANGE.start;
+                (0..BIND_TRIES)
+                    .find_map(|k| opts.bind(SRC_PORT_RANGE.start + (first + k) % span).ok())
+            })
+            .collect();
+        Self::Hashed(pool)
+    }
+
+    /// The socket to send a datagram of a flow in `bucket` (ignored unless hashing).
+    pub(super) fn choose(&self, bucket: usize) -> Chosen<'_> {
+        match self {
+            Self::Listening => Chosen::Listening { fallback: false },
+            Self::Fixed(s) => Chosen::Socket(s),
+            Self::Hashed(pool) => match pool.get(bucket).and_then(Option::as_ref) {
+                Some(s) => Chosen::Socket(s),
+                None => Chosen::Listening { fallback: true },
+            },
         }
     }
 
-    /// The socket to send a datagram of a flow whose hashed port is `want` (ignored
-    /// unless hashing).
-    pub(super) fn choose(&mut self, want: u16) -> Chosen<'_> {
-        let (opts, pool, tick) = match self {
-            Self::Listening => return Chosen::Listening { fallback: false },
-            Self::Fixed(s) => return Chosen::Socket(s),
-            Self::Hashed { opts, pool, tick } => (opts, pool, tick),
-        };
-        *tick += 1;
-        let i = match pool.iter().position(|s| s.want == want) {
-            Some(i) => i,
-            None => {
-                let socket = (0..BIND_TRIES).find_map(|k| {
-                    let span = SRC_PORT_RANGE.end - SRC_PORT_RANGE.start;
-                    let off = (want.saturating_sub(SRC_PORT_RANGE.start) + k) % span;
-                    opts.bind(SRC_PORT_RANGE.start + off).ok()
-                });
-                let slot = Slot {
-                    want,
-                    socket,
-                    used: *tick,
-                };
-                if pool.len() < MAX_POOL {
-                    pool.push(slot);
-                    pool.len() - 1
-                } else {
-                    let lru = pool
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, s)| s.used)
-                        .map_or(0, |(i, _)| i);
-                    pool[lru] = slot;
-                    lru
-                }
-            }
-        };
-        let slot = &mut pool[i];
-        slot.used = *tick;
-        match &slot.socket {
-            Some(s) => Chosen::Socket(s),
-            None => Chosen::Listening { fallback: true },
+    /// The source port datagrams of a flow in `bucket` leave from, given the listening
+    /// port.
+    pub(super) fn port(&self, bucket: usize, listening: u16) -> u16 {
+        let port = |s: &UdpSocket| s.local_addr().map_or(listening, |a| a.port());
+        match self.choose(bucket) {
+            Chosen::Socket(s) => port(s),
+            Chosen::Listening { .. } => listening,
         }
     }
 
     /// Sockets open for hashed ports.
     pub(super) fn pool_len(&self) -> usize {
         match self {
-            Self::Hashed { pool, .. } => pool.iter().filter(|s| s.socket.is_some()).count(),
+            Self::Hashed(pool) => pool.iter().flatten().count(),
             _ => 0,
         }
     }
