@@ -16,7 +16,8 @@
 #   1. host packages, only those missing: debootstrap xz-utils iproute2
 #      util-linux (flock, unshare) coreutils gzip gcc libc6-dev, and the tools the
 #      tests call: tcpdump, valgrind (tests/c_api.rs), systemd (systemd-socket-activate),
-#      curl (the README's metrics example, tests/readme.rs)
+#      curl (the README's metrics example, tests/readme.rs), ethtool (the VXLAN tests
+#      and the README's VXLAN example turn a Linux vxlan device's checksum offload off)
 #      and Python's prometheus_client (tests/e2e_control.rs; pip for a python3 of
 #      its own such as pyenv's, Debian's python3-prometheus-client for the system
 #      one); apt-get update only if an install needs it
@@ -45,7 +46,7 @@ mkdir -p "$NE_CACHE/logs"
 
 missing=()
 for p in debootstrap xz-utils iproute2 util-linux coreutils gzip gcc libc6-dev \
-         tcpdump valgrind systemd python3 curl; do
+         tcpdump valgrind systemd python3 curl ethtool; do
   dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q ' installed$' || missing+=("$p")
 done
 if ! python3 -c 'import prometheus_client' 2>/dev/null; then

@@ -605,3 +605,25 @@ proptest! {
         prop_assert_eq!(got.len() as u64, c.rx_frames);
     }
 }
+
+/// The commented `[backends.overlay]` example of backends.toml, uncommented, is a valid
+/// vxlan table.
+#[cfg(feature = "config")]
+#[test]
+fn the_documented_backends_toml_example_parses() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/backends.toml")).unwrap();
+    let table: String = text
+        .lines()
+        .skip_while(|l| *l != "# [backends.overlay]")
+        .skip(1)
+        .take_while(|l| l.starts_with("# "))
+        .map(|l| format!("{}\n", &l[2..]))
+        .collect();
+    assert!(table.contains("kind = \"vxlan\""), "{table}");
+    let spec = BackendSpec::from_toml(&table).unwrap();
+    let BackendKind::Vxlan(x) = spec.kind else {
+        panic!("{table}")
+    };
+    assert_eq!((x.vni, x.ttl, x.src_port), (42, Some(16), Some(40000)));
+}

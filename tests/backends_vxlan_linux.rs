@@ -7,6 +7,11 @@
 //!                                       vx1 (vxlan id 43) ── br1 10.233.92.1
 //! ```
 //!
+//! Over a veth, Linux's vxlan device must have checksum offload off (`ethtool -K vx0 tx
+//! off`): otherwise it leaves the inner checksums for a NIC to finish, which a veth never
+//! does, and a program reading the datagrams from a socket gets them unfinished (every
+//! inner UDP checksum is checked here).
+//!
 //! Frames cross both ways over IPv4 and IPv6 underlays; 1514-byte inner frames cross the
 //! 1500-byte veth fragmented (from the backend over both, from Linux over IPv4 when the
 //! inner packet has no DF: Linux's vxlan never fragments over IPv6); Linux learns the
@@ -187,15 +192,28 @@ fn udp_frame(
     f
 }
 
-/// The UDP payload of `frame` if it is a UDP datagram to `dport`.
+/// The UDP payload of `frame` if it is an IPv4 UDP datagram to `dport`, after checking
+/// its UDP checksum.
 fn udp_payload(frame: &[u8], dport: u16) -> Option<Vec<u8>> {
     let p = etherparse::SlicedPacket::from_ethernet(frame).ok()?;
-    match p.transport {
-        Some(etherparse::TransportSlice::Udp(u)) if u.destination_port() == dport => {
-            Some(u.payload().to_vec())
-        }
-        _ => None,
+    let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Udp(u))) =
+        (p.net, p.transport)
+    else {
+        return None;
+    };
+    if u.destination_port() != dport {
+        return None;
     }
+    let want = u
+        .to_header()
+        .calc_checksum_ipv4(&ip.header().to_header(), u.payload())
+        .unwrap();
+    assert_eq!(
+        u.checksum(),
+        want,
+        "inner UDP checksum (unfinished: checksum offload left on over a veth?)"
+    );
+    Some(u.payload().to_vec())
 }
 
 /// Whether `frame` is a multicast membership report from br0 (IGMP, or MLD to ff02::16),
@@ -303,6 +321,7 @@ fn point_to_point(v6: bool) -> (Ns, Ns, String, String) {
         l.ip(&format!(
             "link add {dev} type vxlan id {vni} remote {ea} local {la} dstport 4789"
         ));
+        l.exec(&format!("ethtool -K {dev} tx off"));
         bridge(
             &l,
             br,
@@ -435,6 +454,7 @@ fn flood_and_learn(v6: bool) {
     l.ip(&format!(
         "link add vx0 type vxlan id 42 group {group} dev ve dstport 4789"
     ));
+    l.exec("ethtool -K vx0 tx off");
     bridge(
         &l,
         "br0",

@@ -180,13 +180,14 @@ fn unspecified(v4: bool) -> IpAddr {
 }
 
 /// The MTU a path needs for a 1500-byte inner MTU, and the inner MTU a 1500-byte path
-/// takes, over IPv4 or IPv6.
+/// takes, over IPv4 or IPv6: 1550 and 1450, 1570 and 1430.
 fn mtu_note(v4: bool) -> (usize, usize, &'static str) {
-    if v4 {
-        (1500 + OVERHEAD_V4, 1500 - (OVERHEAD_V4 - ETH_HLEN), "IPv4")
+    let (overhead, ipv) = if v4 {
+        (OVERHEAD_V4, "IPv4")
     } else {
-        (1500 + OVERHEAD_V6, 1500 - (OVERHEAD_V6 - ETH_HLEN), "IPv6")
-    }
+        (OVERHEAD_V6, "IPv6")
+    };
+    (1500 + overhead, 1500 - overhead, ipv)
 }
 
 impl Vxlan {
@@ -283,7 +284,7 @@ impl Vxlan {
             }
         );
         if let Some(VxlanLocal::Iface(name)) = &spec.local {
-            warn_small_mtu(&label, name, path_mtu, inner_mtu);
+            warn_small_mtu(&label, name, path_mtu);
         }
         Ok(Self {
             socket,
@@ -431,15 +432,15 @@ fn join(
 }
 
 /// Warn when interface `name`'s MTU is below what a 1500-byte inner MTU needs.
-fn warn_small_mtu(label: &str, name: &str, path_mtu: usize, inner_mtu: usize) {
+fn warn_small_mtu(label: &str, name: &str, path_mtu: usize) {
     let mtu = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok());
     if let Some(mtu) = mtu.filter(|&m| m < path_mtu) {
         log::warn!(
-            "{label}: {name} has MTU {mtu}, below the {path_mtu} a 1500-byte inner frame \
+            "{label}: {name} has MTU {mtu}, below the {path_mtu} a 1500-byte inner MTU \
              needs: large frames will be fragmented (guest MTU {} avoids it)",
-            inner_mtu.min(mtu.saturating_sub(path_mtu - 1500))
+            mtu.saturating_sub(path_mtu - 1500)
         );
     }
 }

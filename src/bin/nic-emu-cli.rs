@@ -42,8 +42,8 @@ and needs guest RAM it can share, and no NIC of its own (else the guest's eth0 i
   -object memory-backend-memfd,id=mem0,size=512M,share=on -machine memory-backend=mem0
   -nic none
 The guest's unmodified e1000 driver then drives the emulated card. Frames the guest
-sends go to the packet backend (tap, UDP tunnel or multicast segment, a QEMU-style
-stream socket such as passt's, pcap replay, loopback), and frames
+sends go to the packet backend (tap, UDP tunnel or multicast segment, VXLAN, a
+QEMU-style stream socket such as passt's, pcap replay, loopback), and frames
 the backend delivers reach the guest. One client is served at a time; when it
 disconnects, the device is reset and the next client is accepted.
 
@@ -93,6 +93,11 @@ Examples:
   # Any number of guests on one multicast segment (also QEMU's -netdev dgram):
   nic-emu-cli --backend udp,mcast=239.255.0.1:5000
 
+  # A VXLAN segment (VNI 42) with a Linux `ip link add vx0 type vxlan id 42 remote
+  # THIS_HOST dstport 4789` on 192.0.2.7; or flood-and-learn over a multicast group:
+  nic-emu-cli --backend vxlan,remote=192.0.2.7,vni=42
+  nic-emu-cli --backend vxlan,group=239.1.1.1,vni=42,local=eth0
+
   # A lossy, slow wire: 10% loss and 20 ms delay both ways, reproducible:
   nic-emu-cli --backend udp,mcast=239.255.0.1:5000,loss=10,delay=20ms,seed=1
 
@@ -108,6 +113,9 @@ Inline backend specs (keys as in backends.toml; a comma inside a value is ,,):
   tap[,ifname=NAME]                       (default tap%d)
   udp,local=IP:PORT[,remote=IP:PORT]      (remote learned from the first datagram)
   udp,mcast=GROUP:PORT[,local=IFACE-IP]   (IPv4 multicast segment)
+  vxlan,remote=HOST[:PORT],vni=N[,local=IP[:PORT]]   (RFC 7348; port 4789)
+  vxlan,group=ADDR[:PORT],vni=N[,local=IFNAME|IFACE-IP]   (flood and learn)
+      [,ttl=N][,src_port=N]   (default source port: by inner flow)
   stream,connect=unix:PATH|IP:PORT        (QEMU -netdev stream framing; reconnects)
   stream,listen=unix:PATH|IP:PORT
   pcap,replay=FILE[,timing=original|fast|<N>pps][,repeat=N]   (repeat 0 = forever)

@@ -194,6 +194,15 @@ impl Netns {
         ns
     }
 
+    /// Take charge of namespace `name`, made by commands the test ran (a README
+    /// example): deleted on drop like the others.
+    pub fn adopt(name: &str) -> Netns {
+        Netns {
+            name: name.to_string(),
+            links: Vec::new(),
+        }
+    }
+
     /// `ip netns exec NAME prog args...`.
     pub fn cmd(&self, prog: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
         let mut c = Command::new("ip");
@@ -212,6 +221,25 @@ impl Netns {
     /// Set the MTU of an interface in the namespace.
     pub fn set_mtu(&self, ifname: &str, mtu: u32) {
         run_ok(&mut self.cmd("ip", &["link", "set", ifname, "mtu", &mtu.to_string()]));
+    }
+
+    /// Run `f` on a thread that has entered the namespace: sockets and taps it opens
+    /// belong to the namespace for good.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        use std::os::fd::AsRawFd;
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let file = fs::File::open(&path).expect("open the namespace");
+                // SAFETY: setns(2) with a descriptor of a network namespace, which `file`
+                // keeps open across the call; it changes only this thread's namespace.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+                f()
+            })
+            .join()
+            .expect("no panic in the namespace")
+        })
     }
 
     /// Contents of /sys/class/net/IF/ATTR as seen in the namespace.
