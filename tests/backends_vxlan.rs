@@ -627,3 +627,73 @@ fn the_documented_backends_toml_example_parses() {
     };
     assert_eq!((x.vni, x.ttl, x.src_port), (42, Some(16), Some(40000)));
 }
+
+/// The TTL of the next datagram on `sock` (IPv4), read from the `IP_TTL` control message.
+fn recv_ttl(sock: &UdpSocket) -> u8 {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    let int_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: setsockopt(2) reads an int from `on`, which lives across the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_RECVTTL,
+            std::ptr::from_ref(&on).cast(),
+            int_len,
+        )
+    };
+    assert_eq!(rc, 0);
+    let mut data = [0u8; 2048];
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: `msg` points at `iov` (into `data`) and at `control`, all alive across the
+    // blocking call (the socket has a read timeout); the kernel writes within their lengths.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
+    // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR walk the control buffer the kernel filled, within
+    // msg_controllen; CMSG_DATA of an IP_TTL message holds an int.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_TTL {
+                let ttl = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                return u8::try_from(ttl).expect("a TTL");
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    panic!("no IP_TTL control message");
+}
+
+#[test]
+fn ttl_sets_the_outer_ttl() {
+    let wire = UdpSocket::bind("127.0.0.1:0").unwrap();
+    wire.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let peer = wire.local_addr().unwrap().port();
+    let f = udp_frame(1, 2, b"ttl");
+    let mut a = endpoint(free_port(), peer, ",ttl=3");
+    assert!(a.send(&f).unwrap());
+    assert_eq!(recv_ttl(&wire), 3);
+    let mut d = endpoint(free_port(), peer, "");
+    assert!(d.send(&f).unwrap());
+    let default: u8 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_default_ttl")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        recv_ttl(&wire),
+        default,
+        "the system's default without ttl="
+    );
+}
