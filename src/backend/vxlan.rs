@@ -273,9 +273,11 @@ impl Vxlan {
         let (path_mtu, inner_mtu, ipv) = mtu_note(v4);
         log::info!(
             "{label}: a 1500-byte inner MTU needs a path MTU of {path_mtu} over {ipv} \
-             (VXLAN adds {} bytes). Over a smaller one the outer datagrams are fragmented \
-             ({}) and reassembled by the receiving VTEP; where fragments are lost, set the \
-             guest's MTU to {inner_mtu} (ip link set eth0 mtu {inner_mtu})",
+             (VXLAN adds {} bytes). Over a smaller one the datagrams sent from here are \
+             fragmented ({}) and reassembled by the receiving VTEP, but Linux's vxlan sends \
+             none fragmented over IPv6, nor over IPv4 for inner packets with DF: there, or \
+             where fragments are lost, set the guest's MTU to {inner_mtu} (ip link set eth0 \
+             mtu {inner_mtu})",
             path_mtu - 1500,
             if v4 {
                 "sent without DF, as Linux's vxlan does by default"
