@@ -128,6 +128,10 @@ fn root(test: &str) -> bool {
         test,
         common::is_root(),
         "needs root (network namespaces, vxlan devices)",
+    ) && common::can_run(
+        test,
+        std::path::Path::new("/usr/sbin/ethtool").exists(),
+        "no ethtool (scripts/provision.sh installs it)",
     )
 }
 
