@@ -11,6 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Severity for [`nic_emu_lint_total`]: every lint.
+#define NIC_EMU_LINT_INFO 0
+
+// Severity for [`nic_emu_lint_total`]: only lints that are driver bugs.
+#define NIC_EMU_LINT_WARN 1
+
 // `NicEmuConfig.clock`: time moves only through `nic_emu_set_time_ns` and
 // `nic_emu_advance_time_ns` (starts at 0).
 #define NIC_EMU_CLOCK_MANUAL 0
@@ -340,6 +346,55 @@ const char *nic_emu_status_string(int32_t status);
 
 // The library version, a static NUL-terminated string such as "0.1.0".
 const char *nic_emu_version(void);
+
+// `*total` = how many times lints of at least `min_severity` (`NIC_EMU_LINT_INFO` or
+// `NIC_EMU_LINT_WARN`) fired since creation or the last `nic_emu_lints_clear`.
+//
+// # Safety
+//
+// `dev` as for every call; `total` is NULL or valid for writes.
+NicEmuStatus nic_emu_lint_total(struct NicEmuDevice *dev, uint32_t min_severity, uint64_t *total);
+
+// `*count` = how many times the lint named `id` (`"tx-no-ifcs"`, ...) fired; an unknown
+// name is `NIC_EMU_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `dev` as for every call; `id` is NULL or a NUL-terminated string; `count` is NULL or
+// valid for writes.
+NicEmuStatus nic_emu_lint_count(struct NicEmuDevice *dev, const char *id, uint64_t *count);
+
+// The findings as text, one line each: `id severity count message`. Writes at most
+// `len` bytes including the terminating NUL into `buf` and sets `*needed` to the size
+// the whole report needs (with its NUL); a report that did not fit is cut and the call
+// returns `NIC_EMU_STATUS_INVALID_LENGTH`. `buf` may be NULL when `len` is 0 (to ask
+// for the size).
+//
+// # Safety
+//
+// `dev` as for every call; `buf` is NULL or valid for writes of `len` bytes; `needed`
+// is NULL or valid for writes.
+NicEmuStatus nic_emu_lint_report(struct NicEmuDevice *dev, char *buf, size_t len, size_t *needed);
+
+// Forget every finding and count (between two runs of a driver on one device).
+//
+// # Safety
+//
+// `dev` as for every call.
+NicEmuStatus nic_emu_lints_clear(struct NicEmuDevice *dev);
+
+// `*count` = frames (or doorbells) not delivered for `reason` in `direction` (`"rx"` or
+// `"tx"`; reasons as in `nic_emu_drop_total`: `"filtered_broadcast"`, `"disabled"`,
+// ...). An unknown pair is `NIC_EMU_STATUS_INVALID_ARGUMENT`.
+//
+// # Safety
+//
+// `dev` as for every call; `direction` and `reason` are NULL or NUL-terminated strings;
+// `count` is NULL or valid for writes.
+NicEmuStatus nic_emu_drop_count(struct NicEmuDevice *dev,
+                                const char *direction,
+                                const char *reason,
+                                uint64_t *count);
 
 #ifdef __cplusplus
 }  // extern "C"

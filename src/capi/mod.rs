@@ -64,6 +64,7 @@ use crate::mac::MacAddress;
 use crate::memory::GuestRam;
 
 mod handle;
+mod lints;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -74,6 +75,7 @@ pub use handle::NicEmuDevice;
 use handle::{
     check_access, guard, handle, put, thread_token, with_device, CallbackBackend, CallbackIrq,
 };
+pub use lints::*;
 pub use types::*;
 
 /// Fill `config` with defaults: MAC 52:54:00:e1:00:00, link up, manual clock, no

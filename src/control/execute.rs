@@ -12,6 +12,7 @@ use super::ControlContext;
 use crate::backend::control::{RecordStatus, ReplayStatus};
 use crate::backend::impair::{is_impair_key, DirCounters, ImpairCounters, ImpairSpec};
 use crate::backend::{BackendReply, BackendRequest};
+use crate::device::lint::{Finding, Severity};
 
 /// Answer one request line with one reply line (without the newline).
 pub fn reply_line(ctx: &ControlContext, line: &[u8]) -> String {
@@ -85,6 +86,16 @@ pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestE
             Ok(json!({ "link_up": now }))
         }
         Command::Stats(StatsFormat::Json) => Ok(Snapshot::take(ctx).stats_json()),
+        Command::Lints { clear } => {
+            let findings = ctx.with_device(|d| {
+                let f = d.lints();
+                if clear {
+                    d.clear_lints();
+                }
+                f
+            });
+            Ok(lints_json(&findings))
+        }
         Command::Stats(StatsFormat::Prometheus) => {
             Ok(json!({ "text": prometheus::render(&Snapshot::take(ctx)) }))
         }
@@ -117,6 +128,37 @@ pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestE
         Command::ImpairGet => impair_reply(ask(ctx, BackendRequest::ImpairGet)?),
         Command::ImpairSet { settings, reset } => impair_set(ctx, &settings, reset),
     }
+}
+
+/// `lints`'s answer: each finding, and the totals by severity.
+pub fn lints_json(findings: &[Finding]) -> Value {
+    let total = |s: Severity| -> u64 {
+        findings
+            .iter()
+            .filter(|f| f.id.lint().severity == s)
+            .map(|f| f.count)
+            .sum()
+    };
+    let list: Vec<Value> = findings
+        .iter()
+        .map(|f| {
+            let l = f.id.lint();
+            json!({
+                "id": l.name,
+                "severity": l.severity.name(),
+                "section": l.section,
+                "count": f.count,
+                "first_ns": f.first_ns,
+                "first_access": f.first_access,
+                "message": f.message,
+            })
+        })
+        .collect();
+    json!({
+        "warn_total": total(Severity::Warn),
+        "info_total": total(Severity::Info),
+        "findings": list,
+    })
 }
 
 fn impair_set(

@@ -22,7 +22,8 @@
 //! |---|---|---|
 //! | `info` | | version, backend, MAC, link, client connected, uptime |
 //! | `link` | `up`: bool | plug or pull the cable: the guest gets LSC at once |
-//! | `stats` | `format`: `json` (default) or `prometheus` | every counter: nic-emu's metrics, the statistics registers (read without clearing them for the guest), the backend's |
+//! | `stats` | `format`: `json` (default) or `prometheus` | every counter: nic-emu's metrics, lint counts, drop reasons, the statistics registers (read without clearing them for the guest), the backend's |
+//! | `lints` | `clear`: bool (default false) | each lint that fired (id, severity, manual section, count, first occurrence, message); `clear` forgets them after replying |
 //! | `record` | `action`: `start` (`file`, optional `max_bytes`, `max_frames`), `stop`, `status` | pcap recording of both directions, at run time |
 //! | `replay` | `action`: `pause`, `resume`, `status` | the pcap replay backend |
 //! | `impair` | `action`: `get`, or `set` with `settings` (`{"loss": 10, "delay": "20ms"}`) and optional `reset` | the impairment wrapper |

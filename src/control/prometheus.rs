@@ -6,6 +6,8 @@
 //!   two seconds), so they are one gauge family, `nic_emu_stats_register{register="GPRC"}`:
 //!   the count since the driver last read it.
 //! * The backend's counters: `nic_emu_backend_<name>_total`.
+//! * Lints: `nic_emu_lint_total{id="tx-no-ifcs",severity="warn"}`, one per catalogue entry;
+//!   drop reasons: `nic_emu_drop_total{direction="rx",reason="filtered_broadcast"}`.
 //! * State: `nic_emu_info` (labels version, backend, mac), `nic_emu_link_up`,
 //!   `nic_emu_client_connected`, `nic_emu_clients_served_total`, `nic_emu_uptime_seconds`.
 
@@ -92,6 +94,30 @@ pub fn render(s: &Snapshot) -> String {
         let n = format!("nic_emu_{field}_total");
         family(&mut out, &n, "counter", text);
         let _ = writeln!(out, "{n} {v}");
+    }
+    family(
+        &mut out,
+        "nic_emu_lint_total",
+        "counter",
+        "Driver mistakes nic-emu noticed, by lint id (docs/DRIVER-DEVELOPMENT.md)",
+    );
+    for (id, severity, n) in s.lint_counts() {
+        let _ = writeln!(
+            out,
+            "nic_emu_lint_total{{id=\"{id}\",severity=\"{severity}\"}} {n}"
+        );
+    }
+    family(
+        &mut out,
+        "nic_emu_drop_total",
+        "counter",
+        "Frames not delivered and descriptors not processed, by direction and reason",
+    );
+    for (dir, reason, _, n) in s.drops.fields() {
+        let _ = writeln!(
+            out,
+            "nic_emu_drop_total{{direction=\"{dir}\",reason=\"{reason}\"}} {n}"
+        );
     }
     family(
         &mut out,

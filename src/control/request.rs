@@ -8,10 +8,11 @@ use serde_json::{Map, Value};
 use crate::backend::RecordLimits;
 
 /// The command names, for `query-commands` and "unknown command" messages.
-pub const COMMANDS: [&str; 7] = [
+pub const COMMANDS: [&str; 8] = [
     "info",
     "link",
     "stats",
+    "lints",
     "record",
     "replay",
     "impair",
@@ -91,6 +92,11 @@ pub enum Command {
     },
     /// `stats`.
     Stats(StatsFormat),
+    /// `lints`: the findings, optionally forgotten after this reply.
+    Lints {
+        /// Forget the findings once reported (between two runs of a driver).
+        clear: bool,
+    },
     /// `record` `start`.
     RecordStart {
         /// The file to create.
@@ -270,6 +276,9 @@ fn command_of(mut a: Args) -> Result<Command, RequestError> {
                     "stats: `format` must be json or prometheus, not {f:?}"
                 )))
             }
+        },
+        "lints" => Command::Lints {
+            clear: a.bool("clear")?.unwrap_or(false),
         },
         "record" => match a.action(&["start", "stop", "status"])?.as_str() {
             "start" => {

@@ -8,6 +8,8 @@ use serde_json::{json, Map, Value};
 use super::ControlContext;
 use crate::backend::control::BackendCounter;
 use crate::backend::{BackendReply, BackendRequest};
+use crate::device::drops::Drops;
+use crate::device::lint::{Finding, CATALOGUE};
 use crate::device::Metrics;
 use crate::mac::MacAddress;
 
@@ -16,6 +18,10 @@ use crate::mac::MacAddress;
 pub struct Snapshot {
     /// nic-emu's own counters.
     pub metrics: Metrics,
+    /// What the driver did wrong so far.
+    pub lints: Vec<Finding>,
+    /// Frames and descriptors not delivered, by reason.
+    pub drops: Drops,
     /// The statistics registers by datasheet name, as the guest would read them now.
     pub registers: Vec<(&'static str, u64)>,
     /// The backend's counters (every layer).
@@ -144,22 +150,27 @@ pub fn metric_fields(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
 impl Snapshot {
     /// Copy everything under one device lock.
     pub fn take(ctx: &ControlContext) -> Self {
-        let (metrics, registers, backend, link_up, mac, backend_name) = ctx.with_device(|d| {
-            let backend = match d.backend_mut().control(BackendRequest::Counters) {
-                Some(BackendReply::Counters(c)) => c,
-                _ => Vec::new(),
-            };
-            (
-                d.metrics(),
-                d.stats().named().collect::<Vec<_>>(),
-                backend,
-                d.link_up(),
-                d.mac(),
-                d.backend_mut().name(),
-            )
-        });
+        let (metrics, lints, drops, registers, backend, link_up, mac, backend_name) = ctx
+            .with_device(|d| {
+                let backend = match d.backend_mut().control(BackendRequest::Counters) {
+                    Some(BackendReply::Counters(c)) => c,
+                    _ => Vec::new(),
+                };
+                (
+                    d.metrics(),
+                    d.lints(),
+                    d.drops(),
+                    d.stats().named().collect::<Vec<_>>(),
+                    backend,
+                    d.link_up(),
+                    d.mac(),
+                    d.backend_mut().name(),
+                )
+            });
         Self {
             metrics,
+            lints,
+            drops,
             registers,
             backend,
             link_up,
@@ -205,8 +216,39 @@ impl Snapshot {
         json!({
             "link_up": self.link_up,
             "metrics": metrics,
+            "lints": self.lint_counts().into_iter().filter(|&(_, _, n)| n > 0)
+                .map(|(id, _, n)| (id.to_string(), Value::from(n)))
+                .collect::<Map<String, Value>>(),
+            "drops": self.drops_json(),
             "registers": registers,
             "backend": backend,
         })
+    }
+
+    /// Every lint of the catalogue with its severity and count (0 for those that never
+    /// fired).
+    pub fn lint_counts(&self) -> Vec<(&'static str, &'static str, u64)> {
+        CATALOGUE
+            .iter()
+            .map(|l| {
+                let n = self
+                    .lints
+                    .iter()
+                    .find(|f| f.id == l.id)
+                    .map_or(0, |f| f.count);
+                (l.name, l.severity.name(), n)
+            })
+            .collect()
+    }
+
+    /// The drop reasons as `{"rx": {reason: n}, "tx": {reason: n}}`.
+    fn drops_json(&self) -> Value {
+        let mut rx = Map::new();
+        let mut tx = Map::new();
+        for (dir, reason, _, n) in self.drops.fields() {
+            let m = if dir == "rx" { &mut rx } else { &mut tx };
+            m.insert(reason.to_string(), Value::from(n));
+        }
+        json!({ "rx": rx, "tx": tx })
     }
 }

@@ -20,14 +20,8 @@ impl E1000 {
             return false;
         };
         let rctl = self.reg(RCTL);
-        if rctl & RCTL_VFE != 0 && frame.len() >= 16 {
-            let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
-            if u32::from(ethertype) == self.reg(VET) & 0xFFFF {
-                let vid = u32::from(u16::from_be_bytes([frame[14], frame[15]]) & 0x0FFF);
-                if self.reg(VFTA + 4 * (vid >> 5)) & (1 << (vid & 31)) == 0 {
-                    return false;
-                }
-            }
+        if self.rx_vlan_rejects(frame) {
+            return false;
         }
         if self.ra_matches(&dest) {
             return true;
@@ -43,6 +37,19 @@ impl E1000 {
         }
         let bit = mta_index(&dest, (rctl & RCTL_MO_MASK) >> RCTL_MO_SHIFT);
         self.reg(MTA + 4 * (bit >> 5)) & (1 << (bit & 31)) != 0
+    }
+
+    /// Whether the VLAN filter (RCTL.VFE, VFTA) rejects `frame`.
+    pub(crate) fn rx_vlan_rejects(&self, frame: &[u8]) -> bool {
+        if self.reg(RCTL) & RCTL_VFE == 0 || frame.len() < 16 {
+            return false;
+        }
+        let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+        if u32::from(ethertype) != self.reg(VET) & 0xFFFF {
+            return false;
+        }
+        let vid = u32::from(u16::from_be_bytes([frame[14], frame[15]]) & 0x0FFF);
+        self.reg(VFTA + 4 * (vid >> 5)) & (1 << (vid & 31)) == 0
     }
 
     fn ra_matches(&self, dest: &[u8; 6]) -> bool {

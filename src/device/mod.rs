@@ -10,9 +10,11 @@
 //! `interrupts`, `stats`, `tx` (+ `offload`), `rx` (+ `filter`).
 
 pub mod checksum;
+pub mod drops;
 pub mod eeprom;
 pub mod filter;
 pub mod interrupts;
+pub mod lint;
 pub mod offload;
 pub mod pci_config;
 pub mod phy;
@@ -178,6 +180,10 @@ pub struct E1000 {
     /// The last service step found the device unable to take frames (see
     /// [`AccessEffect::service_due`]).
     rx_stalled: bool,
+    /// What the driver did wrong (`lint.rs`).
+    lint: lint::LintState,
+    /// Why frames and descriptors were not delivered (`drops.rs`).
+    drops: drops::Drops,
 }
 
 impl std::fmt::Debug for E1000 {
@@ -216,6 +222,8 @@ impl E1000 {
             io_addr: 0,
             dma_log: Default::default(),
             rx_stalled: false,
+            lint: Default::default(),
+            drops: Default::default(),
         };
         d.reset();
         d
@@ -252,6 +260,14 @@ impl E1000 {
         m.irq_asserts = self.irq.asserts;
         m.dma_map_edits += self.mem.edits();
         m
+    }
+
+    /// Frames not delivered and descriptors not processed, by reason.
+    pub fn drops(&self) -> drops::Drops {
+        let mut d = self.drops.clone();
+        d.tx_link_down = self.metrics.tx_no_link;
+        d.tx_backend_refused = self.metrics.tx_backend_drops;
+        d
     }
 
     /// Statistics registers, read without clearing them.
@@ -295,10 +311,16 @@ impl E1000 {
     pub fn bar_read(&mut self, bar: Bar, offset: u64, data: &mut [u8]) {
         data.fill(0);
         match bar {
-            Bar::Mmio => self.mmio_read(offset, data),
+            Bar::Mmio => {
+                self.lint_access_width(offset, data.len(), false);
+                self.mmio_read(offset, data)
+            }
             Bar::Io => {
                 if data.len() != 4 {
                     return;
+                }
+                if offset == IODATA {
+                    self.lint_io_bar(false);
                 }
                 let v = match offset {
                     IOADDR => self.io_addr,
@@ -313,7 +335,10 @@ impl E1000 {
     /// Write to a BAR, BAR-relative. Writes outside the BAR are ignored.
     pub fn bar_write(&mut self, bar: Bar, offset: u64, data: &[u8]) -> AccessEffect {
         match bar {
-            Bar::Mmio => self.mmio_write(offset, data),
+            Bar::Mmio => {
+                self.lint_access_width(offset, data.len(), true);
+                self.mmio_write(offset, data)
+            }
             Bar::Io => {
                 let Ok(bytes) = <[u8; 4]>::try_from(data) else {
                     return AccessEffect::NONE;
@@ -322,6 +347,7 @@ impl E1000 {
                 match offset {
                     IOADDR => self.io_addr = v & (BAR0_SIZE as u32 - 1) & !3,
                     IODATA => {
+                        self.lint_io_bar(true);
                         let _ = self.write_reg(self.io_addr, v);
                     }
                     _ => {}
@@ -397,13 +423,17 @@ impl E1000 {
     /// When a mitigation timer next falls due (the service step has work), in [`Clock`]
     /// nanoseconds.
     pub fn next_timer_deadline(&self) -> Option<u64> {
-        self.irq.next_deadline()
+        match (self.irq.next_deadline(), self.lint.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fire the mitigation timers that are due (part of [`service`](Self::service)).
     pub(crate) fn run_timers(&mut self) {
         let now = self.now();
         self.irq.run_timers(now);
+        self.lint_tick(now);
     }
 
     /// Device reset (CTRL.RST): registers, interrupts, statistics, TX/RX engines back to
@@ -423,9 +453,11 @@ impl E1000 {
         self.stats.reset();
         self.irq.reset();
         self.tx.reset();
+        self.lint.reset();
         let dropped = self.rx.reset();
         if dropped > 0 {
             self.metrics.rx_dropped += dropped;
+            self.drops.rx_no_descriptors += dropped;
             self.backend.rx_outcome(RxOutcome::Dropped);
             log::info!("reset: dropped {dropped} frame(s) waiting for the receive ring");
         }
@@ -451,6 +483,7 @@ impl E1000 {
         let off = off & !3;
         match off {
             ICR => {
+                self.lint.icr_accessed = true;
                 let now = self.now();
                 self.irq.read_icr(now)
             }
@@ -484,6 +517,7 @@ impl E1000 {
         let off = off & !3;
         let stored = val & r.writable;
         let now = self.now();
+        self.lint_write(off, val, now);
         if let Some(effect) = self.write_rx_reg(off, val, stored, now) {
             return effect;
         }
@@ -603,6 +637,9 @@ impl E1000 {
 
     fn dma_error(&mut self, e: DmaError) {
         self.metrics.dma_errors += 1;
+        if self.dma_allowed() {
+            self.lint_dma(&e);
+        }
         // A hostile guest cannot flood the log, but nothing goes unseen.
         if let Some(n) = self.dma_log.note() {
             log::warn!(

@@ -131,7 +131,7 @@ impl E1000 {
     }
 
     /// Buffer size selected by RCTL.BSIZE and RCTL.BSEX.
-    fn rx_buffer_size(&self) -> usize {
+    pub(super) fn rx_buffer_size(&self) -> usize {
         let rctl = self.reg(RCTL);
         let bsize = (rctl & RCTL_BSIZE_MASK) >> RCTL_BSIZE_SHIFT;
         match (rctl & RCTL_BSEX != 0, bsize) {
@@ -222,11 +222,17 @@ impl E1000 {
         let rctl = self.reg(RCTL);
         if rctl & RCTL_EN == 0 || !self.phy.link_up() {
             self.metrics.rx_dropped += 1;
+            if rctl & RCTL_EN == 0 {
+                self.drops.rx_disabled += 1;
+            } else {
+                self.drops.rx_link_down += 1;
+            }
             return RxOutcome::Dropped;
         }
         if frame.len() < 14 {
             self.stats.inc(RUC);
             self.metrics.rx_dropped += 1;
+            self.drops.rx_malformed += 1;
             log::debug!("rx: runt frame of {} bytes dropped", frame.len());
             return RxOutcome::Dropped;
         }
@@ -243,6 +249,7 @@ impl E1000 {
         if frame.len() > max {
             self.stats.inc(ROC);
             self.metrics.rx_dropped += 1;
+            self.drops.rx_malformed += 1;
             log::debug!(
                 "rx: oversize frame of {} bytes dropped (max {max})",
                 frame.len()
@@ -251,6 +258,7 @@ impl E1000 {
         }
         if !self.rx_filter_accepts(frame) {
             self.metrics.rx_filtered += 1;
+            self.rx_filtered(frame);
             return RxOutcome::Filtered;
         }
         let Some(free) = self.rx_free_descriptors() else {
@@ -287,6 +295,7 @@ impl E1000 {
             // Can never fit, even in an empty ring: drop, or we would hold it forever.
             self.stats.inc(MPC);
             self.metrics.rx_dropped += 1;
+            self.drops.rx_no_descriptors += 1;
             let now = self.now();
             self.irq.raise(ICR_RXO, now);
             log::warn!(
@@ -301,6 +310,7 @@ impl E1000 {
             return self.rx_no_room();
         }
 
+        self.lint_rx_split(out.len(), needed as usize, bufsize);
         let wire_len = frame.len().max(MIN_FRAME);
         let landed = self.rx_write_ring(
             &out,
@@ -320,6 +330,7 @@ impl E1000 {
             // (the DMA error itself is counted and logged in dma_errors).
             self.stats.inc(RXERRC);
             self.metrics.rx_dropped += 1;
+            self.drops.rx_unmapped_dma += 1;
         }
 
         let now = self.now();

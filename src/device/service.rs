@@ -81,6 +81,8 @@ impl E1000 {
         let before = self.rx_taken();
         let delivered = self.poll_backend();
         let taken = self.rx_taken().wrapping_sub(before);
+        let now = self.now();
+        self.lint_tick(now);
         let rx_ready = self.rx_ready();
         // An RDT write that gives buffers back after this makes service due again.
         self.rx_stalled = !rx_ready;

@@ -53,6 +53,9 @@ pub mod cmd {
     pub const IDE: u8 = 1 << 7;
 }
 
+/// Why a packet is dropped when a buffer cannot be read (a drop reason of its own).
+pub(super) const BUFFER_OUTSIDE: &str = "buffer outside guest memory";
+
 /// Descriptor status bit written back: descriptor done.
 pub const STA_DD: u8 = 1 << 0;
 
@@ -188,11 +191,13 @@ impl E1000 {
                 if self.tx.pkt.active {
                     self.tx.pkt = Packet::default();
                 }
+                self.drops.tx_unmapped_dma += 1;
                 self.tx_problem(format_args!(
                     "descriptor {head} at {at:#x} unreadable: transmit stopped there"
                 ));
                 break;
             }
+            self.lint_tx_desc(head, &d, ring);
             self.tx_descriptor(&d, &mut buf);
             let c = d[11];
             let report = if c & cmd::DEXT != 0 {
@@ -232,6 +237,7 @@ impl E1000 {
         }
         if head == tail {
             self.irq.raise(ICR_TXQE, now);
+            self.lint_tx_drained(head, self.tx.pkt.active);
         }
         if self.metrics.tx_frames != frames_before {
             // Loopback-style backends have the frames ready to receive now.
@@ -310,6 +316,11 @@ impl E1000 {
     pub(super) fn tx_fail(&mut self, why: &str) {
         if !self.tx.pkt.failed {
             self.tx.pkt.failed = true;
+            if why == BUFFER_OUTSIDE {
+                self.drops.tx_unmapped_dma += 1;
+            } else {
+                self.drops.tx_malformed += 1;
+            }
             self.tx_problem(format_args!("{why}: packet dropped"));
         }
     }
@@ -413,7 +424,7 @@ impl E1000 {
             return self.tx_fail("packet larger than the frame buffer");
         };
         if self.dma_read(addr, dst).is_err() {
-            return self.tx_fail("buffer outside guest memory");
+            return self.tx_fail(BUFFER_OUTSIDE);
         }
         self.tx.pkt.len = end;
     }
@@ -445,7 +456,7 @@ impl E1000 {
                 return self.tx_fail("TSO segment larger than the frame buffer");
             };
             if self.dma_read(addr, dst).is_err() {
-                return self.tx_fail("buffer outside guest memory");
+                return self.tx_fail(BUFFER_OUTSIDE);
             }
             if have < hdrlen && have + n == hdrlen {
                 if let (Some(h), Some(src)) = (
@@ -527,6 +538,7 @@ impl E1000 {
                 self.stats.inc(TSCTC);
             }
         } else if !p.failed && p.len == 0 {
+            self.drops.tx_malformed += 1;
             self.tx_problem(format_args!("empty packet dropped"));
         } else if !p.failed {
             if let Some(frame) = buf.get_mut(HEADROOM..HEADROOM + p.len) {
@@ -564,6 +576,9 @@ impl E1000 {
         let Some(frame) = buf.get(start..end) else {
             return;
         };
+        if self.reg(TCTL) & TCTL_PSP == 0 {
+            self.lint_tx_frame(frame.len());
+        }
         if !self.link_up() {
             // No link, nothing on the wire: the descriptors complete as usual (a driver
             // that transmits blind, as DPDK's txonly does, must not hang), the frame is

@@ -91,7 +91,7 @@ impl E1000 {
         if read {
             self.tx.pkt.len = end;
         } else {
-            self.tx_fail("buffer outside guest memory");
+            self.tx_fail(super::tx::BUFFER_OUTSIDE);
         }
     }
 

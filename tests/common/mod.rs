@@ -285,6 +285,10 @@ impl FakeGuest {
         self.wr(RDH, 0);
         self.wr(RDT, 0);
         self.wr(RXCSUM, RXCSUM_TUOFLD);
+        // e1000_set_rx_mode: the multicast table, undefined after reset, cleared.
+        for i in 0..MTA_WORDS {
+            self.wr(MTA + 4 * i, 0);
+        }
         self.post_rx_buffers();
         let rctl = self.rd(RCTL);
         self.wr(RCTL, rctl | RCTL_EN);

@@ -57,6 +57,13 @@ enum Op {
         #[arg(long)]
         prometheus: bool,
     },
+    /// What the guest's driver did wrong: each lint that fired, its count, its first
+    /// occurrence and message.
+    Lints {
+        /// Forget the findings after printing them (between two runs of a driver).
+        #[arg(long)]
+        clear: bool,
+    },
     /// Record both directions to a pcap file, from now until `record stop`.
     #[command(subcommand)]
     Record(RecordOp),
@@ -120,6 +127,7 @@ fn build(op: &Op) -> Result<Value, String> {
             "stats",
             json!({ "format": if *prometheus { "prometheus" } else { "json" } }),
         ),
+        Op::Lints { clear } => client::request("lints", json!({ "clear": clear })),
         Op::Record(RecordOp::Start {
             file,
             max_bytes,
