@@ -11,7 +11,9 @@
 #                    vfio_virqfd, irqbypass), with a modules.dep that covers the base
 #                    initramfs' modules and these (it replaces the base one when the
 #                    kernel unpacks the overlay); /usr/bin/uio_intx, the project's own
-#                    INTx test driver (tests/guest-tools/uio_intx.c, static, host gcc)
+#                    INTx test driver (tests/guest-tools/uio_intx.c, static, host gcc);
+#                    /usr/bin/e1000_mistakes, the driver that makes one mistake on
+#                    request (tests/guest-tools/e1000_mistakes.c, tests/e2e_workbench.rs)
 #   dpdk.cpio.gz     dpdk-testpmd (Debian bookworm's DPDK 22.11: the binary is in
 #                    package dpdk-dev), the plugins librte_net_e1000,
 #                    librte_mempool_ring and librte_bus_pci, libgcc_s, every shared library
@@ -25,7 +27,7 @@
 #   NAME.base        $NE_GUEST/stamp of the initramfs NAME was built for:
 #                    boot-guest.sh refuses an overlay built for another one
 #   NAME.stamp       hash of the inputs; NAME is rebuilt only when it changes
-#                    (this script, uio_intx.c, the debs, the base initramfs, gcc)
+#                    (this script, the two drivers' sources, the debs, the base initramfs, gcc)
 #
 # Packages come from the host's bookworm sources with `apt-get download` into
 # $NE_CACHE/debs and are unpacked with dpkg-deb (nothing is installed on the host).
@@ -40,6 +42,7 @@ set -euo pipefail
 DEBS=$NE_CACHE/debs
 OUT=$NE_CACHE/overlays
 SRC_C=$NE_SCRIPTS/../tests/guest-tools/uio_intx.c
+SRC_MISTAKES=$NE_SCRIPTS/../tests/guest-tools/e1000_mistakes.c
 T0=$(date +%s.%N)
 # Modules to add (dependencies follow from each .ko's depends=).
 KMODS="uio uio_pci_generic vfio vfio_pci vfio_iommu_type1 vfio_virqfd"
@@ -70,7 +73,7 @@ for t in apt-get apt-cache dpkg-deb tar gzip ldd sha256sum gcc; do
 done
 [ -f "$NE_GUEST/stamp" ] && [ -d "$NE_GROOT" ] && [ -f "$NE_GUEST/kernel-version" ] ||
   die "no guest: run scripts/build-guest.sh first"
-[ -f "$SRC_C" ] || die "missing $SRC_C"
+[ -f "$SRC_C" ] && [ -f "$SRC_MISTAKES" ] || die "missing $SRC_C or $SRC_MISTAKES"
 KV=$(cat "$NE_GUEST/kernel-version")
 KDEB=$(ls "$DEBS/linux-image-${KV}_"*.deb 2>/dev/null | head -n1 || true)
 [ -n "$KDEB" ] || die "kernel package for $KV not in $DEBS: run scripts/build-guest.sh"
@@ -94,7 +97,7 @@ pack() { # tree name stamp
 }
 
 # --- drivers: kernel modules + uio_intx ------------------------------------------------
-ST=$( { cat "$0" "$SRC_C"; basename "$KDEB"; echo "$BASE"; gcc --version | head -n1; } |
+ST=$( { cat "$0" "$SRC_C" "$SRC_MISTAKES"; basename "$KDEB"; echo "$BASE"; gcc --version | head -n1; } |
       sha256sum | cut -c1-16)
 if stamp_ok drivers "$ST"; then
   log "up to date: drivers"
@@ -120,6 +123,7 @@ else
   gbusybox depmod -b "$M" "$KV"
   cp "$M/$MD"/modules.* "$OV/$MD/"
   gcc -O2 -static -s -Wall -o "$OV/usr/bin/uio_intx" "$SRC_C"
+  gcc -O2 -static -s -Wall -o "$OV/usr/bin/e1000_mistakes" "$SRC_MISTAKES"
   log "drivers: modules $(cd "$OV/$MD/kernel" && find . -name '*.ko' -printf '%f ')"
   pack "$OV" drivers "$ST"
 fi

@@ -16,6 +16,8 @@
 #      `stream` backend) in the same root and writes $NE_CACHE/bin/passt, which
 #      runs it with the root's loader. Debian 12's passt (2023-03) crashes on the
 #      first TCP connection; trixie's works.
+#   5. installs u-boot-qemu in the same root: its qemu-x86_64/u-boot.rom (as -bios)
+#      is the U-Boot scenario's firmware (tests/e2e_workbench.rs)
 # The wrappers locate the root relative to themselves (the cache can be moved) and
 # run QEMU in one of two modes (env NIC_EMU_QEMU_MODE):
 #   ldso   (default) exec the root's ld.so with --library-path on the root's
@@ -117,6 +119,17 @@ qemu_version() { # [qemu-system-NAME] via the wrapper in ldso mode: also proves 
     | sed -n 's/^QEMU emulator version \([0-9][0-9.]*\).*/\1/p'
 }
 
+ensure_uboot() { # U-Boot for QEMU in the root (installed once)
+  if [ ! -f "$ROOT/usr/lib/u-boot/qemu-x86_64/u-boot.rom" ]; then
+    need_root
+    log "apt-get install u-boot-qemu (in the root)"
+    { chroot "$ROOT" apt-get update -q &&
+      chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends u-boot-qemu &&
+      chroot "$ROOT" apt-get clean; } >"$LOGS/uboot-apt.log" 2>&1 \
+      || { tail -n 20 "$LOGS/uboot-apt.log" >&2; warn "cannot install u-boot-qemu (log: $LOGS/uboot-apt.log); the U-Boot tests will skip"; return 0; }
+  fi
+}
+
 qemu_ok() { # [qemu-system-NAME]: installed, wrapper written, >= MINVER, has vfio-user-pci
   local b=${1:-qemu-system-x86_64} v
   [ -x "$ROOT/usr/bin/$b" ] || return 1
@@ -153,6 +166,7 @@ if [ "${NIC_EMU_FORCE:-0}" != 1 ] && qemu_ok; then
   fi
   ensure_qemu_arm
   ensure_passt
+  ensure_uboot
   log "cached: QEMU $(qemu_version) at $NE_CACHE/bin/qemu-system-x86_64 ($(elapsed "$T0")s)"
   exit 0
 fi
@@ -192,3 +206,4 @@ qemu_ok qemu-system-aarch64 || die "installed qemu-system-aarch64 is < $MINVER o
 log "installed: QEMU $(qemu_version), root $(du -sh "$ROOT" | cut -f1), $(elapsed "$T0")s"
 log "wrappers: $NE_CACHE/bin/qemu-system-x86_64, $NE_CACHE/bin/qemu-system-aarch64"
 ensure_passt
+ensure_uboot

@@ -398,6 +398,7 @@ fn e2e_dpdk_testpmd_uio_txonly_then_macswap() {
     assert_testpmd(&r, &counts, mac);
     assert_cli_alive(&mut cli);
     stop_cli(&mut cli);
+    assert_no_lints(T, &cli, &[]);
     assert_dma_clean(&cli);
     assert_clean_console(&r);
     eprintln!(
@@ -473,6 +474,7 @@ fn e2e_dpdk_testpmd_vfio_viommu_twice_then_kernel_e1000() {
     );
     assert_cli_alive(&mut cli);
     stop_cli(&mut cli);
+    assert_no_lints(T, &cli, &[]);
     assert_dma_clean(&cli);
     assert_clean_console(&r);
     eprintln!(
@@ -620,6 +622,7 @@ fn e2e_viommu_kernel_e1000_reload_and_reboot() {
     }
     assert_cli_alive(&mut cli);
     stop_cli(&mut cli);
+    assert_no_lints(T, &cli, &[]);
     assert_dma_clean(&cli);
     assert_clean_console(&r);
     eprintln!(
@@ -772,6 +775,7 @@ fn intx_scenario(t: &str, net: u8, viommu: bool) {
     );
     assert_cli_alive(&mut cli);
     stop_cli(&mut cli);
+    assert_no_lints(t, &cli, &[]);
     assert_dma_clean(&cli);
     assert_clean_console(&r);
     eprintln!(

@@ -79,6 +79,11 @@ fn e2e_vfio_user_tap_ping_both_ways_then_second_qemu() {
         );
     }
     stop_cli(&mut cli);
+    assert_no_lints(
+        "e2e_vfio_user_tap_ping_both_ways_then_second_qemu",
+        &cli,
+        &[],
+    );
     eprintln!("e2e: {T}: {:.1}s", t0.elapsed().as_secs_f64());
 }
 

@@ -110,6 +110,7 @@ fn e2e_tap_tcp_bulk_both_ways_md5() {
         mib / guest_secs(&r, "UP_T0", "UP_T1")
     );
     stop_cli(&mut cli);
+    assert_no_lints("e2e_tap_tcp_bulk_both_ways_md5", &cli, &[]);
     // Unless turned off, the download came from the kernel as whole TCP packets that
     // nic-emu cut into frames (receive offload), and the upload's TSO packets went to the
     // kernel whole.
@@ -387,6 +388,7 @@ fn e2e_ipxe_netboots_linux_over_http() {
     run.assert_e1000_healthy(mac);
     run.assert_ping("G2H", 3);
     stop_cli(&mut cli);
+    assert_no_lints(T, &cli, &[]);
     eprintln!(
         "e2e: {T}: {:.1}s (guest {:.1}s)",
         t0.elapsed().as_secs_f64(),

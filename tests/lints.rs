@@ -150,7 +150,23 @@ fn ring_length_zero() {
     g.wr(RCTL, 0);
     g.wr(RDLEN, 0);
     g.wr(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
+    // U-Boot enables RCTL before writing RDLEN, then sets the ring up: not yet a mistake.
+    g.advance_us(900_000);
+    assert!(!fired(&mut g, LintId::RingLenZero));
+    g.advance_us(200_000);
     expect(&mut g, &["ring-len-zero"], LintId::RingLenZero, "RDLEN");
+    // The U-Boot order: quiet.
+    let (mut g, _wire) = linux();
+    g.wr(RCTL, 0);
+    g.wr(RDLEN, 0);
+    g.wr(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
+    g.wr(RCTL, 0);
+    g.wr(RDLEN, 64 * 16);
+    g.wr(RDT, 0);
+    g.wr(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
+    g.wr(RDT, 63);
+    g.advance_us(2_000_000);
+    assert_eq!(warns(&mut g), Vec::<&str>::new());
 }
 
 #[test]
@@ -603,6 +619,18 @@ fn completions_masked() {
     g.advance_us(200_000);
     expect(&mut g, &["irq-cause-masked"], LintId::IrqCauseMasked, "IMS");
     assert!(message(&mut g, LintId::IrqCauseMasked).contains("RXT0"));
+    // Transmit completions left masked with RXT0 enabled: a choice, quiet.
+    let (mut g, wire) = linux();
+    g.wr(IMC, 0xFFFF_FFFF);
+    g.wr(IMS, ICR_RXT0);
+    g.send(&frame(PEER, MAC, 0x0800, 100, 1));
+    wire.inject(&frame(MAC, PEER, 0x0800, 100, 2));
+    for _ in 0..3 {
+        g.advance_us(500_000);
+        g.rd(ICR);
+        g.send(&frame(PEER, MAC, 0x0800, 100, 1));
+    }
+    assert!(!fired(&mut g, LintId::IrqCauseMasked));
     // A polling driver (IMS 0 or LSC only, as DPDK and iPXE): quiet.
     let (mut g, wire) = linux();
     g.wr(IMC, 0xFFFF_FFFF);

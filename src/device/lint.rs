@@ -90,7 +90,7 @@ catalogue! {
     /// A ring used with length 0.
     RingLenZero = "ring-len-zero", Warn, OncePerReset,
         "SDM 13.4.27 RDLEN, 13.4.38 TDLEN",
-        "RCTL.EN set or TDT written with RDLEN/TDLEN holding no descriptor";
+        "TDT written, or RCTL.EN set for a second, with TDLEN/RDLEN holding no descriptor";
     /// Receive enabled with no free descriptor, and RDT never advanced.
     RxRingEmpty = "rx-ring-empty", Warn, OncePerReset,
         "SDM 13.4.29 RDT, 14.4",
@@ -170,7 +170,7 @@ catalogue! {
     /// Interrupt-driven driver with a completion cause pending and masked for a second.
     IrqCauseMasked = "irq-cause-masked", Warn, OncePerReset,
         "SDM 13.4.17 ICR, 13.4.20 IMS",
-        "RXT0 or TXDW stayed pending in ICR for a second while IMS (with other packet causes enabled) does not include it: no interrupt reports these completions";
+        "RXT0 stayed pending in ICR for a second while IMS (with other packet causes enabled) does not include it: no interrupt reports received frames";
     /// INTx asserted for half a second with no ICR access.
     IntxStuck = "intx-stuck", Warn, OncePerReset,
         "SDM 13.4.17 ICR",
@@ -333,11 +333,8 @@ impl LintState {
         let lint = id.lint();
         self.fired |= 1 << id as u8;
         let slot = &mut self.findings[id as usize];
-        let count = match slot {
-            Some(f) => {
-                f.count += 1;
-                f.count
-            }
+        match slot {
+            Some(f) => f.count += 1,
             None => {
                 *slot = Some(Finding {
                     id,
@@ -345,10 +342,9 @@ impl LintState {
                     first_ns: now,
                     first_access: access,
                     message: msg.to_string(),
-                });
-                1
+                })
             }
-        };
+        }
         let level = match lint.severity {
             Severity::Info => log::Level::Info,
             Severity::Warn => log::Level::Warn,
@@ -358,7 +354,7 @@ impl LintState {
             Repeat::Every => self.logs[id as usize].note().is_some(),
         };
         if logged {
-            log::log!(target: TARGET, level, "[{}] {msg} ({}; {count} so far)", lint.name, lint.section);
+            log::log!(target: TARGET, level, "[{}] {msg} [{}]", lint.name, lint.section);
         }
     }
 
@@ -386,8 +382,6 @@ impl LintState {
     }
 }
 
-/// The RXT0/TXDW causes a driver waits on.
-const COMPLETION_CAUSES: u32 = ICR_RXT0 | ICR_TXDW;
 /// Causes that report packets moving.
 const PACKET_CAUSES: u32 = ICR_TXDW | ICR_TXQE | ICR_TXD_LOW | ICR_RXT0 | ICR_RXDMT0 | ICR_RXO;
 
@@ -513,16 +507,6 @@ impl E1000 {
                 ),
             );
         }
-        let ring = self.reg(RDLEN) / 16;
-        if ring == 0 {
-            self.lint(
-                LintId::RingLenZero,
-                format_args!(
-                    "RCTL.EN set with RDLEN=0: the receive ring holds no descriptor; write RDLEN \
-                     (a multiple of 128 bytes) before enabling"
-                ),
-            );
-        }
         if val & RCTL_SECRC == 0 {
             self.lint(
                 LintId::RxSecrcClear,
@@ -540,7 +524,8 @@ impl E1000 {
                 ),
             );
         }
-        self.lint.rx_empty_since = (self.reg(RDH) == self.reg(RDT)).then_some(now);
+        let empty = self.reg(RDH) == self.reg(RDT) || self.reg(RDLEN) / 16 == 0;
+        self.lint.rx_empty_since = empty.then_some(now);
     }
 
     /// RDT or TDT written with `val`.
@@ -668,8 +653,9 @@ impl E1000 {
     /// The time-based checks: run on register writes and service steps.
     pub(crate) fn lint_tick(&mut self, now: u64) {
         let icr_accessed = std::mem::take(&mut self.lint.icr_accessed);
-        // The interrupt line asserted and nobody acknowledges it.
-        if self.irq.level() && !icr_accessed {
+        // The interrupt asserted (whether or not INTx-disable holds the line down, as
+        // uio_pci_generic's handler does) and nobody acknowledges it.
+        if self.irq.asserted() && !icr_accessed {
             let since = *self.lint.intx_since.get_or_insert(now);
             if now.saturating_sub(since) >= WATCH_INTX_NS {
                 self.lint.intx_since = None;
@@ -688,35 +674,41 @@ impl E1000 {
         } else {
             self.lint.intx_since = None;
         }
-        // Completions pending under a mask that covers other packet causes.
+        // Receive completions pending under a mask that covers other packet causes (a
+        // driver may well leave TXDW masked and clean its transmit ring when it likes).
         let ims = self.irq.mask();
-        let hidden = self.irq.pending() & COMPLETION_CAUSES & !ims;
+        let hidden = self.irq.pending() & ICR_RXT0 & !ims;
         if hidden != 0 && ims & PACKET_CAUSES != 0 && !icr_accessed {
             let since = *self.lint.masked_since.get_or_insert(now);
             if now.saturating_sub(since) >= WATCH_LONG_NS {
                 self.lint.masked_since = None;
-                let names = match (hidden & ICR_RXT0 != 0, hidden & ICR_TXDW != 0) {
-                    (true, true) => "RXT0 and TXDW",
-                    (true, false) => "RXT0",
-                    _ => "TXDW",
-                };
                 self.lint(
                     LintId::IrqCauseMasked,
                     format_args!(
-                        "{names} pending for a second but IMS={ims:#010x} does not include it: \
-                         receive completions raise RXT0 (bit 7), transmit completions TXDW \
-                         (bit 0); set them in IMS"
+                        "RXT0 pending for a second but IMS={ims:#010x} does not include it: \
+                         received frames raise RXT0 (bit 7), not RXO or RXDMT0; set RXT0 in IMS"
                     ),
                 );
             }
         } else {
             self.lint.masked_since = None;
         }
-        // The receiver waits for a first RDT write that does not come.
+        // The receiver waits for a ring (U-Boot enables RCTL before writing RDLEN, then
+        // disables it again to set the ring up: only a state that lasts is a mistake) or
+        // for a first RDT write that does not come.
         if let Some(since) = self.lint.rx_empty_since {
             if now.saturating_sub(since) >= WATCH_LONG_NS {
                 self.lint.rx_empty_since = None;
-                if self.reg(RDH) == self.reg(RDT) {
+                if self.reg(RDLEN) / 16 == 0 {
+                    self.lint(
+                        LintId::RingLenZero,
+                        format_args!(
+                            "RCTL.EN has been set for a second with RDLEN=0: the receive ring \
+                             holds no descriptor; write RDLEN (a multiple of 128 bytes) before \
+                             enabling"
+                        ),
+                    );
+                } else if self.reg(RDH) == self.reg(RDT) {
                     let rdt = self.reg(RDT);
                     self.lint(
                         LintId::RxRingEmpty,

@@ -250,3 +250,31 @@ pub fn guest_initrd(rig: &Rig, wd: &Workdir, cmd: &str, out: &std::path::Path) {
     initrd.extend(std::fs::read(&ov_gz).expect("overlay cpio"));
     std::fs::write(out, initrd).expect("write initrd");
 }
+
+/// The lints nic-emu-cli logged at warn level (`[id] message` lines on the
+/// `nic_emu::lint` target), as (id, line).
+pub fn warn_lints(cli: &Proc) -> Vec<(String, String)> {
+    cli.log_text()
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("nic_emu::lint"))
+        .filter_map(|l| {
+            let id = l.split("] [").nth(1)?.split(']').next()?.to_string();
+            Some((id, l.to_string()))
+        })
+        .collect()
+}
+
+/// A driver that is right raises no lint at warn level, except the ones in `allowed`
+/// (each justified where the test names it).
+pub fn assert_no_lints(name: &str, cli: &Proc, allowed: &[&str]) {
+    let bad: Vec<String> = warn_lints(cli)
+        .into_iter()
+        .filter(|(id, _)| !allowed.contains(&id.as_str()))
+        .map(|(_, l)| l)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{name}: nic-emu reported driver mistakes:\n{}",
+        bad.join("\n")
+    );
+}

@@ -18,6 +18,8 @@ pub struct Guest {
     started: Instant,
     /// QEMU run directly (not by boot-guest.sh): the status comes from RIG-EXIT.
     direct: bool,
+    /// Seconds after which boot-guest.sh kills QEMU.
+    timeout: u32,
 }
 
 /// How a guest ended.
@@ -38,12 +40,25 @@ impl Guest {
     /// Boot a guest of the rig's architecture: `args` are boot-guest.sh options (the
     /// NIC), `cmd` the guest command.
     pub fn boot(rig: &Rig, wd: &Workdir, name: &str, args: &[&str], cmd: &str) -> Guest {
+        Self::boot_for(rig, wd, name, args, cmd, GUEST_TIMEOUT)
+    }
+
+    /// [`boot`](Self::boot) for a guest that may run `timeout` seconds instead of
+    /// [`GUEST_TIMEOUT`].
+    pub fn boot_for(
+        rig: &Rig,
+        wd: &Workdir,
+        name: &str,
+        args: &[&str],
+        cmd: &str,
+        timeout: u32,
+    ) -> Guest {
         let console = wd.path(&format!("{name}.console"));
         let mut c = Command::new("bash");
         c.arg(rig.boot_script())
             .args(["--arch", rig.arch])
             .args(args)
-            .args(["--quiet", "--timeout", &GUEST_TIMEOUT.to_string(), "--log"])
+            .args(["--quiet", "--timeout", &timeout.to_string(), "--log"])
             .arg(&console)
             .arg("--")
             .arg(cmd);
@@ -54,6 +69,7 @@ impl Guest {
             console,
             started: Instant::now(),
             direct: false,
+            timeout,
         }
     }
 
@@ -68,6 +84,7 @@ impl Guest {
             console,
             started: Instant::now(),
             direct: true,
+            timeout: GUEST_TIMEOUT,
         }
     }
 
@@ -106,7 +123,7 @@ impl Guest {
 
     /// Wait for the guest to power off (QEMU's --timeout bounds it).
     pub fn finish(mut self) -> GuestRun {
-        let limit = Duration::from_secs(u64::from(GUEST_TIMEOUT) + 15);
+        let limit = Duration::from_secs(u64::from(self.timeout) + 15);
         let st = self.proc.wait_for(limit);
         if st.is_none() {
             self.proc.stop(Duration::from_secs(5));
