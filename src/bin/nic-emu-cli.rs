@@ -212,9 +212,17 @@ struct Args {
     #[arg(long)]
     print_config: bool,
 
-    /// More log output: -v debug, -vv trace (default: info).
+    /// More log output: -v debug, -vv trace (default: info). The register and frame
+    /// traces stay off unless named with --trace.
     #[arg(short, long, action = ArgAction::Count)]
     verbose: u8,
+
+    /// Trace the driver's work, decoded with the manual's names (comma-separated):
+    /// `regs` every register access (target nic_emu::regs), `frames` every transmit
+    /// descriptor fetched and every received frame with the filter's decision
+    /// (nic_emu::frames). Off by default; RUST_LOG can set them too.
+    #[arg(long, value_name = "WHAT", value_enum, value_delimiter = ',')]
+    trace: Vec<logging::Trace>,
 
     /// Less log output: warnings and errors only.
     #[arg(short, long, conflicts_with = "verbose")]
@@ -244,7 +252,7 @@ fn main() -> ExitCode {
         (false, 1) => log::LevelFilter::Debug,
         (false, _) => log::LevelFilter::Trace,
     };
-    logging::init(level, args.log_format);
+    logging::init(level, args.log_format, &args.trace);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

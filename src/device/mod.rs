@@ -23,6 +23,7 @@ pub mod regs;
 pub mod rx;
 pub mod service;
 pub mod stats;
+pub mod trace;
 pub mod tx;
 mod tx_gso;
 
@@ -478,10 +479,13 @@ impl E1000 {
     pub fn read_reg(&mut self, off: u32) -> u32 {
         self.metrics.reg_reads += 1;
         let Some((r, _)) = register_table::lookup(off) else {
+            if trace::regs_on() {
+                self.trace_read(off, 0);
+            }
             return 0;
         };
         let off = off & !3;
-        match off {
+        let v = match off {
             ICR => {
                 self.lint.icr_accessed = true;
                 let now = self.now();
@@ -502,7 +506,11 @@ impl E1000 {
                 Access::WriteOnly => 0,
                 _ => self.regs[idx(off)],
             },
+        };
+        if trace::regs_on() {
+            self.trace_read(off, v);
         }
+        v
     }
 
     /// Write the 32-bit register at BAR0 offset `off`, with the write's side effects.
@@ -511,6 +519,9 @@ impl E1000 {
     /// `tx.rs`).
     pub fn write_reg(&mut self, off: u32, val: u32) -> AccessEffect {
         self.metrics.reg_writes += 1;
+        if trace::regs_on() {
+            self.trace_write(off, val);
+        }
         let Some((r, _)) = register_table::lookup(off) else {
             return AccessEffect::NONE;
         };

@@ -86,6 +86,21 @@ impl RxState {
     }
 }
 
+/// Buffer size selected by `rctl`'s BSIZE and BSEX.
+pub(super) fn buffer_size(rctl: u32) -> usize {
+    let bsize = (rctl & RCTL_BSIZE_MASK) >> RCTL_BSIZE_SHIFT;
+    match (rctl & RCTL_BSEX != 0, bsize) {
+        (false, 0) => 2048,
+        (false, 1) => 1024,
+        (false, 2) => 512,
+        (false, _) => 256,
+        (true, 1) => 16384,
+        (true, 2) => 8192,
+        (true, 3) => 4096,
+        (true, _) => 2048, // BSEX with BSIZE 00 is reserved; behave as 2048
+    }
+}
+
 /// Most frames taken from the backend per [`E1000::poll_backend`] call, so a flood of
 /// filtered frames cannot keep the caller in the loop forever.
 const POLL_BUDGET: usize = 512;
@@ -132,18 +147,7 @@ impl E1000 {
 
     /// Buffer size selected by RCTL.BSIZE and RCTL.BSEX.
     pub(super) fn rx_buffer_size(&self) -> usize {
-        let rctl = self.reg(RCTL);
-        let bsize = (rctl & RCTL_BSIZE_MASK) >> RCTL_BSIZE_SHIFT;
-        match (rctl & RCTL_BSEX != 0, bsize) {
-            (false, 0) => 2048,
-            (false, 1) => 1024,
-            (false, 2) => 512,
-            (false, _) => 256,
-            (true, 1) => 16384,
-            (true, 2) => 8192,
-            (true, 3) => 4096,
-            (true, _) => 2048, // BSEX with BSIZE 00 is reserved; behave as 2048
-        }
+        buffer_size(self.reg(RCTL))
     }
 
     /// Descriptors in the ring (0 if RDLEN is 0).
@@ -222,10 +226,15 @@ impl E1000 {
         let rctl = self.reg(RCTL);
         if rctl & RCTL_EN == 0 || !self.phy.link_up() {
             self.metrics.rx_dropped += 1;
-            if rctl & RCTL_EN == 0 {
+            let why = if rctl & RCTL_EN == 0 {
                 self.drops.rx_disabled += 1;
+                "dropped: RCTL.EN=0"
             } else {
                 self.drops.rx_link_down += 1;
+                "dropped: link down"
+            };
+            if super::trace::frames_on() {
+                self.trace_rx_frame(frame, why);
             }
             return RxOutcome::Dropped;
         }
@@ -234,6 +243,9 @@ impl E1000 {
             self.metrics.rx_dropped += 1;
             self.drops.rx_malformed += 1;
             log::debug!("rx: runt frame of {} bytes dropped", frame.len());
+            if super::trace::frames_on() {
+                self.trace_rx_frame(frame, "dropped: runt (no Ethernet header)");
+            }
             return RxOutcome::Dropped;
         }
         // A tag needs its 2-byte TCI after the type; shorter frames count as untagged.
@@ -254,12 +266,25 @@ impl E1000 {
                 "rx: oversize frame of {} bytes dropped (max {max})",
                 frame.len()
             );
+            if super::trace::frames_on() {
+                let why = format!(
+                    "dropped: longer than {max} bytes (RCTL.LPE={})",
+                    u8::from(rctl & RCTL_LPE != 0)
+                );
+                self.trace_rx_frame(frame, &why);
+            }
             return RxOutcome::Dropped;
         }
         if !self.rx_filter_accepts(frame) {
             self.metrics.rx_filtered += 1;
             self.rx_filtered(frame);
+            if super::trace::frames_on() {
+                self.trace_rx_frame(frame, &self.filter_reason(frame, false));
+            }
             return RxOutcome::Filtered;
+        }
+        if super::trace::frames_on() {
+            self.trace_rx_frame(frame, &self.filter_reason(frame, true));
         }
         let Some(free) = self.rx_free_descriptors() else {
             return self.rx_no_room();

@@ -197,6 +197,9 @@ impl E1000 {
                 ));
                 break;
             }
+            if super::trace::frames_on() {
+                self.trace_tx_desc(head, at, &d);
+            }
             self.lint_tx_desc(head, &d, ring);
             self.tx_descriptor(&d, &mut buf);
             let c = d[11];

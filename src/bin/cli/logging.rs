@@ -14,10 +14,35 @@ pub enum LogFormat {
     Json,
 }
 
-/// Install the logger at `level` (RUST_LOG still overrides it).
-pub fn init(level: log::LevelFilter, format: LogFormat) {
+/// `--trace`: a trace of the driver's work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Trace {
+    /// Every register access, decoded (target `nic_emu::regs`).
+    Regs,
+    /// Every transmit descriptor fetched and received frame (target `nic_emu::frames`).
+    Frames,
+}
+
+/// Install the logger at `level` with the traces in `traces` on (RUST_LOG still
+/// overrides both).
+pub fn init(level: log::LevelFilter, format: LogFormat, traces: &[Trace]) {
     let mut b = env_logger::Builder::new();
-    b.filter_level(level).parse_default_env();
+    b.filter_level(level);
+    for (t, target) in [
+        (Trace::Regs, nic_emu::device::trace::REGS),
+        (Trace::Frames, nic_emu::device::trace::FRAMES),
+    ] {
+        let on = traces.contains(&t);
+        b.filter_module(
+            target,
+            if on {
+                log::LevelFilter::Trace
+            } else {
+                log::LevelFilter::Off
+            },
+        );
+    }
+    b.parse_default_env();
     if format == LogFormat::Json {
         b.format(|buf, rec| {
             let line = serde_json::json!({
