@@ -147,5 +147,60 @@ fn rx(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, tx, rx);
+/// A logger that formats what it is given and throws it away: the cost of a trace that is
+/// on, without the cost of a terminal.
+struct Sink(std::sync::atomic::AtomicBool);
+
+impl log::Log for Sink {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= log::Level::Info
+            || self.0.load(std::sync::atomic::Ordering::Relaxed)
+                && (m.target() == "nic_emu::regs" || m.target() == "nic_emu::frames")
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            std::hint::black_box(r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static SINK: Sink = Sink(std::sync::atomic::AtomicBool::new(false));
+
+/// The register and descriptor traces (src/device/trace.rs): TX of 64-byte frames with a
+/// logger at info, as nic-emu-cli runs by default (`off`: each hook asks the log crate
+/// and does nothing), and with `--trace regs,frames` into a sink (`on`), between two
+/// runs of the same work with logging off altogether (`no-logger`, `no-logger-again`:
+/// the number before the traces existed, measured twice to show the noise). `off` must
+/// be within that noise.
+fn trace(c: &mut Criterion) {
+    let _ = log::set_logger(&SINK);
+    let mut group = c.benchmark_group("trace");
+    group.throughput(Throughput::Elements(u64::from(BATCH)));
+    for (name, level) in [
+        ("no-logger", log::LevelFilter::Off),
+        ("off", log::LevelFilter::Info),
+        ("no-logger-again", log::LevelFilter::Off),
+        ("on", log::LevelFilter::Trace),
+    ] {
+        group.bench_function(BenchmarkId::new(name, 64), |b| {
+            SINK.0.store(
+                level == log::LevelFilter::Trace,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            log::set_max_level(level);
+            let mut g = guest(60, false);
+            let mut tail = 0u32;
+            b.iter(|| {
+                tail = (tail + BATCH) % RING;
+                g.wr(TDT, tail);
+            });
+            assert!(g.bus.device().metrics().tx_frames > 0);
+        });
+    }
+    log::set_max_level(log::LevelFilter::Off);
+    group.finish();
+}
+
+criterion_group!(benches, tx, rx, trace);
 criterion_main!(benches);
