@@ -117,6 +117,23 @@ fn traces_read_like_the_manual() {
         )),
         "{frames:#?}"
     );
+    // The guide quotes some of these lines.
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/DRIVER-DEVELOPMENT.md"
+    ))
+    .expect("docs/DRIVER-DEVELOPMENT.md");
+    let quoted = doc
+        .split_once("<!-- trace-example -->\n```text\n")
+        .and_then(|(_, b)| b.split_once("```"))
+        .expect("the guide's trace example")
+        .0;
+    for l in quoted.lines() {
+        assert!(
+            regs.iter().chain(&frames).any(|t| t == l),
+            "the guide quotes {l:?}, which the trace does not have"
+        );
+    }
     // Off: nothing at all is produced.
     CAPTURE.0.lock().unwrap().clear();
     log::set_max_level(log::LevelFilter::Info);

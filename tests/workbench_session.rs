@@ -138,6 +138,43 @@ fn session(driver: Driver) -> (Vec<String>, usize, nic_emu::device::drops::Drops
     (lines, received, drops)
 }
 
+/// The guide's lint table is the catalogue, row for row.
+#[test]
+fn the_guides_lint_table_is_the_catalogue() {
+    use nic_emu::device::lint::{Repeat, CATALOGUE};
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/DRIVER-DEVELOPMENT.md"
+    ))
+    .expect("docs/DRIVER-DEVELOPMENT.md");
+    let rows: Vec<&str> = doc
+        .split_once("<!-- lint-table -->\n")
+        .expect("the guide's lint table")
+        .1
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .skip(2) // header and rule
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let want: Vec<String> = CATALOGUE
+        .iter()
+        .map(|l| {
+            format!(
+                "| `{}` | {} | {} | {} | {} |",
+                l.name,
+                l.severity.name(),
+                match l.repeat {
+                    Repeat::Every => "every time",
+                    Repeat::OncePerReset => "once per reset",
+                },
+                l.section,
+                l.check
+            )
+        })
+        .collect();
+    assert_eq!(rows, want);
+}
+
 #[test]
 fn the_guides_worked_session() {
     log::set_logger(&CAPTURE).expect("logger");

@@ -7,7 +7,9 @@
 //! access methods below; nothing here knows which frontend is in use.
 //!
 //! Concept per file: `regs` (offsets and bits), `pci_config`, `eeprom`, `phy`,
-//! `interrupts`, `stats`, `tx` (+ `offload`), `rx` (+ `filter`).
+//! `interrupts`, `stats`, `tx` (+ `offload`), `rx` (+ `filter`); for driver writers,
+//! `lint` (the mistakes the device notices), `drops` (why frames were not delivered) and
+//! `trace` (register accesses and frames, decoded).
 
 pub mod checksum;
 pub mod drops;
