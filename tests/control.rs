@@ -211,3 +211,79 @@ fn metrics_endpoint_serves_only_get_metrics() {
         assert!(get(b"GET /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 200"));
     });
 }
+
+#[test]
+fn lints_and_drop_reasons_in_lints_stats_and_prometheus() {
+    watchdog(60, || {
+        let (device, _server, path) = setup("lints");
+        {
+            // A driver mistake (TDH written with the transmitter on) and a broadcast
+            // dropped with RCTL.BAM clear.
+            let mut d = device.lock();
+            d.write_reg(nic_emu::device::regs::TCTL, nic_emu::device::regs::TCTL_EN);
+            d.write_reg(nic_emu::device::regs::TDH, 0);
+            d.write_reg(nic_emu::device::regs::RCTL, nic_emu::device::regs::RCTL_EN);
+            let bcast = common::frame([0xff; 6], [2, 0, 0, 0, 0, 1], 0x0806, 46, 1);
+            d.receive_frame(&bcast);
+        }
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let v = ask(&mut s, b"{\"execute\":\"lints\"}\n");
+        let r = &v["return"];
+        // TDH, the broadcast, and two more a bare device shows: bus mastering was never
+        // enabled and the MTA never written.
+        assert_eq!(r["warn_total"], 4, "{v}");
+        let ids: Vec<&str> = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&"head-written-enabled"), "{v}");
+        assert!(ids.contains(&"rx-broadcast-dropped"), "{v}");
+        let f = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == "head-written-enabled")
+            .unwrap();
+        assert!(f["message"].as_str().unwrap().contains("TDH"), "{v}");
+        assert!(f["section"].as_str().unwrap().contains("SDM"), "{v}");
+        assert!(f["first_access"].as_u64().unwrap() > 0, "{v}");
+
+        let v = ask(&mut s, b"{\"execute\":\"stats\"}\n");
+        assert_eq!(v["return"]["lints"]["head-written-enabled"], 1, "{v}");
+        assert_eq!(v["return"]["drops"]["rx"]["filtered_broadcast"], 1, "{v}");
+        let v = ask(
+            &mut s,
+            b"{\"execute\":\"stats\",\"arguments\":{\"format\":\"prometheus\"}}\n",
+        );
+        let text = v["return"]["text"].as_str().unwrap();
+        assert!(
+            text.contains("nic_emu_lint_total{id=\"head-written-enabled\",severity=\"warn\"} 1")
+        );
+        assert!(text.contains("nic_emu_lint_total{id=\"tx-no-ifcs\",severity=\"warn\"} 0"));
+        assert!(
+            text.contains("nic_emu_drop_total{direction=\"rx\",reason=\"filtered_broadcast\"} 1")
+        );
+
+        // clear: reported once more, then forgotten.
+        let v = ask(
+            &mut s,
+            b"{\"execute\":\"lints\",\"arguments\":{\"clear\":true}}\n",
+        );
+        assert_eq!(v["return"]["warn_total"], 4, "{v}");
+        let v = ask(&mut s, b"{\"execute\":\"lints\"}\n");
+        assert_eq!(v["return"]["warn_total"], 0, "{v}");
+        assert_eq!(v["return"]["findings"], Value::Array(vec![]), "{v}");
+        let v = ask(
+            &mut s,
+            b"{\"execute\":\"lints\",\"arguments\":{\"clear\":1}}\n",
+        );
+        assert_eq!(class(&v), "InvalidArgument", "{v}");
+        assert!(
+            v["error"]["desc"].as_str().unwrap().contains("`clear`"),
+            "{v}"
+        );
+    });
+}

@@ -252,3 +252,98 @@ fn calls_from_several_threads_are_serialised() {
     assert_eq!(m.reg_reads, 10_000);
     destroy(dev);
 }
+
+#[test]
+fn lints_and_drop_reasons_through_the_c_api() {
+    use std::ffi::CStr;
+    let seen = Seen::default();
+    let dev = create(&seen);
+    let ram = HostRam::new(RAM_SIZE);
+    bring_up_rx(dev, &ram);
+    let f = frame_to([2, 0, 0, 0, 0, 7]);
+    let mut total = u64::MAX;
+    // SAFETY: live device, valid out-pointer.
+    let st = unsafe { nic_emu_lint_total(dev, NIC_EMU_LINT_WARN, &mut total) };
+    assert_eq!(st, NicEmuStatus::Ok);
+    let clean = total;
+    // A transmitted frame without IFCS, and a frame for another MAC.
+    wr32(dev, TDBAL, (RAM_BASE + 0x8000) as u32);
+    wr32(dev, TDLEN, 8 * 16);
+    wr32(dev, TCTL, TCTL_EN | TCTL_PSP);
+    ram.write(RAM_BASE + 0x9000, &f);
+    let mut desc = [0u8; 16];
+    desc[..8].copy_from_slice(&(RAM_BASE + 0x9000).to_le_bytes());
+    desc[8..10].copy_from_slice(&(f.len() as u16).to_le_bytes());
+    desc[11] = 0x09; // EOP | RS, no IFCS
+    ram.write(RAM_BASE + 0x8000, &desc);
+    wr32(dev, TDT, 1);
+    let mut o = NicEmuRxOutcome::Dropped;
+    let other = frame_to([2, 9, 9, 9, 9, 9]);
+    let (mut n, mut needed) = (0u64, 0usize);
+    let mut buf = vec![0 as c_char; 4096];
+    // SAFETY: live device; every pointer is valid for what the call writes; the strings
+    // are NUL-terminated.
+    unsafe {
+        nic_emu_receive_frame(dev, other.as_ptr(), other.len(), &mut o);
+        assert_eq!(
+            nic_emu_lint_total(dev, NIC_EMU_LINT_WARN, &mut total),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(total, clean + 1);
+        assert_eq!(
+            nic_emu_lint_count(dev, c"tx-no-ifcs".as_ptr(), &mut n),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(n, 1);
+        assert_eq!(
+            nic_emu_lint_count(dev, c"no-such-lint".as_ptr(), &mut n),
+            NicEmuStatus::InvalidArgument
+        );
+        assert_eq!(
+            nic_emu_lint_count(dev, std::ptr::null(), &mut n),
+            NicEmuStatus::NullPointer
+        );
+        assert_eq!(
+            nic_emu_lint_total(dev, 7, &mut total),
+            NicEmuStatus::InvalidArgument
+        );
+        assert_eq!(
+            nic_emu_drop_count(dev, c"rx".as_ptr(), c"filtered_unicast".as_ptr(), &mut n),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(n, 1);
+        assert_eq!(
+            nic_emu_drop_count(dev, c"rx".as_ptr(), c"nonsense".as_ptr(), &mut n),
+            NicEmuStatus::InvalidArgument
+        );
+        // The report: asked for its size, too small, then whole.
+        assert_eq!(
+            nic_emu_lint_report(dev, null_mut(), 0, &mut needed),
+            NicEmuStatus::InvalidLength
+        );
+        assert!(needed > 10);
+        assert_eq!(
+            nic_emu_lint_report(dev, buf.as_mut_ptr(), 5, &mut needed),
+            NicEmuStatus::InvalidLength
+        );
+        assert_eq!(CStr::from_ptr(buf.as_ptr()).to_bytes().len(), 4);
+        assert_eq!(
+            nic_emu_lint_report(dev, buf.as_mut_ptr(), buf.len(), &mut needed),
+            NicEmuStatus::Ok
+        );
+        let text = CStr::from_ptr(buf.as_ptr()).to_str().unwrap();
+        assert_eq!(text.len() + 1, needed);
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("tx-no-ifcs warn 1 descriptor 0: CMD=0x09")),
+            "{text}"
+        );
+        assert_eq!(nic_emu_lints_clear(dev), NicEmuStatus::Ok);
+        assert_eq!(
+            nic_emu_lint_total(dev, NIC_EMU_LINT_INFO, &mut total),
+            NicEmuStatus::Ok
+        );
+        assert_eq!(total, 0);
+    }
+    destroy(dev);
+}
