@@ -352,35 +352,57 @@ impl Console {
     }
 }
 
-/// Scenario 27: U-Boot (Debian's u-boot-qemu, qemu-x86_64/u-boot.rom as -bios, pc
-/// machine) with its own e1000 driver: `dhcp` gets a lease from busybox udhcpd on the
-/// tap, `ping` reaches the host twice (U-Boot restarts autonegotiation on every network
-/// command and bit-bangs the EEPROM through EECD), and nic-emu reports no driver mistake
-/// at warn level.
-#[test]
-fn e2e_uboot_dhcp_and_ping_raise_no_lint() {
-    const T: &str = "e2e_uboot_dhcp_and_ping_raise_no_lint";
-    let Some(rig) = Rig::get(T, true) else { return };
-    let rom = rig
-        .cache
-        .join("qemu-root/usr/lib/u-boot/qemu-x86_64/u-boot.rom");
+/// Where U-Boot runs: the machine and its U-Boot build.
+#[derive(Clone, Copy)]
+enum Board {
+    /// x86 `pc` machine, `qemu-x86_64/u-boot.rom` as -bios (the card at 00:02.0; on q35
+    /// it must not take 00:01.0, which U-Boot's device tree gives the chipset).
+    X86,
+    /// RISC-V `virt` machine, `qemu-riscv64/u-boot.bin` (M-mode) as -bios: the card on
+    /// the virt machine's PCIe host bridge.
+    Riscv,
+}
+
+/// U-Boot on `board` with its own e1000 driver: `dhcp` gets a lease from busybox udhcpd
+/// on the tap, `ping` reaches the host twice (U-Boot restarts autonegotiation on every
+/// network command and bit-bangs the EEPROM through EECD), and nic-emu reports no driver
+/// mistake at warn level.
+fn uboot_scenario(t: &str, net: u8, board: Board) {
+    let Some(rig) = Rig::get(t, true) else { return };
+    let (qemu, machine, firmware) = match board {
+        Board::X86 => (
+            rig.qemu.clone(),
+            "pc,graphics=off",
+            "qemu-x86_64/u-boot.rom",
+        ),
+        Board::Riscv => (
+            rig.cache.join("bin/qemu-system-riscv64"),
+            "virt",
+            "qemu-riscv64/u-boot.bin",
+        ),
+    };
+    let rom = rig.cache.join("qemu-root/usr/lib/u-boot").join(firmware);
     if !common::can_run(
-        T,
-        rom.exists(),
-        "u-boot-qemu is not in the rig (run: sudo bash scripts/provision.sh)",
+        t,
+        rom.exists() && qemu.exists(),
+        &format!(
+            "{} or U-Boot's {firmware} is not in the rig (run: sudo bash scripts/provision.sh)",
+            qemu.display()
+        ),
     ) {
         return;
     }
     let _serial = serial();
     let t0 = Instant::now();
-    let wd = Workdir::new("uboot");
-    let mut ns = Netns::new("uboot");
-    ns.add_tap(TAP, "10.233.27.1/24");
+    let wd = Workdir::new(&format!("uboot-{net}"));
+    let mut ns = Netns::new(&format!("uboot{net}"));
+    let (host, guest) = (format!("10.233.{net}.1"), format!("10.233.{net}.2"));
+    ns.add_tap(TAP, &format!("{host}/24"));
     let conf = wd.path("udhcpd.conf");
     std::fs::write(
         &conf,
         format!(
-            "start 10.233.27.2\nend 10.233.27.2\ninterface {TAP}\n\
+            "start {guest}\nend {guest}\ninterface {TAP}\n\
              lease_file {}\npidfile {}\noption subnet 255.255.255.0\noption lease 600\n",
             wd.path("leases").display(),
             wd.path("udhcpd.pid").display()
@@ -397,17 +419,18 @@ fn e2e_uboot_dhcp_and_ping_raise_no_lint() {
     let sock = wd.path("ne.sock");
     let ctl = wd.path("ne.ctl");
     let ctl_arg = ctl.display().to_string();
+    let mac = format!("52:54:00:e2:e0:{net}");
     let mut cli = NicEmu {
         backend: format!("tap,ifname={TAP}"),
-        mac: "52:54:00:e2:e0:27",
+        mac: &mac,
         record: None,
         netns: Some(&ns),
     }
     .start_with(&wd, "nic-emu", &sock, &["--control", &ctl_arg]);
     let serial_sock = wd.path("serial.sock");
-    let mut q = std::process::Command::new(&rig.qemu);
+    let mut q = std::process::Command::new(&qemu);
     q.args(["-nodefaults", "-no-user-config", "-accel", "tcg"])
-        .args(["-machine", "pc,graphics=off", "-m", "256"])
+        .args(["-machine", machine, "-m", "256"])
         .args(["-object", "memory-backend-memfd,id=mem0,size=256M,share=on"])
         .args(["-machine", "memory-backend=mem0"])
         .args(["-display", "none", "-monitor", "none", "-no-reboot"])
@@ -428,15 +451,14 @@ fn e2e_uboot_dhcp_and_ping_raise_no_lint() {
     let mut qemu = Proc::spawn("qemu", q, &wd.path("qemu.log"));
     let mut con = Console::connect(&serial_sock);
     // Stop autoboot: keep pressing a key until the prompt shows.
-    let t = Instant::now();
+    let waiting = Instant::now();
     while !con.text.contains("=> ") {
         assert!(
-            t.elapsed() < Duration::from_secs(120),
+            waiting.elapsed() < Duration::from_secs(120),
             "U-Boot shows no prompt:\n{}{}",
             tail(&con.text, 40),
             qemu.log_tail(10)
         );
-        con.stream.set_nonblocking(false).ok();
         let _ = std::io::Write::write_all(&mut con.stream, b" ");
         con.pump();
     }
@@ -444,13 +466,13 @@ fn e2e_uboot_dhcp_and_ping_raise_no_lint() {
     let long = Duration::from_secs(90);
     let out = con.command("setenv autoload no; dhcp", long);
     assert!(
-        out.contains("DHCP client bound to address 10.233.27.2"),
+        out.contains(&format!("DHCP client bound to address {guest}")),
         "U-Boot dhcp:\n{out}"
     );
     for _ in 0..2 {
-        let out = con.command("ping 10.233.27.1", long);
+        let out = con.command(&format!("ping {host}"), long);
         assert!(
-            out.contains("host 10.233.27.1 is alive"),
+            out.contains(&format!("host {host} is alive")),
             "U-Boot ping:\n{out}"
         );
     }
@@ -465,13 +487,30 @@ fn e2e_uboot_dhcp_and_ping_raise_no_lint() {
         reply["return"]["warn_total"], 0,
         "U-Boot's driver raised lints: {findings:#?}"
     );
-    assert_no_lints(T, &cli, &[]);
+    assert_no_lints(t, &cli, &[]);
     assert_cli_alive(&mut cli);
     stop_cli(&mut cli);
     eprintln!(
-        "e2e: {T}: dhcp and two pings, no lint (info: {:?}); {:.1}s",
+        "e2e: {t}: dhcp and two pings, no lint (info: {:?}); {:.1}s",
         ids(&findings, Some("info")),
         t0.elapsed().as_secs_f64()
+    );
+}
+
+/// Scenario 27: U-Boot on x86 (`pc`) with nic-emu's card: dhcp, ping, no lint.
+#[test]
+fn e2e_uboot_dhcp_and_ping_raise_no_lint() {
+    uboot_scenario("e2e_uboot_dhcp_and_ping_raise_no_lint", 27, Board::X86);
+}
+
+/// Scenario 29: the same on RISC-V's `virt` machine (qemu-system-riscv64 takes
+/// vfio-user-pci; the card sits behind the virt machine's PCIe host bridge).
+#[test]
+fn e2e_uboot_riscv_virt_dhcp_and_ping_raise_no_lint() {
+    uboot_scenario(
+        "e2e_uboot_riscv_virt_dhcp_and_ping_raise_no_lint",
+        29,
+        Board::Riscv,
     );
 }
 
