@@ -14,7 +14,8 @@
 //! software developer's manual (SDM) that says what the card does, and what it checks.
 //! The checks themselves sit where the device sees the mistake (`rx.rs`, `tx.rs`,
 //! `mod.rs`), each a call into the `E1000` methods below; those that need the passing
-//! of time (an interrupt nobody acknowledges) are watched by [`E1000::lint_tick`].
+//! of time (an interrupt nobody acknowledges) are watched by `E1000::lint_tick`, on
+//! register writes and service steps.
 
 use std::fmt;
 
