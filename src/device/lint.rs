@@ -872,7 +872,9 @@ impl E1000 {
     /// A transmit pass stopped with TDH = TDT.
     pub(super) fn lint_tx_drained(&mut self, head: u32, packet_open: bool) {
         if packet_open && self.lint_armed(LintId::TxNoEop) {
-            let last = head.checked_sub(1).unwrap_or(self.reg(TDLEN) / 16 - 1);
+            let last = head
+                .checked_sub(1)
+                .unwrap_or((self.reg(TDLEN) / 16).saturating_sub(1));
             self.lint(
                 LintId::TxNoEop,
                 format_args!(
