@@ -107,6 +107,26 @@ pub enum Call {
         null: bool,
     },
     Reset,
+    /// The lint calls: a total, a count by a (possibly unknown) name, the report into a
+    /// buffer of `len` bytes, a clear.
+    LintTotal {
+        severity: u32,
+        null: bool,
+    },
+    LintCount {
+        name: Vec<u8>,
+        null: bool,
+    },
+    LintReport {
+        len: u16,
+        null_buf: bool,
+        null_needed: bool,
+    },
+    LintsClear,
+    DropCount {
+        direction: Vec<u8>,
+        reason: Vec<u8>,
+    },
     SetMemory {
         regions: Vec<Region>,
         null: bool,
@@ -461,6 +481,54 @@ unsafe fn one(dev: *mut NicEmuDevice, call: &Call, mem: &Mem, manual: bool) -> N
                 st
             }
             Call::Reset => nic_emu_reset(dev),
+            Call::LintTotal { severity, null } => {
+                let mut n = 0u64;
+                let p: *mut u64 = if *null { std::ptr::null_mut() } else { &mut n };
+                let st = nic_emu_lint_total(dev, *severity, p);
+                assert_eq!(st == NicEmuStatus::Ok, !*null && *severity <= 1, "{call:?}");
+                st
+            }
+            Call::LintCount { name, null } => {
+                let mut c: Vec<u8> = name.iter().copied().filter(|&b| b != 0).collect();
+                c.push(0);
+                let mut n = 0u64;
+                let p: *mut u64 = if *null { std::ptr::null_mut() } else { &mut n };
+                nic_emu_lint_count(dev, c.as_ptr().cast(), p)
+            }
+            Call::LintReport {
+                len,
+                null_buf,
+                null_needed,
+            } => {
+                let len = usize::from(*len);
+                let mut buf = vec![0x55u8; len];
+                let mut needed = 0usize;
+                let bp = if *null_buf {
+                    std::ptr::null_mut()
+                } else {
+                    buf.as_mut_ptr().cast()
+                };
+                let np: *mut usize = if *null_needed {
+                    std::ptr::null_mut()
+                } else {
+                    &mut needed
+                };
+                let st = nic_emu_lint_report(dev, bp, len, np);
+                if !*null_buf && len > 0 && (st == NicEmuStatus::Ok || st == NicEmuStatus::InvalidLength) {
+                    // Always NUL-terminated within the buffer.
+                    assert!(buf.contains(&0), "{call:?}");
+                }
+                st
+            }
+            Call::LintsClear => nic_emu_lints_clear(dev),
+            Call::DropCount { direction, reason } => {
+                let mut d: Vec<u8> = direction.iter().copied().filter(|&b| b != 0).collect();
+                d.push(0);
+                let mut r: Vec<u8> = reason.iter().copied().filter(|&b| b != 0).collect();
+                r.push(0);
+                let mut n = 0u64;
+                nic_emu_drop_count(dev, d.as_ptr().cast(), r.as_ptr().cast(), &mut n)
+            }
             Call::SetMemory {
                 regions,
                 null,

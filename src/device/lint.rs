@@ -147,7 +147,7 @@ catalogue! {
     /// Neighbouring receive buffers closer together than the buffer size.
     RxBuffersOverlap = "rx-buffers-overlap", Warn, OncePerReset,
         "SDM 13.4.22 RCTL.BSIZE/BSEX",
-        "two neighbouring receive descriptors' buffers are closer together than RCTL.BSIZE: a full frame in one overwrites the other";
+        "two neighbouring receive descriptors' buffers are closer together than the longest frame RCTL.BSIZE and RCTL.LPE let the card write: such a frame in one overwrites the other";
     /// A received frame spread over several descriptors.
     RxFrameSplit = "rx-frame-split", Info, OncePerReset,
         "SDM 3.2.3 (EOP), 13.4.22 RCTL.BSIZE",
@@ -636,15 +636,23 @@ impl E1000 {
                 u64::from_le_bytes(p),
                 u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]),
             );
+            // The most the card writes into one buffer: BSIZE, or less when no frame can
+            // be that long (without RCTL.LPE at most 1518 bytes and a VLAN tag; the FCS
+            // counted). Linux allocates 1920-byte buffers for BSIZE 2048, rightly.
             let bsize = self.rx_buffer_size() as u64;
-            if a != 0 && b != 0 && a != b && a.abs_diff(b) < bsize {
+            let lpe = self.reg(RCTL) & RCTL_LPE != 0;
+            let longest = if lpe { MAX_JUMBO_FRAME } else { MAX_STD_FRAME } as u64 + 4;
+            let written = bsize.min(longest);
+            if a != 0 && b != 0 && a != b && a.abs_diff(b) < written {
                 self.lint(
                     LintId::RxBuffersOverlap,
                     format_args!(
                         "receive buffers of descriptors {prev} ({a:#x}) and {last} ({b:#x}) are \
-                         {} bytes apart but RCTL.BSIZE is {bsize}: a full frame overwrites the \
-                         neighbour; make buffers at least BSIZE apart or lower BSIZE",
-                        a.abs_diff(b)
+                         {} bytes apart but RCTL.BSIZE is {bsize} (RCTL.LPE={}): a frame of up \
+                         to {written} bytes overwrites the neighbour; make buffers at least that \
+                         far apart or lower BSIZE",
+                        a.abs_diff(b),
+                        u8::from(lpe)
                     ),
                 );
             }

@@ -73,6 +73,7 @@
 #define ICR_RXO (1u << 6)
 #define ICR_RXT0 (1u << 7)
 #define RCTL_EN (1u << 1)
+#define RCTL_LPE (1u << 5)
 #define RCTL_BAM (1u << 15)
 #define RCTL_BSIZE_4096 ((3u << 16) | (1u << 25)) /* BSIZE 11 with BSEX */
 #define RCTL_BSEX (1u << 25)
@@ -280,11 +281,11 @@ int main(int argc, char **argv) {
     wr(RDH, 0);
     wr(RDT, 0);
     wr(RDTR, 0);
-        /* rx-buffers-overlap: 4096-byte buffers (BSEX) placed 2048 bytes apart. */
+        /* rx-buffers-overlap: 4096-byte buffers (BSEX, long frames on) 2048 bytes apart. */
     for (int i = 0; i < NDESC; i++) rxr[i].addr = phys(rxb + i * BUFSZ);
     uint32_t rctl = RCTL_EN | RCTL_BAM | RCTL_SECRC;
     if (is("rx-broadcast-dropped")) rctl &= ~RCTL_BAM;
-    if (is("rx-buffers-overlap")) rctl |= RCTL_BSIZE_4096;
+    if (is("rx-buffers-overlap")) rctl |= RCTL_BSIZE_4096 | RCTL_LPE;
     if (is("rctl-bsize-reserved")) rctl |= RCTL_BSEX;
     wr(RCTL, rctl);
     if (is("sub-dword-access"))
