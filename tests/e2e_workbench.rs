@@ -463,6 +463,9 @@ fn uboot_scenario(t: &str, net: u8, board: Board) {
         con.pump();
     }
     let _ = con.command("", Duration::from_secs(10));
+    // Bus enumeration before the first network command (RISC-V's board code leaves it
+    // to the command line; on x86 it has happened already).
+    let _ = con.command("pci enum", Duration::from_secs(30));
     let long = Duration::from_secs(90);
     let out = con.command("setenv autoload no; dhcp", long);
     assert!(
