@@ -18,9 +18,6 @@
 #      first TCP connection; trixie's works.
 #   5. installs u-boot-qemu in the same root: its qemu-x86_64/u-boot.rom (as -bios)
 #      is the U-Boot scenario's firmware (tests/e2e_workbench.rs)
-#   6. installs qemu-system-riscv (from the same suite as qemu) in the same root and
-#      writes $NE_CACHE/bin/qemu-system-riscv64, for the U-Boot scenario on RISC-V's
-#      virt machine (qemu-riscv64/u-boot.bin of u-boot-qemu as -bios)
 # The wrappers locate the root relative to themselves (the cache can be moved) and
 # run QEMU in one of two modes (env NIC_EMU_QEMU_MODE):
 #   ldso   (default) exec the root's ld.so with --library-path on the root's
@@ -156,19 +153,6 @@ ensure_qemu_arm() { # qemu-system-aarch64 in the root (installed once) and its w
     || warn "qemu-system-aarch64 is < $MINVER or lacks vfio-user-pci; the arm64 tests will skip"
 }
 
-ensure_qemu_riscv() { # qemu-system-riscv64 in the root (installed once) and its wrapper
-  qemu_ok qemu-system-riscv64 && return 0
-  need_root
-  log "apt-get install -t $FROM qemu-system-riscv (in the root)"
-  { chroot "$ROOT" apt-get update -q &&
-    chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      -t "$FROM" qemu-system-riscv &&
-    chroot "$ROOT" apt-get clean; } >"$LOGS/qemu-riscv-apt.log" 2>&1 \
-    || { tail -n 20 "$LOGS/qemu-riscv-apt.log" >&2; warn "cannot install qemu-system-riscv (log: $LOGS/qemu-riscv-apt.log); the RISC-V test will skip"; return 0; }
-  qemu_ok qemu-system-riscv64 \
-    || warn "qemu-system-riscv64 is < $MINVER or lacks vfio-user-pci; the RISC-V test will skip"
-}
-
 mkdir -p "$NE_CACHE" "$LOGS"
 exec 9>"$NE_CACHE/.setup-qemu.lock"; flock 9   # two provisioners at once: second waits
 
@@ -183,7 +167,6 @@ if [ "${NIC_EMU_FORCE:-0}" != 1 ] && qemu_ok; then
   ensure_qemu_arm
   ensure_passt
   ensure_uboot
-  ensure_qemu_riscv
   log "cached: QEMU $(qemu_version) at $NE_CACHE/bin/qemu-system-x86_64 ($(elapsed "$T0")s)"
   exit 0
 fi
@@ -224,4 +207,3 @@ log "installed: QEMU $(qemu_version), root $(du -sh "$ROOT" | cut -f1), $(elapse
 log "wrappers: $NE_CACHE/bin/qemu-system-x86_64, $NE_CACHE/bin/qemu-system-aarch64"
 ensure_passt
 ensure_uboot
-ensure_qemu_riscv
