@@ -186,11 +186,11 @@ catalogue! {
         "EECD.SK or EECD.CS driven without EECD.EE_REQ set (and EE_GNT read back): hardware may not grant the EEPROM";
     /// Registers reached through the I/O BAR.
     IoBarUsed = "io-bar-used", Info, OncePerReset,
-        "SDM 13.2 (IOADDR/IODATA)",
+        "SDM chapter 13 (I/O-mapped access: IOADDR, IODATA)",
         "registers accessed through the I/O BAR (IOADDR/IODATA): fine here and on hardware; QEMU's own e1000 ignores these accesses";
     /// Register access narrower than 32 bits or unaligned.
     SubDwordAccess = "sub-dword-access", Warn, OncePerReset,
-        "SDM 13.1 (register access: 32-bit, aligned)",
+        "SDM chapter 13 (registers are 32-bit, accessed aligned)",
         "a register access of other than 4 aligned bytes: the registers are 32-bit, use 32-bit accesses";
     /// TDT written with descriptors queued while the transmitter is disabled.
     TxDisabledDoorbell = "tx-disabled-doorbell", Warn, OncePerReset,
@@ -200,6 +200,10 @@ catalogue! {
     RctlBsizeReserved = "rctl-bsize-reserved", Warn, OncePerReset,
         "SDM 13.4.22 RCTL.BSIZE/BSEX",
         "RCTL written with BSEX=1 and BSIZE=00, a reserved combination";
+    /// An offset with no register on this card.
+    NoSuchRegister = "no-such-register", Info, OncePerReset,
+        "SDM chapter 13 (register summary)",
+        "a BAR0 offset with no 82540EM register was accessed (reads 0, writes are ignored): often a register of a later controller, such as SWSM or EERD's 82541 layout";
 }
 
 /// Number of lints in the catalogue.
@@ -744,6 +748,22 @@ impl E1000 {
                      registers are 32-bit; use aligned 32-bit accesses",
                     if write { "write" } else { "read" },
                     offset - reg
+                ),
+            );
+        }
+    }
+
+    /// An access of BAR0 offset `off`, which has no register.
+    #[inline]
+    pub(super) fn lint_no_register(&mut self, off: u32, write: bool) {
+        if self.lint_armed(LintId::NoSuchRegister) {
+            self.lint(
+                LintId::NoSuchRegister,
+                format_args!(
+                    "{} of BAR0 offset {off:#07x}, which is no 82540EM register: reads 0, \
+                     writes are ignored (a later controller's register, such as SWSM at \
+                     0x5b50?)",
+                    if write { "write" } else { "read" }
                 ),
             );
         }

@@ -484,6 +484,7 @@ impl E1000 {
             if trace::regs_on() {
                 self.trace_read(off, 0);
             }
+            self.lint_no_register(off, false);
             return 0;
         };
         let off = off & !3;
@@ -525,6 +526,7 @@ impl E1000 {
             self.trace_write(off, val);
         }
         let Some((r, _)) = register_table::lookup(off) else {
+            self.lint_no_register(off, true);
             return AccessEffect::NONE;
         };
         let off = off & !3;
