@@ -729,9 +729,9 @@ fn sub_dword_access() {
 fn register_of_a_later_controller_is_info() {
     let (mut g, _wire) = linux();
     assert!(!fired(&mut g, LintId::NoSuchRegister), "Linux touches none");
-    g.wr(0x5B50, 2); // SWSM, 82571 and later
-    assert_eq!(g.rd(0x5B50), 0);
-    assert!(message(&mut g, LintId::NoSuchRegister).contains("0x05b50"));
+    g.wr(0x102C, 1); // EEWR, 82571 and later
+    assert_eq!(g.rd(0x102C), 0);
+    assert!(message(&mut g, LintId::NoSuchRegister).contains("0x0102c"));
     assert_eq!(warns(&mut g), Vec::<&str>::new());
 }
 

@@ -203,7 +203,7 @@ catalogue! {
     /// An offset with no register on this card.
     NoSuchRegister = "no-such-register", Info, OncePerReset,
         "SDM chapter 13 (register summary)",
-        "a BAR0 offset with no 82540EM register was accessed (reads 0, writes are ignored): often a register of a later controller, such as SWSM or EERD's 82541 layout";
+        "a BAR0 offset with no 82540EM register was accessed (reads 0, writes are ignored): often a register of a later controller, such as EEWR (0x102c)";
 }
 
 /// Number of lints in the catalogue.
@@ -761,8 +761,8 @@ impl E1000 {
                 LintId::NoSuchRegister,
                 format_args!(
                     "{} of BAR0 offset {off:#07x}, which is no 82540EM register: reads 0, \
-                     writes are ignored (a later controller's register, such as SWSM at \
-                     0x5b50?)",
+                     writes are ignored (a later controller's register, such as EEWR at \
+                     0x0102c?)",
                     if write { "write" } else { "read" }
                 ),
             );

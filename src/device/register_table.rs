@@ -104,7 +104,7 @@ const fn with_reset(r: Register, reset: u32) -> Register {
 use Access::*;
 
 /// Every register of the 8254x's BAR0 the model implements, in offset order.
-pub static REGISTERS: [Register; 130] = [
+pub static REGISTERS: [Register; 131] = [
     // ---- general (manual 13.4.1-13.4.8) ----
     with_action(
         with_reset(rw("CTRL", CTRL, CTRL_STORED), CTRL_RESET),
@@ -259,6 +259,12 @@ pub static REGISTERS: [Register; 130] = [
         count: 32,
         ..reg("WUPM", WUPM, 0, 0, ReadOnly)
     },
+    // Not an 82540EM register: the 82571's software semaphore. U-Boot's e1000 driver
+    // takes it before every EEPROM access on every part (it sets SWESMBI and reads it
+    // back, giving up on the EEPROM if it reads 0); QEMU's e1000 stores it too. Plain
+    // storage of the two semaphore bits keeps that driver working and costs no driver
+    // that never touches it anything.
+    rw("SWSM", SWSM, SWSM_SMBI | SWSM_SWESMBI),
     array("FFLT", FFLT, 4, 8, 0x0000_07FF),
     array("FFMT", FFMT, 128, 8, 0x0000_000F),
     array("FFVT", FFVT, 128, 8, 0xFFFF_FFFF),

@@ -153,6 +153,9 @@ pub const IP4AT: u32 = 0x5840; // 4 entries, 8 bytes apart
 pub const IP6AT: u32 = 0x5880; // 4 words
 pub const WUPL: u32 = 0x5900;
 pub const WUPM: u32 = 0x5A00; // 32 words
+/// Software semaphore of the 82571 and later, absent from the 82540EM's register map;
+/// kept as storage because U-Boot's e1000 driver takes it on every part (see the table).
+pub const SWSM: u32 = 0x5B50;
 pub const FFLT: u32 = 0x5F00; // 4 entries, 8 bytes apart
 pub const FFMT: u32 = 0x9000; // 128 entries, 8 bytes apart
 pub const FFVT: u32 = 0x9800; // 128 entries, 8 bytes apart
@@ -311,6 +314,10 @@ pub const WUFC_WRITABLE: u32 = 0x000F_00FF;
 pub const RXCSUM_PCSS_MASK: u32 = 0xFF;
 pub const RXCSUM_IPOFLD: u32 = 1 << 8;
 pub const RXCSUM_TUOFLD: u32 = 1 << 9;
+
+// ---- SWSM bits (82571 and later) ----
+pub const SWSM_SMBI: u32 = 1 << 0;
+pub const SWSM_SWESMBI: u32 = 1 << 1;
 
 // ---- RAH bits ----
 pub const RAH_AV: u32 = 1 << 31;
