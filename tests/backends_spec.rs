@@ -96,6 +96,37 @@ fn each_kind_parses_inline() {
 }
 
 #[test]
+fn an_inherited_tap_descriptor_is_a_key_of_tap() {
+    let spec = BackendSpec::parse_inline("tap,fd=3").unwrap();
+    assert_eq!(spec.kind, BackendKind::TapFd { fd: 3 });
+    assert_eq!(spec.kind.name(), "tap");
+    assert_eq!(spec.to_string(), "tap,fd=3");
+    assert_eq!(BackendSpec::parse_inline(&spec.to_string()), Ok(spec));
+    let err = |s: &str| BackendSpec::parse_inline(s).unwrap_err().to_string();
+    for bad in [
+        "tap,fd=3,ifname=tap0",
+        "tap,fd=-1",
+        "tap,fd=three",
+        "tap,fd=4294967296",
+    ] {
+        let msg = err(bad);
+        assert!(msg.contains("`fd`"), "{bad}: {msg}");
+    }
+    assert!(err("udp,local=127.0.0.1:1,fd=3").contains("`fd`"));
+    #[cfg(feature = "tap")]
+    {
+        // Standard input is not a tap: opening says so, naming the key.
+        let e = BackendSpec::parse_inline("tap,fd=0")
+            .unwrap()
+            .open()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("tap: `fd`=0: "), "{e}");
+    }
+}
+
+#[test]
 fn inline_errors_name_the_problem() {
     let err = |s: &str| BackendSpec::parse_inline(s).unwrap_err();
     assert_eq!(err(""), SpecError::Empty);
@@ -318,6 +349,10 @@ mod toml_tables {
         );
         let wrong_kind = err("kind = \"ethernet\"\n");
         assert!(wrong_kind.contains("ethernet"), "{wrong_kind}");
+        let fd = BackendSpec::from_toml("kind = \"tap\"\nfd = 3\n").unwrap();
+        assert_eq!(fd.kind, BackendKind::TapFd { fd: 3 });
+        let both = err("kind = \"tap\"\nfd = 3\nifname = \"tap0\"\n");
+        assert!(both.contains("`fd`"), "{both}");
         let not_for_kind = err("kind = \"loopback\"\nifname = \"tap0\"\n");
         for m in [&unknown, &missing, &not_for_kind] {
             println!("{m}");

@@ -454,3 +454,193 @@ fn tap_receive_offload_cuts_the_kernels_tcp_packets_into_wire_frames_and_can_be_
         });
     }
 }
+
+/// Open /dev/net/tun and attach it to `name` with TUNSETIFF `flags`, as a management
+/// program that passes the descriptor on would.
+fn open_tun(name: &str, flags: libc::c_short) -> OwnedFd {
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .expect("/dev/net/tun");
+    let mut req = IfReq {
+        name: [0; 16],
+        flags,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: TUNSETIFF reads and writes one struct ifreq (40 bytes) at the pointer,
+    // a live local; the descriptor is the open /dev/net/tun.
+    let rc = unsafe { libc::ioctl(f.as_raw_fd(), 0x4004_54CA as _, &mut req as *mut IfReq) };
+    assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+    OwnedFd::from(f)
+}
+
+const IFF_TUN: libc::c_short = 0x0001;
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+
+/// Wait up to `limit` for the tap's carrier to be `up`, asking as the service step does.
+fn wait_carrier(tap: &mut Tap, up: bool, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if tap.carrier().up == up {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_deleted_tap_drops_its_carrier_once_and_reattaches_when_it_comes_back() {
+    if !common::can_run(
+        "a_deleted_tap_drops_its_carrier_once_and_reattaches_when_it_comes_back",
+        common::is_root(),
+        "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for unshare)",
+    ) {
+        return;
+    }
+    in_private_netns(|| {
+        ip(&["tuntap", "add", "dev", "nicemu-d0", "mode", "tap"]);
+        let mut tap = Tap::open("nicemu-d0").expect("attach");
+        let offload = tap.offload();
+        assert!(tap.carrier().up);
+        ip(&["link", "del", "nicemu-d0"]);
+        // The next receive finds the interface gone: no error, no frame, no fd to watch.
+        let mut buf = vec![0u8; MAX_FRAME];
+        assert_eq!(tap.recv(&mut buf).unwrap(), None);
+        assert!(!tap.attached());
+        assert_eq!(tap.rx_fd(), None);
+        let c = tap.carrier();
+        assert!(!c.up);
+        let retry = c.recheck_at.expect("a tap opened by name looks again");
+        assert!(retry > Instant::now() && retry <= Instant::now() + Duration::from_secs(1));
+        let note = tap.carrier_note().expect("a note while down");
+        assert!(note.contains("nicemu-d0 was deleted"), "{note}");
+        // Sends are dropped and counted, and the loss is counted once however often
+        // the descriptor is tried.
+        for _ in 0..5 {
+            assert!(!tap.send(&[0u8; 60]).unwrap());
+            assert_eq!(tap.recv(&mut buf).unwrap(), None);
+        }
+        assert_eq!(tap.counters().lost, 1);
+        assert_eq!(tap.counters().send_dropped, 5);
+
+        // Nothing of that name: looking never creates it.
+        std::thread::sleep(Duration::from_millis(1200));
+        assert!(!tap.carrier().up);
+        assert_eq!(ifindex("nicemu-d0"), 0, "looking must not create the tap");
+
+        // A tap of that name comes back: reattached within about a second.
+        ip(&["tuntap", "add", "dev", "nicemu-d0", "mode", "tap"]);
+        assert!(
+            wait_carrier(&mut tap, true, Duration::from_secs(3)),
+            "not reattached"
+        );
+        assert!(tap.attached());
+        assert_eq!(tap.counters().reattached, 1);
+        assert_eq!(tap.carrier_note(), None);
+        assert_eq!(tap.offload(), offload, "same header as before");
+        ip(&["link", "set", "dev", "nicemu-d0", "up"]);
+        let sock = packet_socket(ifindex("nicemu-d0"));
+        let out = common::frame(common::PEER, common::MAC, ETHERTYPE, 1000, 1);
+        assert!(tap.send(&out).unwrap());
+        assert_eq!(
+            kernel_recv(&sock).as_deref(),
+            Some(&out[..]),
+            "after reattach"
+        );
+        let inbound = common::frame(common::MAC, common::PEER, ETHERTYPE, 600, 2);
+        kernel_send(&sock, &inbound);
+        assert_eq!(tap_recv(&mut tap).as_deref(), Some(&inbound[..]));
+        drop(tap);
+        ip(&["link", "del", "nicemu-d0"]);
+    });
+}
+
+#[test]
+fn an_inherited_tap_descriptor_is_used_and_its_loss_is_final() {
+    if !common::can_run(
+        "an_inherited_tap_descriptor_is_used_and_its_loss_is_final",
+        common::is_root(),
+        "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for unshare)",
+    ) {
+        return;
+    }
+    in_private_netns(|| {
+        for (vnet, name) in [(true, "nicemu-f0"), (false, "nicemu-f1")] {
+            let flags = IFF_TAP | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 };
+            let fd = open_tun(name, flags);
+            let mut tap = Tap::from_inherited_fd(fd.as_raw_fd()).expect("a tap fd");
+            assert_eq!(tap.ifname(), name, "the name comes from the kernel");
+            assert_eq!(tap.offload(), vnet, "vnet header as the opener chose");
+            assert_eq!(tap.accepts_gso(), vnet);
+            ip(&["link", "set", "dev", name, "up"]);
+            let sock = packet_socket(ifindex(name));
+            let out = common::frame(common::PEER, common::MAC, ETHERTYPE, 1000, 3);
+            assert!(tap.send(&out).unwrap());
+            assert_eq!(kernel_recv(&sock).as_deref(), Some(&out[..]), "{name} out");
+            let inbound = common::frame(common::MAC, common::PEER, ETHERTYPE, 700, 4);
+            kernel_send(&sock, &inbound);
+            assert_eq!(
+                tap_recv(&mut tap).as_deref(),
+                Some(&inbound[..]),
+                "{name} in"
+            );
+            if vnet {
+                // Whole TCP packets go through the inherited descriptor too.
+                let (pkt, gso) = gso_packet();
+                assert!(tap.send_gso(&pkt, &gso).unwrap());
+                assert_eq!(tap.counters().gso_sent, 1);
+            }
+
+            // Deleted: down for good, even when a tap of that name comes back.
+            drop(sock);
+            ip(&["link", "del", name]);
+            let mut buf = vec![0u8; MAX_FRAME];
+            assert_eq!(tap.recv(&mut buf).unwrap(), None);
+            assert_eq!(tap.carrier().recheck_at, None, "nothing to retry");
+            ip(&["tuntap", "add", "dev", name, "mode", "tap"]);
+            std::thread::sleep(Duration::from_millis(1200));
+            assert!(!tap.carrier().up, "an inherited descriptor is not reopened");
+            let note = tap.carrier_note().expect("why");
+            assert!(
+                note.contains("inherited") && note.contains("restart"),
+                "{note}"
+            );
+            drop(tap);
+            drop(fd);
+            ip(&["link", "del", name]);
+        }
+    });
+}
+
+/// (A tap opened without IFF_NO_PI is refused too, but only where /sys shows the tap's
+/// namespace: tests/e2e_tap_rootless.rs checks that under `ip netns exec`.)
+#[test]
+fn an_inherited_tun_descriptor_is_refused() {
+    if !common::can_run(
+        "an_inherited_tun_descriptor_is_refused",
+        common::is_root(),
+        "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for unshare)",
+    ) {
+        return;
+    }
+    in_private_netns(|| {
+        let tun = open_tun("nicemu-t0", IFF_TUN | IFF_NO_PI);
+        let e = Tap::from_inherited_fd(tun.as_raw_fd())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`fd`=") && e.contains("is a tun"), "{e}");
+    });
+}

@@ -287,3 +287,58 @@ fn lints_and_drop_reasons_in_lints_stats_and_prometheus() {
         );
     });
 }
+
+/// A backend without a carrier, saying why.
+struct Unplugged;
+
+impl nic_emu::PacketBackend for Unplugged {
+    fn name(&self) -> String {
+        "unplugged".into()
+    }
+    fn send(&mut self, _frame: &[u8]) -> std::io::Result<bool> {
+        Ok(false)
+    }
+    fn recv(&mut self, _buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        Ok(None)
+    }
+    fn carrier(&mut self) -> nic_emu::backend::Carrier {
+        nic_emu::backend::Carrier::down(None)
+    }
+    fn carrier_note(&self) -> Option<String> {
+        Some("the test's wire is cut".into())
+    }
+}
+
+#[test]
+fn link_and_info_say_when_the_backend_has_no_carrier_and_why() {
+    watchdog(60, || {
+        let d = E1000::new(
+            DeviceConfig::default(),
+            Box::new(Unplugged),
+            Box::new(nic_emu::SharedIrqLine::new()),
+            Arc::new(MonotonicClock::new()),
+        );
+        let device = SharedDevice::new(d);
+        let ctx = ControlContext::new(Arc::new(device.clone()), "unplugged");
+        let ask = |line: &str| -> Value {
+            serde_json::from_str(&nic_emu::control::reply_line(&ctx, line.as_bytes())).unwrap()
+        };
+        let v = ask(r#"{"execute":"link","arguments":{"up":true}}"#);
+        let r = &v["return"];
+        assert_eq!(r["link_up"], false, "{v}");
+        assert_eq!(r["cable_plugged"], true, "{v}");
+        assert_eq!(r["backend_carrier"], false, "{v}");
+        assert_eq!(r["backend_carrier_note"], "the test's wire is cut", "{v}");
+        let v = ask(r#"{"execute":"info"}"#);
+        assert_eq!(v["return"]["link_up"], false, "{v}");
+        assert_eq!(v["return"]["backend_carrier"], false, "{v}");
+        assert_eq!(
+            v["return"]["backend_carrier_note"], "the test's wire is cut",
+            "{v}"
+        );
+        let v = ask(r#"{"execute":"stats","arguments":{"format":"prometheus"}}"#);
+        let text = v["return"]["text"].as_str().unwrap();
+        assert!(text.contains("\nnic_emu_backend_carrier 0\n"), "{text}");
+        assert!(text.contains("\nnic_emu_link_up 0\n"), "{text}");
+    });
+}

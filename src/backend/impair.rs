@@ -443,6 +443,14 @@ impl<B: PacketBackend> PacketBackend for Impair<B> {
         }
     }
 
+    fn carrier(&mut self) -> super::Carrier {
+        self.inner.carrier()
+    }
+
+    fn carrier_note(&self) -> Option<String> {
+        self.inner.carrier_note()
+    }
+
     fn begin_burst(&mut self) {
         self.inner.begin_burst()
     }

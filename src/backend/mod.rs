@@ -53,6 +53,33 @@ pub mod pcap_record;
 #[cfg(feature = "pcap")]
 pub use pcap_record::PcapRecorder;
 
+/// What a backend says about its wire, as a cable's carrier: whether frames can cross it
+/// now, and when the backend wants to be asked again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Carrier {
+    /// Frames can cross the wire (a tap that exists, a connected stream peer).
+    pub up: bool,
+    /// Ask again at this moment even if nothing else happens: a backend that is trying
+    /// to get its wire back (reopen a tap, reconnect) says when its next try is due.
+    pub recheck_at: Option<Instant>,
+}
+
+impl Carrier {
+    /// A working wire, nothing scheduled.
+    pub const UP: Self = Self {
+        up: true,
+        recheck_at: None,
+    };
+
+    /// No carrier; ask again at `recheck_at` (`None`: only when something else happens).
+    pub fn down(recheck_at: Option<Instant>) -> Self {
+        Self {
+            up: false,
+            recheck_at,
+        }
+    }
+}
+
 /// The largest frame a backend is ever asked to carry, and the smallest receive buffer
 /// it is given: 16 KiB, the 82540EM's long-frame limit, without FCS.
 pub const MAX_FRAME: usize = 16384;
@@ -135,6 +162,23 @@ pub trait PacketBackend: Send {
     fn control(&mut self, _request: BackendRequest) -> Option<BackendReply> {
         None
     }
+
+    /// Whether the wire works now, as a cable's carrier (a tap that was deleted, a
+    /// stream whose peer went away: none), and the moment to repair it: a backend that
+    /// lost its wire tries to get it back here (reopen a tap that came back, reconnect)
+    /// when its own schedule says so, and is cheap otherwise. The device's service step
+    /// calls this on every pass, whatever the state of the receive ring, and shows the
+    /// guest a link only while both this carrier and the host's cable
+    /// (`E1000::set_link`) are up. A wrapper passes it on.
+    fn carrier(&mut self) -> Carrier {
+        Carrier::UP
+    }
+
+    /// Why the carrier is down and what would bring it back, in words (for the control
+    /// socket's `info`); `None` while it is up.
+    fn carrier_note(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<B: PacketBackend + ?Sized> PacketBackend for Box<B> {
@@ -173,6 +217,12 @@ impl<B: PacketBackend + ?Sized> PacketBackend for Box<B> {
     }
     fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
         (**self).control(request)
+    }
+    fn carrier(&mut self) -> Carrier {
+        (**self).carrier()
+    }
+    fn carrier_note(&self) -> Option<String> {
+        (**self).carrier_note()
     }
 }
 

@@ -348,6 +348,14 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
         self.inner.rx_outcome(outcome)
     }
 
+    fn carrier(&mut self) -> super::Carrier {
+        self.inner.carrier()
+    }
+
+    fn carrier_note(&self) -> Option<String> {
+        self.inner.carrier_note()
+    }
+
     fn begin_burst(&mut self) {
         self.inner.begin_burst()
     }

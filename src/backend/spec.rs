@@ -6,7 +6,7 @@
 //!
 //! | kind       | keys                                                          |
 //! |------------|---------------------------------------------------------------|
-//! | `tap`      | `ifname` (default `tap%d`; `%d` is replaced by the kernel)    |
+//! | `tap`      | `ifname` (default `tap%d`; `%d` is replaced by the kernel), or `fd`: a tap descriptor inherited from whoever started nic-emu |
 //! | `udp`      | `local` (required), `remote` (learned when absent); or `mcast` (`GROUP:PORT`, IPv4) with `local` the interface address (optional) |
 //! | `vxlan`    | `vni` (required, 0 to 16777215); `remote` (`HOST[:PORT]`, port 4789 by default) or `group` (`ADDR[:PORT]`, IPv4 or IPv6 multicast); `local` (with `remote`: `IP[:PORT]` to send from and listen on; with `group`: the interface, by address (IPv4) or name); `ttl`; `src_port` (fixed outer source port) |
 //! | `stream`   | `connect` or `listen`: `unix:PATH` or `IP:PORT`               |
@@ -132,6 +132,12 @@ pub enum BackendKind {
         /// Interface name, possibly with one `%d`.
         ifname: String,
     },
+    /// A tap descriptor inherited from whoever started this process (QEMU's
+    /// `-netdev tap,fd=N`): the opener kept the privilege.
+    TapFd {
+        /// The descriptor number.
+        fd: i32,
+    },
     /// A UDP tunnel, one frame per datagram.
     Udp {
         /// Address to bind.
@@ -175,7 +181,7 @@ impl BackendKind {
     /// The kind's name as written in a spec.
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Tap { .. } => "tap",
+            Self::Tap { .. } | Self::TapFd { .. } => "tap",
             Self::Udp { .. } | Self::Mcast { .. } => "udp",
             Self::Vxlan(_) => "vxlan",
             Self::Stream { .. } => "stream",
@@ -376,6 +382,7 @@ impl BackendSpec {
         let mut put = |k: &str, val: String| v.push((k.to_string(), val));
         match &self.kind {
             BackendKind::Tap { ifname } => put("ifname", ifname.clone()),
+            BackendKind::TapFd { fd } => put("fd", fd.to_string()),
             BackendKind::Udp { local, remote } => {
                 put("local", local.to_string());
                 if let Some(r) = remote {
@@ -447,6 +454,8 @@ fn open_kind(
         }
         #[cfg(feature = "tap")]
         BackendKind::Tap { ifname } => Ok(Box::new(super::Tap::open(ifname)?)),
+        #[cfg(feature = "tap")]
+        BackendKind::TapFd { fd } => Ok(Box::new(super::Tap::from_inherited_fd(*fd)?)),
         #[cfg(feature = "udp")]
         BackendKind::Udp { local, remote } => Ok(Box::new(super::UdpTunnel::new(*local, *remote)?)),
         #[cfg(feature = "udp")]
@@ -467,7 +476,7 @@ fn open_kind(
             Ok(Box::new(r))
         }
         #[allow(unreachable_patterns)]
-        BackendKind::Tap { .. } => Err(disabled("tap")),
+        BackendKind::Tap { .. } | BackendKind::TapFd { .. } => Err(disabled("tap")),
         #[allow(unreachable_patterns)]
         BackendKind::Udp { .. } | BackendKind::Mcast { .. } | BackendKind::Vxlan(_) => {
             Err(disabled("udp"))

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::prometheus;
 use super::request::{parse, Command, ErrorClass, RequestError, StatsFormat, COMMANDS};
-use super::snapshot::Snapshot;
+use super::snapshot::{LinkState, Snapshot};
 use super::ControlContext;
 use crate::backend::control::{RecordStatus, ReplayStatus};
 use crate::backend::impair::{is_impair_key, DirCounters, ImpairCounters, ImpairSpec};
@@ -78,12 +78,20 @@ pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestE
         Command::Info => Ok(Snapshot::take(ctx).info_json()),
         Command::QueryCommands => Ok(json!(COMMANDS)),
         Command::Link { up } => {
-            let now = ctx.with_device(|d| {
+            let link = ctx.with_device(|d| {
                 d.set_link(up);
-                d.link_up()
+                LinkState::of(d)
             });
-            log::info!("control: link {}", if now { "up" } else { "down" });
-            Ok(json!({ "link_up": now }))
+            log::info!(
+                "control: cable {}; link {}{}",
+                if up { "plugged" } else { "pulled" },
+                if link.up { "up" } else { "down" },
+                match &link.backend_carrier_note {
+                    Some(n) if !link.backend_carrier => format!(" (no backend carrier: {n})"),
+                    _ => String::new(),
+                }
+            );
+            Ok(link.json())
         }
         Command::Stats(StatsFormat::Json) => Ok(Snapshot::take(ctx).stats_json()),
         Command::Lints { clear } => {

@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! -> {"execute": "link", "arguments": {"up": false}, "id": 1}
-//! <- {"return": {"link_up": false}, "id": 1}
+//! <- {"return": {"link_up": false, "cable_plugged": false, "backend_carrier": true, "backend_carrier_note": null}, "id": 1}
 //! -> {"execute": "nonsense"}
 //! <- {"error": {"class": "CommandNotFound", "desc": "unknown command `nonsense`; ..."}}
 //! ```
@@ -20,8 +20,8 @@
 //!
 //! | command | arguments | does |
 //! |---|---|---|
-//! | `info` | | version, backend, MAC, link, client connected, uptime |
-//! | `link` | `up`: bool | plug or pull the cable: the guest gets LSC at once |
+//! | `info` | | version, backend, MAC, link (and the cable and the backend's carrier it follows, with the backend's reason when it has none), client connected, uptime |
+//! | `link` | `up`: bool | plug or pull the cable: the guest gets LSC at once (the link is up only while the backend has a carrier too) |
 //! | `stats` | `format`: `json` (default) or `prometheus` | every counter: nic-emu's metrics, lint counts, drop reasons, the statistics registers (read without clearing them for the guest), the backend's |
 //! | `lints` | `clear`: bool (default false) | each lint that fired (id, severity, manual section, count, first occurrence, message); `clear` forgets them after replying |
 //! | `record` | `action`: `start` (`file`, optional `max_bytes`, `max_frames`), `stop`, `status` | pcap recording of both directions, at run time |

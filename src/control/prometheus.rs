@@ -62,9 +62,20 @@ pub fn render(s: &Snapshot) -> String {
         &mut out,
         "nic_emu_link_up",
         "gauge",
-        "1 when the cable is plugged in (link up)",
+        "1 when the guest sees a link (cable plugged and backend carrier)",
     );
     let _ = writeln!(out, "nic_emu_link_up {}", u8::from(s.link_up));
+    family(
+        &mut out,
+        "nic_emu_backend_carrier",
+        "gauge",
+        "1 while the backend's wire works (a tap that exists, a connected stream peer)",
+    );
+    let _ = writeln!(
+        out,
+        "nic_emu_backend_carrier {}",
+        u8::from(s.backend_carrier)
+    );
     if let Some(c) = s.client_connected {
         family(
             &mut out,

@@ -26,8 +26,14 @@ pub struct Snapshot {
     pub registers: Vec<(&'static str, u64)>,
     /// The backend's counters (every layer).
     pub backend: Vec<BackendCounter>,
-    /// Link state.
+    /// Link state: what the guest sees (cable plugged and backend carrier).
     pub link_up: bool,
+    /// The host's cable ([`E1000::set_link`](crate::E1000::set_link)).
+    pub cable_plugged: bool,
+    /// The backend's carrier (a tap that exists, a connected stream peer).
+    pub backend_carrier: bool,
+    /// Why the backend has no carrier, and what would bring it back.
+    pub backend_carrier_note: Option<String>,
     /// The card's MAC address.
     pub mac: MacAddress,
     /// The backend's own name.
@@ -147,11 +153,46 @@ pub fn metric_fields(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
     ]
 }
 
+/// The link as the guest sees it, and the two things it follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkState {
+    /// What the guest sees.
+    pub up: bool,
+    /// The host's cable.
+    pub cable_plugged: bool,
+    /// The backend's carrier.
+    pub backend_carrier: bool,
+    /// Why the backend has no carrier (its own words).
+    pub backend_carrier_note: Option<String>,
+}
+
+impl LinkState {
+    /// Read from the device (under its lock).
+    pub fn of(d: &mut crate::E1000) -> Self {
+        Self {
+            up: d.link_up(),
+            cable_plugged: d.cable_plugged(),
+            backend_carrier: d.backend_carrier(),
+            backend_carrier_note: d.backend_mut().carrier_note(),
+        }
+    }
+
+    /// The fields of a `link` or `info` reply.
+    pub fn json(&self) -> Value {
+        json!({
+            "link_up": self.up,
+            "cable_plugged": self.cable_plugged,
+            "backend_carrier": self.backend_carrier,
+            "backend_carrier_note": self.backend_carrier_note,
+        })
+    }
+}
+
 impl Snapshot {
     /// Copy everything under one device lock.
     pub fn take(ctx: &ControlContext) -> Self {
-        let (metrics, lints, drops, registers, backend, link_up, mac, backend_name) = ctx
-            .with_device(|d| {
+        let (metrics, lints, drops, registers, backend, link, mac, backend_name) =
+            ctx.with_device(|d| {
                 let backend = match d.backend_mut().control(BackendRequest::Counters) {
                     Some(BackendReply::Counters(c)) => c,
                     _ => Vec::new(),
@@ -162,7 +203,7 @@ impl Snapshot {
                     d.drops(),
                     d.stats().named().collect::<Vec<_>>(),
                     backend,
-                    d.link_up(),
+                    LinkState::of(d),
                     d.mac(),
                     d.backend_mut().name(),
                 )
@@ -173,7 +214,10 @@ impl Snapshot {
             drops,
             registers,
             backend,
-            link_up,
+            link_up: link.up,
+            cable_plugged: link.cable_plugged,
+            backend_carrier: link.backend_carrier,
+            backend_carrier_note: link.backend_carrier_note,
             mac,
             backend_name,
             backend_spec: ctx.backend.clone(),
@@ -191,6 +235,9 @@ impl Snapshot {
             "backend_name": self.backend_name,
             "mac": self.mac.to_string(),
             "link_up": self.link_up,
+            "cable_plugged": self.cable_plugged,
+            "backend_carrier": self.backend_carrier,
+            "backend_carrier_note": self.backend_carrier_note,
             "client_connected": self.client_connected,
             "clients_served": self.clients_served,
             "uptime_seconds": self.uptime.as_secs_f64(),

@@ -187,6 +187,12 @@ pub struct E1000 {
     lint: lint::LintState,
     /// Why frames and descriptors were not delivered (`drops.rs`).
     drops: drops::Drops,
+    /// The host's cable: plugged at power-on unless configured otherwise, then as
+    /// [`set_link`](Self::set_link) says.
+    cable: bool,
+    /// The backend's carrier as last seen ([`PacketBackend::carrier`]). The guest sees a
+    /// link only while both are up.
+    carrier: bool,
 }
 
 impl std::fmt::Debug for E1000 {
@@ -208,11 +214,13 @@ impl E1000 {
         irq: Box<dyn IrqLine>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let mut backend = backend;
+        let carrier = backend.carrier().up;
         let mut d = Self {
             regs: vec![0u32; REG_WORDS].into_boxed_slice(),
             pci: PciConfig::new(),
             eeprom: Eeprom::new(config.mac.octets()),
-            phy: Phy::new(config.link_up),
+            phy: Phy::new(config.link_up && carrier),
             irq: Interrupts::new(irq),
             stats: Stats::default(),
             tx: tx::TxState::default(),
@@ -227,6 +235,8 @@ impl E1000 {
             rx_stalled: false,
             lint: Default::default(),
             drops: Default::default(),
+            cable: config.link_up,
+            carrier,
         };
         d.reset();
         d
@@ -404,8 +414,47 @@ impl E1000 {
         effect
     }
 
-    /// Drive the link from the host side (cable plugged or pulled); raises LSC.
+    /// Plug or pull the cable from the host side. The guest's link follows (LSC raised
+    /// when it changes), unless the backend has no carrier: then it stays down until the
+    /// backend's wire is back too.
     pub fn set_link(&mut self, up: bool) {
+        self.cable = up;
+        self.apply_link();
+    }
+
+    /// Whether the guest sees a link: the cable is plugged and the backend has a carrier.
+    pub fn link_up(&self) -> bool {
+        self.phy.link_up()
+    }
+
+    /// Whether the host's cable is plugged ([`set_link`](Self::set_link)), whatever the
+    /// backend's carrier.
+    pub fn cable_plugged(&self) -> bool {
+        self.cable
+    }
+
+    /// The backend's carrier as the last service step saw it.
+    pub fn backend_carrier(&self) -> bool {
+        self.carrier
+    }
+
+    /// Take the backend's carrier (read by the service step) into the link.
+    pub(crate) fn set_carrier(&mut self, up: bool) {
+        if self.carrier != up {
+            log::debug!(
+                "backend {}: carrier {}",
+                self.backend.name(),
+                if up { "up" } else { "down" }
+            );
+        }
+        self.carrier = up;
+        self.apply_link();
+    }
+
+    /// Show the guest the link the cable and the carrier allow: the PHY, STATUS.LU and,
+    /// on a change, LSC, as a real cable pulled or plugged.
+    fn apply_link(&mut self) {
+        let up = self.cable && self.carrier;
         if self.phy.link_up() == up {
             return;
         }
@@ -416,11 +465,6 @@ impl E1000 {
         if up {
             self.poll_backend();
         }
-    }
-
-    /// Whether the link is up.
-    pub fn link_up(&self) -> bool {
-        self.phy.link_up()
     }
 
     /// When a mitigation timer next falls due (the service step has work), in [`Clock`]

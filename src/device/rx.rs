@@ -195,7 +195,13 @@ impl E1000 {
                     Ok(None) => break,
                     Err(e) => {
                         self.metrics.backend_errors += 1;
-                        log::warn!("backend {}: receive failed: {e}", self.backend.name());
+                        if crate::log_limit::worth_logging(self.metrics.backend_errors) {
+                            log::warn!(
+                                "backend {}: receive failed: {e} ({} backend errors so far)",
+                                self.backend.name(),
+                                self.metrics.backend_errors
+                            );
+                        }
                         break;
                     }
                 },

@@ -29,6 +29,9 @@ pub struct Service {
     pub rx_deadline: Option<Instant>,
     /// When a timer next falls due, in [`Clock`](crate::Clock) nanoseconds.
     pub timer_deadline: Option<u64>,
+    /// When the backend wants the service step again to look after its wire (reopen a
+    /// tap that was deleted, reconnect a stream), whatever the receive ring's state.
+    pub backend_deadline: Option<Instant>,
     /// Transmit work is left at the engine's budget: service again at once (after
     /// letting other threads take the device).
     pub more: bool,
@@ -71,15 +74,21 @@ impl AccessEffect {
 
 impl E1000 {
     /// Do what is due: fire timers, resume transmit work left at the budget, take frames
-    /// from the backend while the receive ring has room. Frontends call this when
-    /// [`Service::timer_deadline`] or [`Service::rx_deadline`] passes, when the
-    /// backend's fd becomes readable, at once when [`Service::more`] is set, and after an
-    /// access whose [`AccessEffect::service_due`] is set.
+    /// from the backend while the receive ring has room, and let the link follow the
+    /// backend's carrier ([`PacketBackend::carrier`](crate::PacketBackend::carrier)).
+    /// Frontends call this when [`Service::timer_deadline`], [`Service::rx_deadline`] or
+    /// [`Service::backend_deadline`] passes, when the backend's fd becomes readable, at
+    /// once when [`Service::more`] is set, and after an access whose
+    /// [`AccessEffect::service_due`] is set.
     pub fn service(&mut self) -> Service {
         self.run_timers();
         self.resume_tx();
         let before = self.rx_taken();
         let delivered = self.poll_backend();
+        // After the backend was used: a send or receive may just have found its wire
+        // gone. A link that comes back takes frames at once (in `set_carrier`).
+        let carrier = self.backend.carrier();
+        self.set_carrier(carrier.up);
         let taken = self.rx_taken().wrapping_sub(before);
         let now = self.now();
         self.lint_tick(now);
@@ -92,6 +101,7 @@ impl E1000 {
             rx_ready,
             rx_deadline: self.backend.next_rx_deadline().filter(|_| rx_ready),
             timer_deadline: self.next_timer_deadline(),
+            backend_deadline: carrier.recheck_at,
             more: self.tx_pending(),
         }
     }

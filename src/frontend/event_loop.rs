@@ -139,7 +139,10 @@ impl EventLoop {
             if let Some(deadline) = service.timer_deadline {
                 wait = wait.min(Duration::from_nanos(deadline.saturating_sub(now)));
             }
-            if let Some(deadline) = service.rx_deadline {
+            for deadline in [service.rx_deadline, service.backend_deadline]
+                .into_iter()
+                .flatten()
+            {
                 wait = wait.min(deadline.saturating_duration_since(Instant::now()));
             }
             if service.more {

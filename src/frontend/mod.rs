@@ -22,7 +22,9 @@
 //!    backend, whenever: an access said `service_due`; the backend's
 //!    [`rx_fd`](crate::PacketBackend::rx_fd) became readable (watch it only while the last
 //!    step said [`rx_ready`](crate::device::Service::rx_ready)); the step's
-//!    `timer_deadline` or `rx_deadline` passed; or it said `more` (at once). After an
+//!    `timer_deadline`, `rx_deadline` or `backend_deadline` passed (the last one: the
+//!    backend looks after its wire, e.g. reopens a deleted tap, and the link follows its
+//!    carrier); or it said `more` (at once). After an
 //!    access that did not ask for service, a timer may still have moved earlier: compare
 //!    [`next_timer_deadline`](crate::E1000::next_timer_deadline) with the planned wake-up
 //!    ([`waker::Waker::wake_if_earlier`]). Nothing else drives the device.

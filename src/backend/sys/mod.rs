@@ -4,7 +4,9 @@
 #[cfg(feature = "tap")]
 mod tun;
 #[cfg(feature = "tap")]
-pub(crate) use tun::{open_tap_vnet, set_tap_offload};
+pub(crate) use tun::{
+    interface_exists, open_tap, set_tap_offload, set_vnet_hdr_size, sysfs_no_pi, tap_info,
+};
 #[cfg(feature = "udp")]
 mod inet;
 #[cfg(feature = "udp")]
@@ -41,6 +43,21 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// A new descriptor (close-on-exec, numbered 3 or above) for the open file behind `fd`,
+/// which this process inherited and which is left as it is: `fcntl(F_DUPFD_CLOEXEC)`.
+/// `EBADF` when `fd` is not open.
+#[cfg(feature = "tap")]
+pub(crate) fn dup_inherited(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes two integers and touches no memory; on a
+    // number that is not an open descriptor it fails with EBADF.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` is a descriptor fcntl just created; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Whether `fd` is in non-blocking mode.
