@@ -3,7 +3,11 @@
 //! type, microsecond timestamps) that tcpdump, tshark and Wireshark read.
 //!
 //! Recording never gets in the way of traffic: when a limit is reached or the file
-//! cannot be written, recording stops (logged once) and frames keep flowing.
+//! cannot be written, recording stops (logged once) and frames keep flowing. The file is
+//! always a valid pcap of whole records, after a write error too (a disk that filled
+//! up): records are written whole and a partly written one is cut off again. What a
+//! crash can lose is said in `file.rs` ([`BUFFER`]): the records not yet written, at
+//! most 64 KiB or about the last second.
 //!
 //! A recorder can also sit idle ([`PcapRecorder::idle`]) and be switched on and off while
 //! frames flow ([`PcapRecorder::start`], [`PcapRecorder::finish`], or the `Record*`
@@ -11,17 +15,21 @@
 //! control client can record any stretch of traffic.
 
 use std::fs::File;
-use std::io::{self, BufWriter, ErrorKind};
+use std::io;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriteError, PcapWriter};
+use pcap_file::pcap::{PcapHeader, PcapWriteError};
 use pcap_file::{DataLink, Endianness};
 
 use super::control::{with_inner_counters, BackendCounter, RecordStatus};
 use super::spec::RecordLimits;
 use super::{BackendReply, BackendRequest, PacketBackend};
+
+mod file;
+pub use file::BUFFER;
+use file::{RecordFile, RecordSink, WriteFailure};
 
 /// Snapshot length written in the file header: frames up to this size are kept whole.
 pub const SNAPLEN: u32 = 262_144;
@@ -56,14 +64,12 @@ pub enum RecordStop {
     WriteError(String),
 }
 
-type Writer = PcapWriter<BufWriter<File>>;
-
 /// Wraps a backend and records the frames crossing it.
 pub struct PcapRecorder<B: PacketBackend> {
     inner: B,
     /// The file of the current (or last) recording; `None` before the first.
     path: Option<PathBuf>,
-    writer: Option<Writer>,
+    writer: Option<RecordFile>,
     limits: RecordLimits,
     counters: RecordCounters,
     stopped: Option<RecordStop>,
@@ -121,6 +127,16 @@ impl<B: PacketBackend> PcapRecorder<B> {
     /// Start recording into `file` (empty, at `path`): the pcap header is written and the
     /// counters start again. A recording in progress is finished first.
     pub fn start(&mut self, file: File, path: PathBuf, limits: RecordLimits) -> io::Result<()> {
+        self.start_into(Box::new(file), path, limits)
+    }
+
+    /// [`start`](Self::start) into any sink (tests: one that fails on purpose).
+    fn start_into(
+        &mut self,
+        sink: Box<dyn RecordSink>,
+        path: PathBuf,
+        limits: RecordLimits,
+    ) -> io::Result<()> {
         self.finish();
         let header = PcapHeader {
             snaplen: SNAPLEN,
@@ -128,8 +144,12 @@ impl<B: PacketBackend> PcapRecorder<B> {
             endianness: Endianness::native(),
             ..PcapHeader::default()
         };
-        let writer = PcapWriter::with_header(BufWriter::new(file), header)
+        let mut bytes = Vec::with_capacity(FILE_HEADER as usize);
+        header
+            .write_to(&mut bytes)
             .map_err(|e| record_error(&path, write_error(e)))?;
+        let writer = RecordFile::start(sink, &bytes)
+            .map_err(|f| record_error(&path, io::Error::new(f.error.kind(), f.to_string())))?;
         log::info!(
             "pcap record {}: recording {}",
             path.display(),
@@ -153,12 +173,17 @@ impl<B: PacketBackend> PcapRecorder<B> {
         let Some(mut w) = self.writer.take() else {
             return false;
         };
-        let path = self.path.as_deref().unwrap_or(Path::new("?")).display();
-        if let Err(e) = w.flush() {
-            log::warn!("pcap record {path}: flush: {e}");
+        if let Err(f) = w.flush() {
+            log::warn!(
+                "pcap record {}: the last records could not be written: {f}",
+                self.shown_path()
+            );
+            self.lost(&f);
+            self.stopped = Some(RecordStop::WriteError(f.to_string()));
         }
         log::info!(
-            "pcap record {path}: finished after {} frames, {} bytes",
+            "pcap record {}: finished after {} frames, {} bytes",
+            self.shown_path(),
             self.counters.tx_recorded + self.counters.rx_recorded,
             self.counters.bytes
         );
@@ -205,7 +230,23 @@ impl<B: PacketBackend> PcapRecorder<B> {
         self.path.as_deref().unwrap_or(Path::new("?")).display()
     }
 
+    /// Records that were waiting when a write failed: not in the file after all.
+    fn lost(&mut self, f: &WriteFailure) {
+        let c = &mut self.counters;
+        c.tx_recorded = c.tx_recorded.saturating_sub(f.lost_tx);
+        c.rx_recorded = c.rx_recorded.saturating_sub(f.lost_rx);
+        c.not_recorded += f.lost_tx + f.lost_rx;
+        c.bytes = f.kept;
+    }
+
     fn stop(&mut self, why: RecordStop) {
+        let mut why = why;
+        if let Some(mut w) = self.writer.take() {
+            if let Err(f) = w.flush() {
+                self.lost(&f);
+                why = RecordStop::WriteError(f.to_string());
+            }
+        }
         log::warn!(
             "pcap record {}: recording stopped ({why:?}) after {} frames, {} bytes; \
              traffic continues",
@@ -213,12 +254,14 @@ impl<B: PacketBackend> PcapRecorder<B> {
             self.counters.tx_recorded + self.counters.rx_recorded,
             self.counters.bytes
         );
-        if let Some(mut w) = self.writer.take() {
-            if let Err(e) = w.flush() {
-                log::warn!("pcap record {}: flush: {e}", self.shown_path());
-            }
-        }
         self.stopped = Some(why);
+    }
+
+    /// A write failed: the file holds whole records up to `f.kept`; stop recording.
+    fn write_failed(&mut self, f: WriteFailure) {
+        self.writer = None;
+        self.lost(&f);
+        self.stop(RecordStop::WriteError(f.to_string()));
     }
 
     fn record(&mut self, frame: &[u8], tx: bool) {
@@ -248,37 +291,31 @@ impl<B: PacketBackend> PcapRecorder<B> {
         let ts = (self.epoch + self.base.elapsed())
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
+        let data = frame.get(..kept).unwrap_or_default();
+        // The record header (pcap, microseconds, this machine's byte order as the file
+        // header says): seconds, microseconds, bytes kept, bytes on the wire.
+        let mut hdr = [0u8; RECORD_HEADER as usize];
+        let secs = u32::try_from(ts.as_secs()).unwrap_or(u32::MAX);
+        hdr[0..4].copy_from_slice(&secs.to_ne_bytes());
+        hdr[4..8].copy_from_slice(&ts.subsec_micros().to_ne_bytes());
+        hdr[8..12].copy_from_slice(&(data.len() as u32).to_ne_bytes());
         let orig_len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
-        let result = frame
-            .get(..kept)
-            .ok_or_else(|| io::Error::from(ErrorKind::InvalidInput))
-            .and_then(|data| {
-                PcapPacket::new(ts, orig_len, data).map_err(|e| io::Error::other(e.to_string()))
-            })
-            .and_then(|p| writer.write_packet(&p).map_err(write_error));
-        match result {
-            Ok(_) => {
-                // Keep the file readable while running (and after a crash): flush at
-                // most once a second.
-                if self.last_flush.elapsed() >= FLUSH_INTERVAL {
-                    self.last_flush = Instant::now();
-                    if let Err(e) = writer.flush() {
-                        self.counters.not_recorded += 1;
-                        self.stop(RecordStop::WriteError(write_error(e).to_string()));
-                        return;
-                    }
-                }
-                self.counters.bytes += size;
-                if tx {
-                    self.counters.tx_recorded += 1;
-                } else {
-                    self.counters.rx_recorded += 1;
-                }
-            }
-            Err(e) => {
-                self.counters.not_recorded += 1;
-                self.stop(RecordStop::WriteError(e.to_string()));
-            }
+        hdr[12..16].copy_from_slice(&orig_len.to_ne_bytes());
+        if tx {
+            self.counters.tx_recorded += 1;
+        } else {
+            self.counters.rx_recorded += 1;
+        }
+        self.counters.bytes += size;
+        let mut result = writer.record(&[&hdr, data], tx);
+        // Keep the file readable while running (and after a crash): write out at least
+        // once a second.
+        if result.is_ok() && self.last_flush.elapsed() >= FLUSH_INTERVAL {
+            self.last_flush = Instant::now();
+            result = writer.flush();
+        }
+        if let Err(f) = result {
+            self.write_failed(f);
         }
     }
 }
@@ -365,9 +402,13 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let ours = match self.writer.as_mut() {
-            Some(w) => w.flush().map_err(write_error),
-            None => Ok(()),
+        let ours = match self.writer.as_mut().map(RecordFile::flush) {
+            Some(Err(f)) => {
+                let e = io::Error::new(f.error.kind(), f.to_string());
+                self.write_failed(f);
+                Err(e)
+            }
+            _ => Ok(()),
         };
         let theirs = self.inner.flush();
         ours.and(theirs)
@@ -422,9 +463,108 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
 impl<B: PacketBackend> Drop for PcapRecorder<B> {
     fn drop(&mut self) {
         if let Some(w) = self.writer.as_mut() {
-            if let Err(e) = w.flush() {
-                log::warn!("pcap record {}: flush at close: {e}", self.shown_path());
+            if let Err(f) = w.flush() {
+                log::warn!("pcap record {}: flush at close: {f}", self.shown_path());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file::tests::FullDisk;
+    use super::*;
+    use crate::backend::{Loopback, MAX_FRAME};
+
+    /// Every record of a pcap file in memory, or the reader's complaint.
+    fn records(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        let mut r = pcap_file::pcap::PcapReader::new(bytes).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        while let Some(p) = r.next_packet() {
+            out.push(p.map_err(|e| e.to_string())?.data().to_vec());
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn a_full_disk_stops_the_recording_not_the_traffic_and_leaves_whole_records() {
+        // Room for the header and a little under ten records of 1016 bytes: the write
+        // that fills it is cut part-way through a record.
+        let disk = FullDisk::new(24 + 9 * 1016 + 500);
+        let mut rec = PcapRecorder::idle(Loopback::new());
+        rec.start_into(
+            Box::new(disk.clone()),
+            PathBuf::from("full.pcap"),
+            RecordLimits::default(),
+        )
+        .unwrap();
+        let mut buf = vec![0u8; MAX_FRAME];
+        let mut back = 0;
+        for i in 0..200u32 {
+            let frame = vec![(i % 251) as u8; 1000];
+            assert!(rec.send(&frame).unwrap(), "traffic goes on");
+            if rec.recv(&mut buf).unwrap() == Some(1000) {
+                back += 1;
+            }
+        }
+        assert_eq!(back, 200, "every frame came back through the recorder");
+        assert!(
+            matches!(rec.stopped(), Some(RecordStop::WriteError(m)) if m.contains("No space left")),
+            "{:?}",
+            rec.stopped()
+        );
+        assert!(!rec.status().recording);
+        let bytes = disk.bytes();
+        let got = records(&bytes).expect("a valid pcap, no torn record");
+        assert_eq!(got.len(), 9, "the nine records that fit whole");
+        assert!(got.iter().all(|r| r.len() == 1000));
+        let c = rec.counters();
+        assert_eq!(c.tx_recorded + c.rx_recorded, 9, "counters match the file");
+        assert_eq!(c.bytes, bytes.len() as u64);
+        assert_eq!(c.not_recorded, 400 - 9);
+        // Frames after the failure are counted, not written, and the file stays as is.
+        rec.send(&[1u8; 60]).unwrap();
+        assert_eq!(rec.counters().not_recorded, 400 - 9 + 1);
+        rec.flush().unwrap();
+        assert_eq!(disk.bytes(), bytes);
+    }
+
+    #[test]
+    fn a_disk_full_before_the_header_refuses_the_start() {
+        let disk = FullDisk::new(10);
+        let mut rec = PcapRecorder::idle(Loopback::new());
+        let e = rec
+            .start_into(
+                Box::new(disk.clone()),
+                PathBuf::from("none.pcap"),
+                RecordLimits::default(),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("none.pcap"), "{e}");
+        assert!(disk.bytes().is_empty(), "no half header left behind");
+        assert!(!rec.status().recording);
+    }
+
+    #[test]
+    fn a_failure_at_stop_is_reported_and_the_file_stays_whole() {
+        // Records wait in memory; the disk fills when they are written at the stop.
+        let disk = FullDisk::new(24 + 3 * 76 + 30);
+        let mut rec = PcapRecorder::idle(Loopback::new());
+        rec.start_into(
+            Box::new(disk.clone()),
+            PathBuf::from("stop.pcap"),
+            RecordLimits::default(),
+        )
+        .unwrap();
+        for _ in 0..5 {
+            rec.send(&[2u8; 60]).unwrap();
+        }
+        assert!(rec.finish());
+        assert_eq!(records(&disk.bytes()).unwrap().len(), 3);
+        assert_eq!(rec.status().frames, 3);
+        assert!(rec
+            .status()
+            .stopped
+            .is_some_and(|s| s.contains("WriteError")));
     }
 }
