@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use nic_emu::backend::stream::{StreamAddr, MAX_STREAM_FRAME, TX_BUFFER};
 use nic_emu::backend::{
-    BackendKind, BackendSpec, PacketBackend, StreamBackend, StreamRole, MAX_FRAME,
+    BackendKind, BackendSpec, Carrier, PacketBackend, StreamBackend, StreamRole, MAX_FRAME,
 };
 
 /// A fresh socket path in a per-test directory.
@@ -280,6 +280,8 @@ fn a_client_reconnects_and_counts_what_it_drops_meanwhile() {
     let listener = listen();
     let mut b = StreamBackend::open(unix(&path), StreamRole::Connect).unwrap();
     let mut peer = accept(&mut b, &listener);
+    assert_eq!(b.carrier(), Carrier::UP, "a peer is a plugged cable");
+    assert_eq!(b.carrier_note(), None);
     assert!(b.send(&f).unwrap());
     assert_eq!(read_framed(&mut peer), f);
 
@@ -290,8 +292,13 @@ fn a_client_reconnects_and_counts_what_it_drops_meanwhile() {
         b.recv(&mut buf).unwrap();
         !b.connected()
     });
-    // A deadline tells the event loop when to retry.
-    assert!(b.next_rx_deadline().is_some());
+    // No carrier (the guest's link goes down), and a deadline tells the event loop when
+    // to try again.
+    let c = b.carrier();
+    assert!(!c.up);
+    assert!(c.recheck_at.is_some());
+    let note = b.carrier_note().expect("why the carrier is down");
+    assert!(note.contains("reconnecting"), "{note}");
     // Frames sent while nobody is there are dropped and counted.
     for _ in 0..3 {
         assert!(!b.send(&f).unwrap());
@@ -301,6 +308,7 @@ fn a_client_reconnects_and_counts_what_it_drops_meanwhile() {
     // The server is back: the client reconnects (after its back-off) and frames flow.
     let listener = listen();
     let mut peer = accept(&mut b, &listener);
+    assert!(b.carrier().up, "carrier back with the peer");
     assert!(b.send(&f).unwrap());
     assert_eq!(read_framed(&mut peer), f);
     let c = b.counters();
@@ -322,11 +330,15 @@ fn frames_sent_with_no_peer_are_dropped_and_counted() {
     }
     assert_eq!(b.counters().tx_dropped, 5);
     assert_eq!(b.rx_fd(), None);
-    assert!(b.next_rx_deadline().is_some(), "a retry is scheduled");
-    // A server with no client also drops.
+    assert!(b.carrier().recheck_at.is_some(), "a retry is scheduled");
+    // A server with no client also drops, and has no carrier until one connects; its
+    // listening socket (rx_fd) wakes the event loop for that.
     let mut s = StreamBackend::open(unix(&sock("lonely.sock")), StreamRole::Listen).unwrap();
     assert!(!s.send(&f).unwrap());
     assert_eq!(s.counters().tx_dropped, 1);
+    assert_eq!(s.carrier(), Carrier::down(None));
+    assert!(s.rx_fd().is_some());
+    assert!(s.carrier_note().unwrap().contains("waiting for a peer"));
 }
 
 #[test]
@@ -434,5 +446,39 @@ fn specs_name_the_stream_keys() {
     ] {
         let e = err(spec);
         assert!(e.contains(&format!("`{key}")), "{spec}: {e}");
+    }
+}
+
+/// The peer is the other end of the cable: a guest behind a stream server sees its link
+/// come up when a peer connects, go down (LSC, STATUS.LU clear) when it leaves, and come
+/// up again with the next one.
+#[test]
+fn the_guests_link_follows_the_stream_peer() {
+    use nic_emu::device::regs::{ICR, ICR_LSC, STATUS, STATUS_LU};
+    let path = sock("link.sock");
+    let spec = BackendSpec::parse_inline(&format!("stream,listen=unix:{}", path.display()))
+        .unwrap()
+        .open()
+        .unwrap();
+    let mut g = common::FakeGuest::new(spec);
+    g.linux_probe();
+    g.linux_open(8, 8);
+    let lu = |g: &mut common::FakeGuest| g.rd(STATUS) & STATUS_LU != 0;
+    assert!(!lu(&mut g), "no peer yet: no link");
+    let _ = g.rd(ICR);
+
+    for round in 0..2 {
+        let peer = UnixStream::connect(&path).unwrap();
+        wait_until("the link with a peer", || {
+            g.bus.poll();
+            lu(&mut g)
+        });
+        assert_ne!(g.rd(ICR) & ICR_LSC, 0, "round {round}: LSC on connect");
+        drop(peer);
+        wait_until("the link without the peer", || {
+            g.bus.poll();
+            !lu(&mut g)
+        });
+        assert_ne!(g.rd(ICR) & ICR_LSC, 0, "round {round}: LSC on disconnect");
     }
 }

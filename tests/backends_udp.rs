@@ -414,3 +414,97 @@ fn multicast_specs_name_their_keys() {
         assert!(e.contains(&format!("`{key}`")), "{spec}: {e}");
     }
 }
+
+/// Poll `b` (receiving, as the event loop does) until `cond` holds, 5 s at most.
+fn until(b: &mut UdpTunnel, what: &str, mut cond: impl FnMut(&UdpTunnel) -> bool) {
+    let mut buf = vec![0u8; MAX_FRAME];
+    let end = Instant::now() + Duration::from_secs(5);
+    while !cond(b) {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        let _ = b.recv(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_peer_that_goes_away_is_counted_and_its_return_needs_nothing() {
+    let (mut a, b) = pair();
+    let b_addr = b.local_addr();
+    let f = common::frame(common::PEER, common::MAC, 0x0800, 100, 1);
+    drop(b);
+    // Nobody listens on the peer's port: the kernel's ICMP port unreachable is counted
+    // (frames go out all the same: UDP cannot know which will be lost).
+    for _ in 0..3 {
+        let _ = a.send(&f).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    until(&mut a, "an ICMP error", |a| {
+        a.counters().peer_unreachable > 0
+    });
+    assert_eq!(a.remote_addr(), Some(b_addr), "a configured remote stays");
+    // The carrier does not follow a connectionless peer.
+    assert!(a.carrier().up);
+    assert_eq!(a.carrier_note(), None);
+    // The error queue is drained: once the last ICMP error is in and a receive has
+    // seen it, the socket is not left reporting POLLERR (the event loop would spin).
+    std::thread::sleep(Duration::from_millis(100));
+    let mut buf = vec![0u8; MAX_FRAME];
+    assert_eq!(a.recv(&mut buf).unwrap(), None);
+    let mut pfd = libc::pollfd {
+        fd: a.rx_fd().unwrap(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, live for the call; timeout 0.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    assert!(rc >= 0);
+    assert_eq!(pfd.revents & libc::POLLERR, 0, "error queue left full");
+
+    // The peer comes back on the same port: frames flow with nothing else to do.
+    let mut b = UdpTunnel::new(b_addr, Some(a.local_addr())).unwrap();
+    let unreachable = a.counters().peer_unreachable;
+    let f2 = common::frame(common::PEER, common::MAC, 0x0800, 200, 2);
+    // A pending error may cost one frame; the next ones arrive.
+    let mut got = None;
+    for _ in 0..3 {
+        let _ = a.send(&f2).unwrap();
+        got = recv_wait(&mut b);
+        if got.is_some() {
+            break;
+        }
+    }
+    assert_eq!(got.as_deref(), Some(&f2[..]));
+    assert!(b.send(&f).unwrap());
+    assert_eq!(recv_wait(&mut a).as_deref(), Some(&f[..]));
+    assert!(a.counters().peer_unreachable <= unreachable + 1);
+}
+
+#[test]
+fn a_learned_peer_that_goes_away_is_forgotten_and_the_next_one_learned() {
+    let mut a = UdpTunnel::new(any_local(), None).unwrap();
+    let first = UdpSocket::bind(any_local()).unwrap();
+    let f = common::frame(common::MAC, common::PEER, 0x0800, 64, 1);
+    first.send_to(&f, a.local_addr()).unwrap();
+    assert_eq!(recv_wait(&mut a).as_deref(), Some(&f[..]));
+    assert_eq!(a.remote_addr(), Some(first.local_addr().unwrap()));
+    drop(first);
+    for _ in 0..3 {
+        let _ = a.send(&f).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    until(&mut a, "the learned remote forgotten", |a| {
+        a.remote_addr().is_none()
+    });
+    assert!(a.counters().peer_unreachable > 0);
+    // A new peer, on another port, is learned from its first datagram.
+    let second = UdpSocket::bind(any_local()).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    second.send_to(&f, a.local_addr()).unwrap();
+    assert_eq!(recv_wait(&mut a).as_deref(), Some(&f[..]));
+    assert_eq!(a.remote_addr(), Some(second.local_addr().unwrap()));
+    assert!(a.send(&f).unwrap());
+    let mut buf = [0u8; 2000];
+    assert_eq!(second.recv(&mut buf).unwrap(), f.len());
+}

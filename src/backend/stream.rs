@@ -5,7 +5,10 @@
 //!
 //! One peer at a time. When the peer goes away, a client reconnects (every 100 ms at
 //! first, backing off to 2 s) and a server takes the next connection; frames sent
-//! meanwhile are dropped and counted. A length prefix of 0 is skipped, one larger than
+//! meanwhile are dropped and counted. The peer is the other end of the cable: without
+//! one the backend has no [carrier](PacketBackend::carrier), so the guest sees its link
+//! down from the moment the peer goes until one is connected again (a server's guest,
+//! until the first peer connects). A length prefix of 0 is skipped, one larger than
 //! the device can take is read past without being stored, and one larger than QEMU ever
 //! sends (69632 bytes) ends the connection: the peer is not speaking this protocol.
 
@@ -18,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use super::{sys, PacketBackend};
+use super::control::{with_inner_counters, BackendCounter};
+use super::{sys, BackendReply, BackendRequest, Carrier, PacketBackend};
 
 /// Largest length prefix accepted: QEMU's `NET_BUFSIZE` (4096 + 65536). Longer ones end
 /// the connection.
@@ -348,14 +352,19 @@ impl StreamBackend {
         self.rx_end = 0;
         self.rx_skip = 0;
         self.retry_at = Instant::now() + self.backoff;
-        log::warn!(
-            "stream {}: connection ended ({why}); {lost} queued frame(s) lost; {}",
-            self.addr,
-            match self.role {
-                StreamRole::Connect => "reconnecting",
-                StreamRole::Listen => "waiting for the next peer",
-            }
-        );
+        // A peer that comes and goes must not flood the log: every disconnect is counted.
+        if crate::log_limit::worth_logging(self.counters.disconnects) {
+            log::warn!(
+                "stream {}: connection ended ({why}); {lost} queued frame(s) lost; link down \
+                 until {} ({} disconnect(s) so far)",
+                self.addr,
+                match self.role {
+                    StreamRole::Connect => "reconnected",
+                    StreamRole::Listen => "the next peer connects",
+                },
+                self.counters.disconnects
+            );
+        }
     }
 
     /// Write queued bytes until done or the socket is full.
@@ -555,13 +564,81 @@ impl PacketBackend for StreamBackend {
         }
     }
 
-    /// A client without a peer wants to be called when it is time to reconnect; with
-    /// frames still queued, soon, to write them.
+    /// With frames still queued, soon, to write them. (Reconnecting is
+    /// [`carrier`](PacketBackend::carrier)'s business.)
     fn next_rx_deadline(&self) -> Option<Instant> {
-        if self.conn.is_none() && self.role == StreamRole::Connect {
-            return Some(self.retry_at);
+        (self.conn.is_some() && self.tx_start < self.tx.len())
+            .then(|| Instant::now() + Duration::from_millis(1))
+    }
+
+    /// Up while a peer is connected. Without one, a client tries to connect when its
+    /// back-off says so (and asks to be called then); a server takes a waiting peer
+    /// (its listening socket wakes the event loop).
+    fn carrier(&mut self) -> Carrier {
+        self.ensure_connected();
+        match (&self.conn, self.role) {
+            (Some(_), _) => Carrier::UP,
+            (None, StreamRole::Connect) => Carrier::down(Some(self.retry_at)),
+            (None, StreamRole::Listen) => Carrier::down(None),
         }
-        (self.tx_start < self.tx.len()).then(|| Instant::now() + Duration::from_millis(1))
+    }
+
+    fn carrier_note(&self) -> Option<String> {
+        if self.conn.is_some() {
+            return None;
+        }
+        Some(match self.role {
+            StreamRole::Connect => format!(
+                "stream {}: no peer connected; reconnecting every {} ms to {} s ({} \
+                 connection(s) so far)",
+                self.addr,
+                MIN_BACKOFF.as_millis(),
+                MAX_BACKOFF.as_secs(),
+                self.counters.connects
+            ),
+            StreamRole::Listen => format!(
+                "stream {}: waiting for a peer to connect ({} connection(s) so far)",
+                self.addr, self.counters.connects
+            ),
+        })
+    }
+
+    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
+        let BackendRequest::Counters = request else {
+            return None;
+        };
+        let c = self.counters;
+        let counter = |name, help, value| BackendCounter::new("stream", name, help, value);
+        Some(with_inner_counters(
+            vec![
+                counter("sent", "Frames written or queued whole", c.sent),
+                counter("received", "Frames received", c.received),
+                counter(
+                    "tx_dropped",
+                    "Frames not sent: no peer, or the write buffer full",
+                    c.tx_dropped,
+                ),
+                counter(
+                    "tx_lost_on_disconnect",
+                    "Frames queued when the connection ended",
+                    c.tx_lost_on_disconnect,
+                ),
+                counter(
+                    "rx_skipped",
+                    "Frames read past: length 0 or larger than the device takes",
+                    c.rx_skipped,
+                ),
+                counter(
+                    "rx_bad_length",
+                    "Connections ended for a length prefix beyond QEMU's limit",
+                    c.rx_bad_length,
+                ),
+                counter("connects", "Connections made or accepted", c.connects),
+                counter("disconnects", "Connections that ended", c.disconnects),
+                counter("tx_writes", "Write system calls", c.tx_writes),
+            ],
+            None,
+        ))
     }
 
     fn begin_burst(&mut self) {

@@ -8,13 +8,23 @@
 //! the other members on the host through `SO_REUSEADDR`) and sent from a second socket
 //! of their own, so that a member recognises its own frames, which the kernel loops
 //! back, by their source address and does not receive them.
+//!
+//! A peer that goes away: the tunnel asks the kernel for ICMP errors (`IP_RECVERR`), so a
+//! peer whose port is closed (or whose host is unreachable) is noticed, counted
+//! (`peer_unreachable`) and logged with rate limiting; a remote learned from the first
+//! datagram is then forgotten, so that a peer coming back on another port is learned
+//! anew. The guest's link does not follow: a UDP wire is connectionless, a quiet peer
+//! looks the same as a gone one, a peer behind a firewall sends no ICMP at all, and a
+//! segment whose other end is away is still a working cable (as a switch port whose
+//! other hosts are off). Frames go on leaving, and reach the peer once it is back.
 
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
+use super::control::{with_inner_counters, BackendCounter};
 use super::sys::RecvBatch;
-use super::{sys, PacketBackend, MAX_FRAME};
+use super::{sys, BackendReply, BackendRequest, PacketBackend, MAX_FRAME};
 
 /// Datagrams taken from the socket per `recvmmsg` call unless `NIC_EMU_UDP_RX_BATCH`
 /// says otherwise (1: one datagram per call).
@@ -84,6 +94,9 @@ pub struct UdpCounters {
     /// Receive system calls made (`recvmmsg`, each taking up to the batch size of
     /// datagrams), the ones that found nothing included.
     pub rx_calls: u64,
+    /// ICMP errors about datagrams sent to the peer (port unreachable: nobody listens
+    /// there; host or network unreachable).
+    pub peer_unreachable: u64,
 }
 
 /// The multicast side of a tunnel: the socket that sends, and its address (how our own
@@ -119,6 +132,9 @@ impl UdpTunnel {
             .map_err(|e| io::Error::new(e.kind(), format!("udp: cannot bind {local}: {e}")))?;
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
+        if let Err(e) = sys::set_recverr(socket.as_fd(), local.is_ipv6()) {
+            log::info!("udp {local}: no ICMP errors from the peer ({e}): a peer gone unseen");
+        }
         log::info!(
             "udp {local}: tunnel to {}",
             remote.map_or_else(
@@ -224,6 +240,31 @@ impl UdpTunnel {
         self.counters
     }
 
+    /// The kernel passed on an ICMP error about a datagram sent to the peer: count it,
+    /// clear the error queue, log now and then, and forget a learned remote.
+    fn peer_unreachable(&mut self, e: &io::Error) {
+        let queued = sys::drain_error_queue(self.socket.as_fd()) as u64;
+        self.counters.peer_unreachable += queued.max(1);
+        let n = self.counters.peer_unreachable;
+        let peer = self
+            .remote
+            .map_or_else(|| "the peer".to_string(), |r| r.to_string());
+        if crate::log_limit::worth_logging(n) {
+            log::warn!(
+                "udp {}: {peer} unreachable ({e}): nothing listens there now; frames sent to \
+                 it are lost until it is back ({n} ICMP error(s) so far)",
+                self.local
+            );
+        }
+        if self.learn && self.remote.take().is_some() {
+            log::info!(
+                "udp {}: forgetting the learned remote {peer}: the sender of the next \
+                 datagram becomes the peer",
+                self.local
+            );
+        }
+    }
+
     fn drop_tx(&mut self, why: &str) -> io::Result<bool> {
         self.counters.send_dropped += 1;
         if crate::log_limit::worth_logging(self.counters.send_dropped) {
@@ -235,6 +276,14 @@ impl UdpTunnel {
         }
         Ok(false)
     }
+}
+
+/// The errors an ICMP message about a sent datagram turns into.
+fn is_unreachable(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EHOSTDOWN)
+    )
 }
 
 impl PacketBackend for UdpTunnel {
@@ -259,7 +308,14 @@ impl PacketBackend for UdpTunnel {
                 Ok(true)
             }
             Err(e) => match send_failure(&e) {
-                Some(f) => self.drop_tx(f.as_str()),
+                Some(f) => {
+                    // An ICMP error from an earlier datagram: the peer is not listening
+                    // (yet), or cannot be reached.
+                    if is_unreachable(&e) && self.mcast.is_none() {
+                        self.peer_unreachable(&e);
+                    }
+                    self.drop_tx(f.as_str())
+                }
                 None => Err(io::Error::new(
                     e.kind(),
                     format!("udp {}: send to {remote}: {e}", self.local),
@@ -276,8 +332,11 @@ impl PacketBackend for UdpTunnel {
                 match self.rx.fill(self.socket.as_fd()) {
                     Ok(0) => return Ok(None),
                     Ok(_) => {}
-                    // An ICMP error from an earlier datagram: try again at once.
-                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => continue,
+                    // An ICMP error from an earlier datagram: note it, try again at once.
+                    Err(e) if is_unreachable(&e) => {
+                        self.peer_unreachable(&e);
+                        continue;
+                    }
                     Err(e) => {
                         return Err(io::Error::new(
                             e.kind(),
@@ -342,6 +401,47 @@ impl PacketBackend for UdpTunnel {
     /// be empty (not readable) while they wait for ring space.
     fn next_rx_deadline(&self) -> Option<std::time::Instant> {
         self.rx.pending().then(std::time::Instant::now)
+    }
+
+    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
+        let BackendRequest::Counters = request else {
+            return None;
+        };
+        let c = self.counters;
+        let counter = |name, help, value| BackendCounter::new("udp", name, help, value);
+        Some(with_inner_counters(
+            vec![
+                counter("sent", "Frames sent", c.sent),
+                counter("received", "Frames received", c.received),
+                counter(
+                    "send_dropped",
+                    "Frames not sent: no remote yet, buffer full, too big, peer unreachable",
+                    c.send_dropped,
+                ),
+                counter(
+                    "rx_dropped",
+                    "Datagrams empty or larger than a frame, dropped",
+                    c.rx_dropped,
+                ),
+                counter(
+                    "rx_foreign",
+                    "Datagrams from an address other than the peer, dropped",
+                    c.rx_foreign,
+                ),
+                counter(
+                    "rx_own",
+                    "Multicast: own frames looped back, not received",
+                    c.rx_own,
+                ),
+                counter("rx_calls", "Receive system calls", c.rx_calls),
+                counter(
+                    "peer_unreachable",
+                    "ICMP errors about frames sent to the peer (port or host unreachable)",
+                    c.peer_unreachable,
+                ),
+            ],
+            None,
+        ))
     }
 }
 

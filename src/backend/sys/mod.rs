@@ -156,6 +156,53 @@ pub(crate) fn set_multicast_if_v4(fd: BorrowedFd<'_>, iface: Ipv4Addr) -> io::Re
     setsockopt_bytes(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &iface.octets())
 }
 
+/// Have ICMP errors about datagrams sent from this unconnected UDP socket reported
+/// (`IP_RECVERR`, or `IPV6_RECVERR` for an IPv6 socket): the next receive or send then
+/// fails with the error (`ECONNREFUSED` for a port nobody listens on), and the ICMP
+/// message waits in the socket's error queue until [`drain_error_queue`] takes it.
+#[cfg_attr(not(feature = "udp"), allow(dead_code))]
+pub(crate) fn set_recverr(fd: BorrowedFd<'_>, ipv6: bool) -> io::Result<()> {
+    let (level, name) = if ipv6 {
+        (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+    } else {
+        (libc::IPPROTO_IP, libc::IP_RECVERR)
+    };
+    setsockopt_bytes(fd, level, name, &1i32.to_ne_bytes())
+}
+
+/// Take every message waiting in the socket's error queue (`recvmsg(MSG_ERRQUEUE)`, at
+/// most 64), so that it stops reporting `POLLERR`; returns how many there were.
+#[cfg_attr(not(feature = "udp"), allow(dead_code))]
+pub(crate) fn drain_error_queue(fd: BorrowedFd<'_>) -> usize {
+    let mut data = [0u8; 64];
+    let mut taken = 0;
+    for _ in 0..64 {
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // SAFETY: msghdr is plain data; all-zero (no name, no control buffer) is valid.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        // SAFETY: recvmsg(2) writes at most `data.len()` bytes through the one iovec,
+        // which points into `data`, live for the call; there is no name or control
+        // buffer. MSG_DONTWAIT: it never blocks.
+        let n = unsafe {
+            libc::recvmsg(
+                fd.as_raw_fd(),
+                &mut msg,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            break;
+        }
+        taken += 1;
+    }
+    taken
+}
+
 #[cfg_attr(not(feature = "udp"), allow(dead_code))]
 fn fd_borrow(fd: &OwnedFd) -> BorrowedFd<'_> {
     use std::os::fd::AsFd;
