@@ -47,6 +47,12 @@ QEMU-style stream socket such as passt's, pcap replay, loopback), and frames
 the backend delivers reach the guest. One client is served at a time; when it
 disconnects, the device is reset and the next client is accepted.
 
+When the tap is deleted under a running nic-emu, the guest sees its cable pulled
+(link down) until a tap of that name exists again, when nic-emu reattaches (a tap
+given as fd=N stays down; `ctl info` says why). A stream backend's link follows its
+peer the same way; a UDP tunnel's does not (connectionless), but a peer that is gone
+is counted (udp_peer_unreachable).
+
 Backends are named in a configuration file (backends.toml; a commented example is in
 the source tree, and in /usr/share/doc/nic-emu/examples/ when installed from the Debian
 package) or given inline in QEMU style. Relative paths in a file are relative to the
@@ -81,6 +87,15 @@ Examples:
   # A tap interface (needs CAP_NET_ADMIN), recording all traffic:
   nic-emu-cli --backend tap,ifname=tap0 --record /tmp/e1000.pcap
 
+  # A tap without root: created once by root for this user, then opened with no
+  # capability (as that user):
+  #   ip tuntap add dev tap0 mode tap user $(id -un) && ip link set tap0 up
+  nic-emu-cli --backend tap,ifname=tap0
+
+  # A tap descriptor opened (TUNSETIFF) and passed down by whoever starts nic-emu,
+  # as QEMU's -netdev tap,fd=N (the README has a runnable opener):
+  nic-emu-cli --backend tap,fd=3
+
   # A UDP tunnel to another emulator or a test program:
   nic-emu-cli --backend udp,local=127.0.0.1:7001,remote=127.0.0.1:7002
 
@@ -110,7 +125,9 @@ Examples:
 
 Inline backend specs (keys as in backends.toml; a comma inside a value is ,,):
   loopback
-  tap[,ifname=NAME]                       (default tap%d)
+  tap[,ifname=NAME]                       (default tap%d; a persistent tap owned by
+                                           the user needs no capability)
+  tap,fd=N                                (a tap descriptor inherited from the caller)
   udp,local=IP:PORT[,remote=IP:PORT]      (remote learned from the first datagram)
   udp,mcast=GROUP:PORT[,local=IFACE-IP]   (IPv4 multicast segment)
   vxlan,remote=HOST[:PORT],vni=N[,local=IP[:PORT]]   (RFC 7348; port 4789)
