@@ -9,7 +9,9 @@
 //! removes it when the descriptor closes, i.e. on drop.
 //!
 //! Opening needs no capability when the tap exists and belongs to the user
-//! (`ip tuntap add dev tap0 mode tap user alice`); creating one needs `CAP_NET_ADMIN`.
+//! (`ip tuntap add dev tap0 mode tap user alice`; a persistent tap with neither owner nor
+//! group is open to anyone) and /dev/net/tun may be opened (its usual mode is 0666);
+//! creating one needs `CAP_NET_ADMIN`.
 //!
 //! When the interface is deleted under us (`ip link del`), reads and writes fail with
 //! `EBADFD`: the tap logs it once and reports no [carrier](PacketBackend::carrier), so
@@ -178,8 +180,9 @@ impl Tap {
     /// when `offload` is true and the kernel takes it, plainly otherwise.
     pub fn open_with(ifname: &str, offload: bool) -> io::Result<Self> {
         validate_ifname(ifname).map_err(|m| io::Error::new(ErrorKind::InvalidInput, m))?;
+        let device = || sys::open_tun_device().map_err(explain_device_error);
         if offload {
-            match sys::open_tap(ifname, true) {
+            match sys::attach_tap(device()?, ifname, true) {
                 Ok((fd, name)) => {
                     let mut tap = Self::from_fd(fd, name)?;
                     tap.origin = Origin::Named;
@@ -203,7 +206,8 @@ impl Tap {
                 ),
             }
         }
-        let (fd, name) = sys::open_tap(ifname, false).map_err(|e| explain_open_error(ifname, e))?;
+        let (fd, name) =
+            sys::attach_tap(device()?, ifname, false).map_err(|e| explain_open_error(ifname, e))?;
         let mut tap = Self::from_fd(fd, name)?;
         tap.origin = Origin::Named;
         log::info!(
@@ -418,7 +422,8 @@ impl Tap {
                 format!("no interface named {} yet", self.name),
             ));
         }
-        let (fd, _) = sys::open_tap(&self.name, self.vnet_hdr)
+        let device = sys::open_tun_device().map_err(explain_device_error)?;
+        let (fd, _) = sys::attach_tap(device, &self.name, self.vnet_hdr)
             .map_err(|e| explain_open_error(&self.name, e))?;
         sys::set_nonblocking(fd.as_fd())?;
         self.file = File::from(fd);
@@ -501,10 +506,24 @@ fn explain_open_error(ifname: &str, e: io::Error) -> io::Error {
             "tap {ifname}: the name is taken by an interface that is not a tap \
              (or the name is invalid); choose another name"
         ),
-        Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => {
-            format!("tap {ifname}: /dev/net/tun is missing (is the `tun` module loaded?)")
-        }
         _ => format!("tap {ifname}: {e}"),
+    };
+    io::Error::new(e.kind(), msg)
+}
+
+/// /dev/net/tun could not be opened, in words, with what to do about it.
+fn explain_device_error(e: io::Error) -> io::Error {
+    let msg = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => format!(
+            "cannot open /dev/net/tun ({e}): it must be readable and writable by user {} \
+             (its usual mode is 0666, crw-rw-rw-: as root, `chmod 0666 /dev/net/tun`); or \
+             pass an open descriptor with tap,fd=N",
+            euid()
+        ),
+        Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => {
+            format!("/dev/net/tun is missing ({e}): is the `tun` module loaded (`modprobe tun`)?")
+        }
+        _ => format!("cannot open /dev/net/tun: {e}"),
     };
     io::Error::new(e.kind(), msg)
 }

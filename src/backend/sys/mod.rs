@@ -5,7 +5,8 @@
 mod tun;
 #[cfg(feature = "tap")]
 pub(crate) use tun::{
-    interface_exists, open_tap, set_tap_offload, set_vnet_hdr_size, sysfs_no_pi, tap_info,
+    attach_tap, interface_exists, open_tun_device, set_tap_offload, set_vnet_hdr_size, sysfs_no_pi,
+    tap_info,
 };
 #[cfg(feature = "udp")]
 mod inet;

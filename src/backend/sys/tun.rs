@@ -55,15 +55,24 @@ impl IfReq {
     }
 }
 
-/// Create the tap `ifname` (or attach to an existing one) with `IFF_TAP | IFF_NO_PI`, and
-/// `IFF_VNET_HDR` when `vnet_hdr` (every frame read or written is then preceded by a
-/// `struct virtio_net_hdr`). Returns the descriptor and the name the kernel gave.
-/// `ifname` was validated by the caller (at most 15 bytes, no NUL).
-pub(crate) fn open_tap(ifname: &str, vnet_hdr: bool) -> io::Result<(OwnedFd, String)> {
-    let file = std::fs::OpenOptions::new()
+/// Open the tun/tap clone device, `/dev/net/tun`, for [`attach_tap`].
+pub(crate) fn open_tun_device() -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/net/tun")?;
+        .open("/dev/net/tun")
+}
+
+/// Create the tap `ifname` (or attach to an existing one) on `file`, a fresh descriptor
+/// of /dev/net/tun ([`open_tun_device`]), with `IFF_TAP | IFF_NO_PI`, and `IFF_VNET_HDR`
+/// when `vnet_hdr` (every frame read or written is then preceded by a `struct
+/// virtio_net_hdr`). Returns the descriptor and the name the kernel gave. `ifname` was
+/// validated by the caller (at most 15 bytes, no NUL).
+pub(crate) fn attach_tap(
+    file: std::fs::File,
+    ifname: &str,
+    vnet_hdr: bool,
+) -> io::Result<(OwnedFd, String)> {
     let flags = IFF_TAP | IFF_NO_PI | if vnet_hdr { IFF_VNET_HDR } else { 0 };
     let mut req = IfReq::named(ifname, flags)?;
     // SAFETY: TUNSETIFF reads and writes one `struct ifreq` at the pointer; `req` is a
