@@ -169,7 +169,9 @@ pub trait PacketBackend: Send {
     /// when its own schedule says so, and is cheap otherwise. The device's service step
     /// calls this on every pass, whatever the state of the receive ring, and shows the
     /// guest a link only while both this carrier and the host's cable
-    /// (`E1000::set_link`) are up. A wrapper passes it on.
+    /// (`E1000::set_link`) are up. A wrapper passes it on (and may do its own upkeep
+    /// here: the pcap recorder writes out records waiting in memory, and asks to be
+    /// called again when the next ones are due).
     fn carrier(&mut self) -> Carrier {
         Carrier::UP
     }

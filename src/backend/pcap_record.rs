@@ -385,8 +385,23 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
         self.inner.rx_outcome(outcome)
     }
 
+    /// The wrapped backend's carrier; and records waiting in memory are written out
+    /// once a second has passed since the last write, traffic or not (the service step
+    /// asks here on every pass, and wakes when told).
     fn carrier(&mut self) -> super::Carrier {
-        self.inner.carrier()
+        let mut c = self.inner.carrier();
+        if self.writer.as_ref().is_some_and(RecordFile::waiting) {
+            let due = self.last_flush + FLUSH_INTERVAL;
+            if Instant::now() >= due {
+                self.last_flush = Instant::now();
+                if let Some(Err(f)) = self.writer.as_mut().map(RecordFile::flush) {
+                    self.write_failed(f);
+                }
+            } else {
+                c.recheck_at = Some(c.recheck_at.map_or(due, |r| r.min(due)));
+            }
+        }
+        c
     }
 
     fn carrier_note(&self) -> Option<String> {
@@ -527,6 +542,30 @@ mod tests {
         assert_eq!(rec.counters().not_recorded, 400 - 9 + 1);
         rec.flush().unwrap();
         assert_eq!(disk.bytes(), bytes);
+    }
+
+    #[test]
+    fn waiting_records_reach_the_file_within_a_second_without_more_traffic() {
+        let disk = FullDisk::new(usize::MAX);
+        let mut rec = PcapRecorder::idle(Loopback::new());
+        rec.start_into(
+            Box::new(disk.clone()),
+            PathBuf::from("idle.pcap"),
+            RecordLimits::default(),
+        )
+        .unwrap();
+        rec.send(&[3u8; 60]).unwrap();
+        assert_eq!(disk.bytes().len(), 24, "the record waits in memory");
+        let c = rec.carrier();
+        assert!(c.up);
+        let due = c
+            .recheck_at
+            .expect("the service step is told when to come back");
+        assert!(due <= Instant::now() + FLUSH_INTERVAL);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let c = rec.carrier();
+        assert_eq!(c.recheck_at, None, "nothing waits any more");
+        assert_eq!(records(&disk.bytes()).unwrap(), vec![vec![3u8; 60]]);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! pcap of whole records.
 //!
 //! Records are gathered in memory and written out whole ([`RecordFile::flush`]): when
-//! [`BUFFER`] bytes are waiting, and at least once a second while traffic flows (the
-//! recorder asks), and when the recording ends. When a write fails part-way (the disk
+//! [`BUFFER`] bytes are waiting, at most a second after a record came (the recorder
+//! asks, from the service step's pass if no other record comes), and when the recording
+//! ends. When a write fails part-way (the disk
 //! filled up), the file is cut back ([`RecordSink::truncate`], `ftruncate(2)`) to the
 //! end of the last record that reached it whole, so a reader never meets a torn record.
 //!
@@ -117,6 +118,11 @@ impl RecordFile {
             self.buf.extend_from_slice(p);
         }
         self.ends.push((self.buf.len(), tx));
+    }
+
+    /// Whether records wait in memory for [`flush`](Self::flush).
+    pub fn waiting(&self) -> bool {
+        !self.buf.is_empty()
     }
 
     /// Bytes in the file (whole records) plus those waiting.
