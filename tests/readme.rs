@@ -9,9 +9,10 @@
 //!   /run, so the README's paths, ports and tap0 are used as they are): the blocks of
 //!   "A QEMU guest with an e1000 on a tap" (nic-emu-cli and `ip addr`), "Two VMs on one
 //!   wire", "Networking without root" (the nic-emu-cli line), "Any number of VMs",
-//!   "Replaying a capture", "A worse wire" run, every nic-emu-cli stays up until SIGTERM
-//!   and then exits 0; the "Steering a running nic-emu" console session runs command by
-//!   command and each output has the shape the README shows.
+//!   "Replaying a capture", "A worse wire", "A tap without root" (`sudo` a shim, as the
+//!   test is root; contrib/open-tap drops to `nobody`) run, every nic-emu-cli stays up
+//!   until SIGTERM and then exits 0; the "Steering a running nic-emu" console session
+//!   runs command by command and each output has the shape the README shows.
 //!
 //! Not run here: QEMU and `scripts/boot-guest.sh` lines (tests/e2e_readme.rs boots the
 //! tap example's guest), `passt` (tests/e2e_networking.rs), `systemd-socket-activate`
@@ -271,6 +272,69 @@ fn readme_blocks_run_as_written() {
 
     let log = run_block("A worse wire", |_| false, true);
     assert!(log.contains("joined") && log.contains("tap0"), "{log}");
+}
+
+/// "A tap without root", both blocks, as written, as root in the sandbox: `sudo` is a
+/// shim that runs the command (the test is root already), so `$(id -un)` is root;
+/// contrib/open-tap drops to `nobody`, which reaches nic-emu-cli through a copy on PATH
+/// in the sandbox's /tmp. (tests/e2e_tap_rootless.rs runs nic-emu-cli itself as
+/// `nobody` on a tap of its own, with a guest.)
+#[test]
+fn readme_tap_without_root_runs_as_written() {
+    const T: &str = "readme_tap_without_root_runs_as_written";
+    if !can_run_as_root(T) {
+        return;
+    }
+    let blocks: Vec<Block> = blocks()
+        .into_iter()
+        .filter(|b| b.heading == "A tap without root" && b.lang == "sh")
+        .collect();
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    let dir = workdir("rootless");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::os::unix::fs::symlink(root.join("contrib"), dir.join("contrib")).unwrap();
+    let mut script = String::from(SERVE_FNS);
+    script.push_str(&format!(
+        "mkdir -p /tmp/bin
+printf '#!/bin/sh\\nexec \"$@\"\\n' >/tmp/bin/sudo
+         cp {} /tmp/bin/
+chmod 755 /tmp/bin /tmp/bin/sudo /tmp/bin/nic-emu-cli
+         export PATH=/tmp/bin:$PATH
+",
+        sh_quote(BIN)
+    ));
+    let mut n = 0;
+    for b in &blocks {
+        for c in commands(b) {
+            if c.contains("nic-emu-cli ") {
+                // Each line serves on /tmp/nic-emu.sock: one at a time.
+                script.push_str(&format!(
+                    "serve {n} {}
+up {n}
+stop_all
+unset 'PIDS[{n}]'
+",
+                    sh_quote(&c)
+                ));
+                n += 1;
+            } else {
+                script.push_str(&format!("{c}\n"));
+            }
+        }
+    }
+    assert_eq!(n, 2, "two nic-emu-cli lines");
+    let o = in_sandbox(&dir, &script);
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("tap tap0: attached (IFF_TAP"), "{log}");
+    assert!(
+        log.contains("tap tap0: attached through inherited fd="),
+        "{log}"
+    );
 }
 
 /// The control-socket session, command by command: each output has the README's shape

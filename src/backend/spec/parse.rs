@@ -143,92 +143,90 @@ impl TryFrom<RawSpec> for BackendSpec {
             kind: kind.into(),
             key: key.into(),
         };
-        let backend =
-            match kind {
-                "tap" => match raw.fd {
-                    Some(_) if raw.ifname.is_some() => return Err(bad(
-                        "fd",
-                        "give either ifname or fd, not both (the kernel names the tap behind fd)",
-                    )),
-                    Some(fd) => BackendKind::TapFd {
-                        fd: i32::try_from(fd)
-                            .map_err(|_| bad("fd", format!("{fd} is not a descriptor number")))?,
-                    },
-                    None => {
-                        let ifname = raw.ifname.unwrap_or_else(|| "tap%d".into());
-                        check_ifname(&ifname)?;
-                        BackendKind::Tap { ifname }
-                    }
-                },
-                "udp" if raw.mcast.is_some() => udp_mcast(&raw)?,
-                "udp" => {
-                    let local = addr(
-                        "local",
-                        raw.local.as_deref().ok_or_else(|| missing("local"))?,
-                    )?;
-                    let remote = raw
-                        .remote
-                        .as_deref()
-                        .map(|r| addr("remote", r))
-                        .transpose()?;
-                    if let Some(r) = remote.filter(|r| r.is_ipv4() != local.is_ipv4()) {
-                        return Err(bad(
-                            "remote",
-                            format!("{r} and local {local} are not the same IP version"),
-                        ));
-                    }
-                    BackendKind::Udp { local, remote }
+        let backend = match kind {
+            "tap" => match raw.fd {
+                Some(_) if raw.ifname.is_some() => {
+                    return Err(bad("fd", "give either ifname or fd, not both"))
                 }
-                "vxlan" => BackendKind::Vxlan(vxlan::parse(vxlan::RawVxlan {
-                    remote: raw.remote.as_deref(),
-                    group: raw.group.as_deref(),
-                    vni: raw.vni,
-                    local: raw.local.as_deref(),
-                    ttl: raw.ttl,
-                    src_port: raw.src_port,
-                })?),
-                "stream" => {
-                    let (key, role, v) = match (&raw.connect, &raw.listen) {
-                        (Some(v), None) => ("connect", StreamRole::Connect, v),
-                        (None, Some(v)) => ("listen", StreamRole::Listen, v),
-                        (Some(_), Some(_)) => {
-                            return Err(bad("listen", "give either connect or listen, not both"))
-                        }
-                        (None, None) => return Err(missing("connect` or `listen")),
-                    };
-                    BackendKind::Stream {
-                        addr: v.parse().map_err(|e: String| bad(key, e))?,
-                        role,
-                    }
-                }
-                "pcap" => BackendKind::Pcap {
-                    replay: non_empty("replay", raw.replay.ok_or_else(|| missing("replay"))?)?,
-                    timing: raw
-                        .timing
-                        .as_deref()
-                        .map(ReplayTiming::from_str)
-                        .transpose()
-                        .map_err(|reason| bad("timing", reason))?
-                        .unwrap_or(ReplayTiming::Original),
-                    repeat: raw.repeat.unwrap_or(1),
-                    rewrite: Rewrite {
-                        dst: raw
-                            .rewrite_dst
-                            .as_deref()
-                            .map(|v| match v {
-                                "guest" => Ok(DstRewrite::Guest),
-                                _ => mac("rewrite_dst", v).map(DstRewrite::Mac),
-                            })
-                            .transpose()?,
-                        src: raw
-                            .rewrite_src
-                            .as_deref()
-                            .map(|v| mac("rewrite_src", v))
-                            .transpose()?,
-                    },
+                Some(fd) => BackendKind::TapFd {
+                    fd: i32::try_from(fd)
+                        .map_err(|_| bad("fd", format!("{fd} is not a descriptor number")))?,
                 },
-                _ => BackendKind::Loopback,
-            };
+                None => {
+                    let ifname = raw.ifname.unwrap_or_else(|| "tap%d".into());
+                    check_ifname(&ifname)?;
+                    BackendKind::Tap { ifname }
+                }
+            },
+            "udp" if raw.mcast.is_some() => udp_mcast(&raw)?,
+            "udp" => {
+                let local = addr(
+                    "local",
+                    raw.local.as_deref().ok_or_else(|| missing("local"))?,
+                )?;
+                let remote = raw
+                    .remote
+                    .as_deref()
+                    .map(|r| addr("remote", r))
+                    .transpose()?;
+                if let Some(r) = remote.filter(|r| r.is_ipv4() != local.is_ipv4()) {
+                    return Err(bad(
+                        "remote",
+                        format!("{r} and local {local} are not the same IP version"),
+                    ));
+                }
+                BackendKind::Udp { local, remote }
+            }
+            "vxlan" => BackendKind::Vxlan(vxlan::parse(vxlan::RawVxlan {
+                remote: raw.remote.as_deref(),
+                group: raw.group.as_deref(),
+                vni: raw.vni,
+                local: raw.local.as_deref(),
+                ttl: raw.ttl,
+                src_port: raw.src_port,
+            })?),
+            "stream" => {
+                let (key, role, v) = match (&raw.connect, &raw.listen) {
+                    (Some(v), None) => ("connect", StreamRole::Connect, v),
+                    (None, Some(v)) => ("listen", StreamRole::Listen, v),
+                    (Some(_), Some(_)) => {
+                        return Err(bad("listen", "give either connect or listen, not both"))
+                    }
+                    (None, None) => return Err(missing("connect` or `listen")),
+                };
+                BackendKind::Stream {
+                    addr: v.parse().map_err(|e: String| bad(key, e))?,
+                    role,
+                }
+            }
+            "pcap" => BackendKind::Pcap {
+                replay: non_empty("replay", raw.replay.ok_or_else(|| missing("replay"))?)?,
+                timing: raw
+                    .timing
+                    .as_deref()
+                    .map(ReplayTiming::from_str)
+                    .transpose()
+                    .map_err(|reason| bad("timing", reason))?
+                    .unwrap_or(ReplayTiming::Original),
+                repeat: raw.repeat.unwrap_or(1),
+                rewrite: Rewrite {
+                    dst: raw
+                        .rewrite_dst
+                        .as_deref()
+                        .map(|v| match v {
+                            "guest" => Ok(DstRewrite::Guest),
+                            _ => mac("rewrite_dst", v).map(DstRewrite::Mac),
+                        })
+                        .transpose()?,
+                    src: raw
+                        .rewrite_src
+                        .as_deref()
+                        .map(|v| mac("rewrite_src", v))
+                        .transpose()?,
+                },
+            },
+            _ => BackendKind::Loopback,
+        };
         let mut impair = None;
         for (key, value) in &raw.other {
             impair
