@@ -45,6 +45,21 @@ pub const STATUS_INTERRUPT: u16 = 1 << 3;
 /// Status register: capabilities list present.
 pub const STATUS_CAP_LIST: u16 = 1 << 4;
 
+/// PMC of the power-management capability: version 2 (bits 2:0) and device-specific
+/// initialisation (bit 5), with PME_Support (15:11) all 0.
+///
+/// An 82540EM whose EEPROM enables APM reports PME from D0, D3hot and D3cold (0xC822), and
+/// Linux then accepts `ethtool -s eth0 wol g`. Nothing could ever deliver that wake-up:
+/// the vfio-user protocol carries only the interrupts VFIO knows (INTx, MSI, MSI-X, error
+/// and request notifications; no PME), QEMU's vfio-user-pci client (hw/vfio/pci.c, shared
+/// with vfio-pci) passes the PM capability to the guest with only the power-state bits
+/// emulated, and QEMU has no PME# path for a conventional PCI function. So the card does
+/// not claim PME, its EEPROM leaves APM off, and Linux reports no Wake-on-LAN support
+/// (`ethtool -s eth0 wol g` fails with "Operation not supported"). The wake-up registers
+/// (WUC, WUFC, WUS, IPAV, IP4AT, IP6AT, FFLT, FFMT, FFVT) still hold what the driver
+/// writes, masked as the datasheet says. docs/ARCHITECTURE.md says the same.
+pub const PMC_NO_PME: u16 = 0x0022;
+
 /// The 256-byte configuration space.
 #[derive(Clone, Debug)]
 pub struct PciConfig {
@@ -80,10 +95,11 @@ impl PciConfig {
         c.bytes[offsets::CAP_PTR] = offsets::PM_CAP as u8;
         c.bytes[0x3D] = 1; // INTA#
         c.bytes[0x3E] = 0xFF; // MIN_GNT
-                              // Power management capability: version 2, D0-D3hot, PME from D3hot/D3cold.
+                              // Power management capability: version 2, D0 and D3hot, and no PME: see
+                              // `PMC_NO_PME`.
         c.bytes[offsets::PM_CAP] = 0x01;
         c.bytes[offsets::PM_CAP + 1] = 0x00;
-        c.set16(offsets::PM_CAP + 2, 0xC822);
+        c.set16(offsets::PM_CAP + 2, PMC_NO_PME);
         c.set16(offsets::PM_CAP + 4, 0x0000);
 
         // Writable bits.
@@ -101,9 +117,9 @@ impl PciConfig {
         c.writable[offsets::BAR0..offsets::BAR0 + 4].copy_from_slice(&bar0_mask.to_le_bytes());
         c.writable[offsets::BAR1..offsets::BAR1 + 4].copy_from_slice(&bar1_mask.to_le_bytes());
         c.writable[offsets::INTERRUPT_LINE] = 0xFF;
-        // PMCSR: power state (bits 1:0) and PME enable (bit 8).
+        // PMCSR: the power state (bits 1:0). PME_En is hardwired to 0, as the PCI PM
+        // specification allows for a function that supports PME from no state.
         c.writable[offsets::PM_CAP + 4] = 0x03;
-        c.writable[offsets::PM_CAP + 5] = 0x01;
         c
     }
 
@@ -242,6 +258,21 @@ mod tests {
         let mut plain = [0u8; 2];
         c.read(7, &mut plain);
         assert_eq!(b, plain);
+    }
+
+    #[test]
+    fn power_management_claims_no_pme_and_pme_en_stays_zero() {
+        let mut c = PciConfig::new();
+        let cap = offsets::PM_CAP as u64;
+        assert_eq!(rd32(&c, 0x34) & 0xFF, cap as u32);
+        let pmc = rd32(&c, cap) >> 16;
+        assert_eq!(pmc, u32::from(PMC_NO_PME));
+        assert_eq!(pmc & 0xF800, 0, "PME_Support: no state");
+        // D3hot and back; PME_En and PME_Status cannot be set.
+        c.write(cap + 4, &0x8103u16.to_le_bytes());
+        assert_eq!(rd32(&c, cap + 4) & 0xFFFF, 0x0003);
+        c.write(cap + 4, &0u16.to_le_bytes());
+        assert_eq!(rd32(&c, cap + 4) & 0xFFFF, 0);
     }
 
     #[test]
