@@ -50,7 +50,7 @@ pub struct Snapshot {
 
 /// nic-emu's metrics by name (`tx_frames`, ...) with what they count. Every field of
 /// [`Metrics`] is here: the destructuring fails to compile when one is added.
-pub fn metric_fields(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
+pub fn metric_fields(m: &Metrics) -> [(&'static str, &'static str, u64); 18] {
     let Metrics {
         reg_reads,
         reg_writes,
@@ -58,12 +58,14 @@ pub fn metric_fields(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
         tx_bytes,
         tx_backend_drops,
         tx_no_link,
+        tx_looped,
         tx_malformed,
         rx_frames,
         rx_bytes,
         rx_filtered,
         rx_dropped,
         rx_backpressure,
+        rx_while_looping,
         dma_errors,
         dma_map_edits,
         backend_errors,
@@ -101,6 +103,11 @@ pub fn metric_fields(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
             tx_no_link,
         ),
         (
+            "tx_looped",
+            "Frames the card looped into its own receiver (PHY or MAC loopback), not sent",
+            tx_looped,
+        ),
+        (
             "tx_malformed",
             "Transmit descriptors or packets rejected as malformed",
             tx_malformed,
@@ -129,6 +136,11 @@ pub fn metric_fields(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
             "rx_backpressure",
             "Times the receive ring was full and frames waited",
             rx_backpressure,
+        ),
+        (
+            "rx_while_looping",
+            "Frames from the backend discarded while the card was in loopback",
+            rx_while_looping,
         ),
         (
             "dma_errors",

@@ -110,6 +110,8 @@ pub struct Metrics {
     pub tx_backend_drops: u64,
     /// Frames the guest transmitted while the link was down: completed, not sent.
     pub tx_no_link: u64,
+    /// Frames the card looped into its own receiver (PHY or MAC loopback): not sent.
+    pub tx_looped: u64,
     /// Transmit descriptors or packets rejected as malformed (each also logged).
     pub tx_malformed: u64,
     /// Frames written into the guest's receive ring.
@@ -123,6 +125,8 @@ pub struct Metrics {
     pub rx_dropped: u64,
     /// Times the device stopped taking frames because the receive ring was full.
     pub rx_backpressure: u64,
+    /// Frames from the backend discarded because the card was in loopback.
+    pub rx_while_looping: u64,
     /// DMA accesses outside guest memory, or attempted with bus mastering off.
     pub dma_errors: u64,
     /// Maps and unmaps applied to the guest memory table (vfio-user DMA_MAP and

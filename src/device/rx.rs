@@ -65,6 +65,8 @@ pub(crate) struct RxState {
     held_counted: bool,
     /// Scratch for padding and VLAN stripping.
     scratch: Vec<u8>,
+    /// Rate-limits the log of frames lost to loopback (not their counting).
+    log: crate::log_limit::LogLimit,
 }
 
 impl Default for RxState {
@@ -74,6 +76,7 @@ impl Default for RxState {
             held: None,
             held_counted: false,
             scratch: Vec::with_capacity(MAX_FRAME + 64),
+            log: Default::default(),
         }
     }
 }
@@ -167,12 +170,22 @@ impl E1000 {
     }
 
     /// Whether the device can take a frame now: receiver enabled, link up, bus master on
-    /// and at least one free descriptor.
+    /// and at least one free descriptor; or the card is looping (frames from the backend
+    /// are then taken and discarded, as a card whose transceiver is off never sees them).
     pub fn rx_ready(&self) -> bool {
-        self.reg(RCTL) & RCTL_EN != 0
-            && self.phy.link_up()
-            && self.dma_allowed()
-            && self.rx_free_descriptors().is_some_and(|f| f > 0)
+        self.looping()
+            || (self.reg(RCTL) & RCTL_EN != 0
+                && self.phy.link_up()
+                && self.dma_allowed()
+                && self.rx_free_descriptors().is_some_and(|f| f > 0))
+    }
+
+    /// Whether the card loops what it transmits into its own receiver: PHY loopback
+    /// (PHY control bit 14) or MAC loopback (RCTL.LBM = 01; 11, loopback through the
+    /// transceiver, works the same here). Nothing reaches the backend then, and nothing
+    /// from the backend reaches the guest.
+    pub fn looping(&self) -> bool {
+        self.phy.loopback() || self.reg(RCTL) & RCTL_LBM_MASK != 0
     }
 
     /// Pull frames from the backend into the receive ring while there is room. Returns
@@ -227,10 +240,47 @@ impl E1000 {
         self.rx.held.is_some()
     }
 
-    /// Offer one frame (destination MAC first, no FCS) to the receive path.
+    /// Offer one frame from the wire (destination MAC first, no FCS) to the receive path.
     pub fn receive_frame(&mut self, frame: &[u8]) -> RxOutcome {
+        if self.looping() {
+            // The card listens to itself: a frame from the wire is lost, as on a card
+            // whose transceiver is off.
+            self.metrics.rx_while_looping += 1;
+            if let Some(n) = self.rx.log.note() {
+                log::info!(
+                    "rx: frame from the backend discarded: the card is in loopback ({n} so far)"
+                );
+            }
+            return RxOutcome::Dropped;
+        }
+        if !self.phy.link_up() {
+            self.metrics.rx_dropped += 1;
+            return RxOutcome::Dropped;
+        }
+        match self.rx_accept(frame) {
+            RxOutcome::NoRoom => self.rx_no_room(),
+            outcome => outcome,
+        }
+    }
+
+    /// A frame the transmitter looped back (PHY or MAC loopback) into the receive path.
+    /// The link does not matter; a frame that finds no free descriptor is missed
+    /// (MPC), as when the receive FIFO overflows.
+    pub(super) fn receive_looped(&mut self, frame: &[u8]) {
+        if self.rx_accept(frame) == RxOutcome::NoRoom {
+            self.stats.inc(MPC);
+            self.metrics.rx_dropped += 1;
+            if let Some(n) = self.rx.log.note() {
+                log::info!("rx: looped-back frame missed: no free receive descriptor ({n} so far)");
+            }
+        }
+    }
+
+    /// The receive path proper: filters, buffers, write-back. `NoRoom` has no side
+    /// effect here; the caller decides what waiting means.
+    fn rx_accept(&mut self, frame: &[u8]) -> RxOutcome {
         let rctl = self.reg(RCTL);
-        if rctl & RCTL_EN == 0 || !self.phy.link_up() {
+        if rctl & RCTL_EN == 0 {
             self.metrics.rx_dropped += 1;
             let why = if rctl & RCTL_EN == 0 {
                 self.drops.rx_disabled += 1;
@@ -293,10 +343,10 @@ impl E1000 {
             self.trace_rx_frame(frame, &self.filter_reason(frame, true));
         }
         let Some(free) = self.rx_free_descriptors() else {
-            return self.rx_no_room();
+            return RxOutcome::NoRoom;
         };
         if !self.dma_allowed() {
-            return self.rx_no_room();
+            return RxOutcome::NoRoom;
         }
 
         // Build what goes into guest memory: stripped, padded, plus FCS space.
@@ -338,7 +388,7 @@ impl E1000 {
         }
         if needed > free {
             self.rx.scratch = out;
-            return self.rx_no_room();
+            return RxOutcome::NoRoom;
         }
 
         self.lint_rx_split(out.len(), needed as usize, bufsize);
