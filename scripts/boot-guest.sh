@@ -56,7 +56,7 @@
 #   --quiet              do not copy the console to stdout
 # The serial console streams to stdout. Guest protocol (guest-init.sh):
 #   "RIG-READY <uptime>" once the network is configured, "RIG-EXIT=<rc>" at the end.
-# The guest has busybox (ping, nc, ip, wget, ...) and iperf3; e.g. print the
+# The guest has busybox (ping, nc, ip, wget, ...), iperf3 and ethtool; e.g. print the
 # e1000 driver's messages with: boot-guest.sh --nic vfio-user --socket S 'dmesg | grep e1000'
 #
 # Exit status: the guest command's status; 124 timeout (QEMU killed);

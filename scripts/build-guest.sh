@@ -9,8 +9,8 @@
 #   $NE_CACHE/guest/vmlinuz            the same kernel as shipped (bzImage)
 #   $NE_CACHE/guest/initramfs.cpio.gz  busybox-static, e1000 + virtio_net +
 #                                      virtio_pci modules (with dependencies),
-#                                      iperf3 + its libraries, /init =
-#                                      scripts/guest-init.sh
+#                                      iperf3 and ethtool + their libraries,
+#                                      /init = scripts/guest-init.sh
 #   $NE_CACHE/guest/kernel-version
 #   $NE_CACHE/guest-root/              the unpacked initramfs tree, kept so the
 #                                      host can run the guest's static busybox
@@ -50,7 +50,7 @@ kpkg() { apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends:
 KPKG=$(kpkg)
 [ -n "$KPKG" ] || { log "apt-get update"; apt-get update -q >/dev/null; KPKG=$(kpkg); }
 [ -n "$KPKG" ] || die "cannot resolve linux-image-amd64"
-PKGS="$KPKG busybox-static iperf3 libiperf0 libsctp1 libssl3 libc6 ${NIC_EMU_EXTRA_PKGS:-}"
+PKGS="$KPKG busybox-static iperf3 libiperf0 libsctp1 libssl3 ethtool libmnl0 libc6 ${NIC_EMU_EXTRA_PKGS:-}"
 
 guest_fetch_debs "$DEBS" $PKGS || die "cannot fetch the guest packages"
 
@@ -118,6 +118,7 @@ add_binary() { # path inside the staging tree
   done
 }
 add_binary /usr/bin/iperf3
+add_binary /sbin/ethtool
 for b in ${NIC_EMU_EXTRA_BINS:-}; do add_binary "$b"; done
 cp -L "$STAGE/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2" "$R/lib64/ld-linux-x86-64.so.2"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
