@@ -82,6 +82,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let config = DeviceConfig {
         mac: GUEST,
         link_up: true,
+        ..DeviceConfig::default()
     };
     let clock = Arc::new(ManualClock::new());
     let mut dev = E1000::new(config, Box::new(backend), Box::new(irq.clone()), clock);

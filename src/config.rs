@@ -6,6 +6,9 @@
 //! [device]
 //! mac = "52:54:00:00:00:01"      # optional (unicast; default 52:54:00:e1:00:00)
 //! link_up = true                 # optional: cable plugged in at power-on
+//! model = "82540em"              # optional: or "82545em"
+//! eeprom = "card.eeprom"         # optional: keep the EEPROM in this file
+//! autoneg_ms = 500               # optional: link down while the PHY renegotiates
 //!
 //! [backends.lo]
 //! kind = "loopback"
@@ -29,7 +32,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::backend::{BackendKind, BackendSpec, SpecError};
+use crate::device::Model;
 use crate::mac::MacAddress;
+
+/// Largest `[device] autoneg_ms` accepted (a minute).
+pub const MAX_AUTONEG_MS: u64 = 60_000;
 
 /// A configuration that could not be loaded or used. Every message names the file
 /// (or "built-in defaults") and the key or name at fault.
@@ -108,6 +115,9 @@ struct RawConfig {
 struct RawDevice {
     mac: Option<String>,
     link_up: Option<bool>,
+    model: Option<String>,
+    eeprom: Option<PathBuf>,
+    autoneg_ms: Option<u64>,
 }
 
 /// A loaded configuration.
@@ -121,6 +131,15 @@ pub struct Config {
     pub mac: Option<MacAddress>,
     /// `[device] link_up` (default true).
     pub link_up: bool,
+    /// `[device] model`, if given (default: the 82540EM).
+    pub model: Option<Model>,
+    /// `[device] eeprom`: the file the card's EEPROM lives in, if any. nic-emu reads it
+    /// at start and replaces it (a new file in the same directory, renamed over it) each
+    /// time the guest programs the EEPROM, so a sandbox must allow both.
+    pub eeprom: Option<PathBuf>,
+    /// `[device] autoneg_ms`: how long the link stays down while the PHY negotiates
+    /// again, in milliseconds, if given (default 500, as QEMU; 0: at once).
+    pub autoneg_ms: Option<u64>,
     /// `[backends.NAME]` tables.
     pub backends: BTreeMap<String, BackendSpec>,
 }
@@ -151,6 +170,9 @@ impl Config {
             default_backend: BUILTIN_BACKEND.into(),
             mac: None,
             link_up: true,
+            model: None,
+            eeprom: None,
+            autoneg_ms: None,
             backends,
         }
     }
@@ -183,7 +205,37 @@ impl Config {
         let device = raw.device.unwrap_or(RawDevice {
             mac: None,
             link_up: None,
+            model: None,
+            eeprom: None,
+            autoneg_ms: None,
         });
+        let bad = |key: &str, message: String| ConfigError::BadValue {
+            origin: origin.into(),
+            key: key.into(),
+            message,
+        };
+        let model = device
+            .model
+            .map(|m| {
+                m.parse::<Model>()
+                    .map_err(|e| bad("device.model", e.to_string()))
+            })
+            .transpose()?;
+        if let Some(ms) = device.autoneg_ms {
+            if ms > MAX_AUTONEG_MS {
+                return Err(bad(
+                    "device.autoneg_ms",
+                    format!("{ms} ms is more than the {MAX_AUTONEG_MS} ms allowed"),
+                ));
+            }
+        }
+        if device
+            .eeprom
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(bad("device.eeprom", "empty path".into()));
+        }
         let mac = device
             .mac
             .map(|m| {
@@ -225,6 +277,9 @@ impl Config {
             default_backend,
             mac,
             link_up: device.link_up.unwrap_or(true),
+            model,
+            eeprom: device.eeprom,
+            autoneg_ms: device.autoneg_ms,
             backends,
         })
     }
@@ -396,6 +451,15 @@ impl fmt::Display for Config {
             writeln!(f, "mac = \"{mac}\"")?;
         }
         writeln!(f, "link_up = {}", self.link_up)?;
+        if let Some(m) = self.model {
+            writeln!(f, "model = \"{m}\"")?;
+        }
+        if let Some(p) = &self.eeprom {
+            writeln!(f, "eeprom = {}", toml_string(&p.display().to_string()))?;
+        }
+        if let Some(ms) = self.autoneg_ms {
+            writeln!(f, "autoneg_ms = {ms}")?;
+        }
         for (name, spec) in &self.backends {
             let spec_line = comment(&spec.to_string());
             writeln!(f, "\n[backends.{}]  # {spec_line}", toml_string(name))?;
@@ -433,6 +497,9 @@ default = "wire"
 [device]
 mac = "52:54:00:00:00:07"
 link_up = false
+model = "82545EM"
+eeprom = "card.eeprom"
+autoneg_ms = 0
 [backends.wire]
 kind = "udp"
 local = "127.0.0.1:7001"
@@ -445,6 +512,9 @@ kind = "loopback"
         .unwrap();
         assert_eq!(c.mac, Some("52:54:00:00:00:07".parse().unwrap()));
         assert!(!c.link_up);
+        assert_eq!(c.model, Some(Model::I82545Em));
+        assert_eq!(c.eeprom.as_deref(), Some(Path::new("card.eeprom")));
+        assert_eq!(c.autoneg_ms, Some(0));
         let (label, spec) = c.resolve_backend(None).unwrap();
         assert_eq!(label, "wire");
         assert!(matches!(spec.kind, BackendKind::Udp { remote: None, .. }));
@@ -467,6 +537,10 @@ kind = "loopback"
         let again = Config::parse(&c.to_string(), "again").unwrap();
         assert_eq!(again.backends, c.backends);
         assert_eq!(again.mac, c.mac);
+        assert_eq!(
+            (again.model, again.eeprom.clone(), again.autoneg_ms),
+            (c.model, c.eeprom.clone(), c.autoneg_ms)
+        );
     }
 
     #[test]
@@ -476,6 +550,12 @@ kind = "loopback"
             ("[device]\nmac = 5\n", "mac"),
             ("[device]\nmac = \"nope\"\n", "device.mac"),
             ("[device]\nlink_up = \"yes\"\n", "link_up"),
+            ("[device]\nmodel = \"82599\"\n", "device.model"),
+            ("[device]\nmodel = 5\n", "model"),
+            ("[device]\nautoneg_ms = 999999\n", "device.autoneg_ms"),
+            ("[device]\nautoneg_ms = -1\n", "autoneg_ms"),
+            ("[device]\neeprom = \"\"\n", "device.eeprom"),
+            ("[device]\neeprom = 3\n", "eeprom"),
             ("[backends.a]\nkind = \"udp\"\n", "local"),
             ("[backends.a]\nkind = \"tap\"\nifnam = \"x\"\n", "ifnam"),
             (

@@ -99,6 +99,7 @@ pub mod config;
 #[cfg(feature = "control")]
 pub mod control;
 pub mod device;
+pub mod eeprom_file;
 pub mod frontend;
 pub mod irq;
 pub mod log_limit;

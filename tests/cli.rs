@@ -58,6 +58,10 @@ fn help_documents_every_option_with_examples() {
         "--mac",
         "--record",
         "--link-down",
+        "--model",
+        "--eeprom",
+        "--autoneg-ms",
+        "82545em",
         "--stats-interval",
         "--print-config",
         "--verbose",
@@ -88,6 +92,72 @@ fn bad_mac_names_the_option() {
         e.contains("--mac") && e.contains("52:54:00:zz:00:01"),
         "{e}"
     );
+}
+
+#[test]
+fn bad_model_and_autoneg_name_the_option() {
+    let o = run_in(&scratch(), &["--model", "82599", "--print-config"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("--model") && e.contains("82599") && e.contains("82545em"),
+        "{e}"
+    );
+    let o = run_in(&scratch(), &["--autoneg-ms", "100000", "--print-config"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--autoneg-ms"), "{}", stderr(&o));
+    let o = run_in(
+        &scratch(),
+        &["--model", "82545EM", "--autoneg-ms", "0", "--print-config"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("model 82545em, autonegotiation 0 ms"), "{out}");
+}
+
+#[test]
+fn a_bad_eeprom_image_is_an_error_naming_the_file_and_the_problem() {
+    let dir = scratch();
+    std::fs::write(dir.join("card.eeprom"), [0u8; 64]).unwrap();
+    let sock = dir.join("s.sock");
+    let o = run_in(
+        &dir,
+        &[
+            "--eeprom",
+            "card.eeprom",
+            "--socket",
+            sock.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("card.eeprom") && e.contains("64 bytes") && e.contains("128"),
+        "{e}"
+    );
+    assert!(!sock.exists(), "no server started");
+    // A missing file is created with the card's image, whose MAC is --mac's.
+    let mut child = spawn_in(
+        &dir,
+        &[
+            "--eeprom",
+            "new.eeprom",
+            "--mac",
+            "52:54:00:aa:bb:cc",
+            "--socket",
+            sock.to_str().unwrap(),
+        ],
+    );
+    wait_exists(&sock, &mut child);
+    let (status, _) = sigterm_and_wait(&mut child);
+    assert!(status.success());
+    let img = std::fs::read(dir.join("new.eeprom")).unwrap();
+    assert_eq!(img.len(), 128);
+    assert_eq!(&img[..6], &[0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc]);
+    let sum = img.chunks(2).fold(0u16, |a, w| {
+        a.wrapping_add(u16::from_le_bytes([w[0], w[1]]))
+    });
+    assert_eq!(sum, 0xBABA);
 }
 
 #[test]

@@ -369,6 +369,7 @@ impl Harness {
             device: DeviceConfig {
                 mac: MacAddress::new(MAC),
                 link_up: true,
+                ..DeviceConfig::default()
             },
             ..FakeBusConfig::default()
         };

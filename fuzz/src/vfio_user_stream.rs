@@ -71,6 +71,7 @@ fn server_path() -> &'static PathBuf {
         let config = DeviceConfig {
             mac: MacAddress::new([0x52, 0x54, 0, 0xAB, 0xCD, 1]),
             link_up: true,
+            ..DeviceConfig::default()
         };
         let p = path.clone();
         std::thread::spawn(move || {

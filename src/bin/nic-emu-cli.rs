@@ -19,6 +19,9 @@ use nic_emu::backend::{BackendContext, PcapRecorder};
 use nic_emu::config::Config;
 use nic_emu::control::http::MetricsServer;
 use nic_emu::control::{ControlContext, ControlServer};
+use nic_emu::device::eeprom::default_image;
+use nic_emu::device::{Model, DEFAULT_AUTONEG_DELAY};
+use nic_emu::eeprom_file::EepromFile;
 use nic_emu::frontend::activation;
 use nic_emu::frontend::vfio_user::VfioUserServer;
 use nic_emu::frontend::Frontend;
@@ -219,6 +222,24 @@ struct Args {
     #[arg(long)]
     link_down: bool,
 
+    /// Which controller to emulate: 82540em (8086:100E) or 82545em (8086:100F, copper).
+    /// Default: `[device] model` of the configuration, else 82540em.
+    #[arg(long, value_name = "MODEL")]
+    model: Option<Model>,
+
+    /// Keep the card's EEPROM in FILE (128 bytes: 64 little-endian words): loaded and
+    /// checked at start (created with the default image if missing), rewritten
+    /// atomically whenever the guest programs the EEPROM (`ethtool -E`). Its MAC (words
+    /// 0-2) is the card's. Default: `[device] eeprom`, else the EEPROM lives in memory.
+    #[arg(long, value_name = "FILE")]
+    eeprom: Option<PathBuf>,
+
+    /// Milliseconds the link stays down while the PHY negotiates again (after the guest
+    /// restarts autonegotiation, resets the PHY or powers it up); LSC when it is back.
+    /// 0: at once. Default: `[device] autoneg_ms`, else 500 (as QEMU's e1000).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=nic_emu::config::MAX_AUTONEG_MS))]
+    autoneg_ms: Option<u64>,
+
     /// Log the device's counters every SECONDS (0: only at exit).
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     stats_interval: u64,
@@ -325,8 +346,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         m.check_station()
             .map_err(|e| anyhow::anyhow!("--mac: {e}"))?;
     }
-    let mac = args.mac.or(config.mac).unwrap_or(MacAddress::DEFAULT);
+    let mut mac = args.mac.or(config.mac).unwrap_or(MacAddress::DEFAULT);
     let link_up = config.link_up && !args.link_down;
+    let model = args.model.or(config.model).unwrap_or_default();
+    let autoneg_delay = args
+        .autoneg_ms
+        .or(config.autoneg_ms)
+        .map_or(DEFAULT_AUTONEG_DELAY, Duration::from_millis);
+    let eeprom_path = args.eeprom.clone().or(config.eeprom.clone());
 
     if args.print_config {
         print!("{config}");
@@ -336,14 +363,38 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("\n# effective: socket {socket}");
         println!("# effective: backend {backend}");
         println!(
-            "# effective: mac {mac}, link {}",
-            if link_up { "up" } else { "down" }
+            "# effective: mac {mac}, link {}, model {model}, autonegotiation {} ms",
+            if link_up { "up" } else { "down" },
+            autoneg_delay.as_millis()
         );
+        if let Some(p) = &eeprom_path {
+            let p = nic_emu::config::comment(&p.display().to_string());
+            println!("# effective: eeprom {p}");
+        }
         // What can be checked without opening anything: a checker that passes a missing
         // replay file would be no checker.
         spec.check_paths()
             .with_context(|| format!("backend {label} ({spec})"))?;
         return Ok(());
+    }
+
+    // The EEPROM file, if any, holds the MAC the guest will see.
+    let mut eeprom = None;
+    let mut eeprom_store: Option<Arc<dyn nic_emu::device::EepromStore>> = None;
+    if let Some(path) = &eeprom_path {
+        let (file, words) =
+            EepromFile::open(path, &default_image(mac.octets(), model.eeprom_identity()))?;
+        let b = |i: usize| words[i].to_le_bytes();
+        let stored = MacAddress::new([b(0)[0], b(0)[1], b(1)[0], b(1)[1], b(2)[0], b(2)[1]]);
+        if stored != mac {
+            log::info!(
+                "eeprom {}: the card's MAC is the image's {stored}, not {mac}",
+                path.display()
+            );
+            mac = stored;
+        }
+        eeprom = Some(words);
+        eeprom_store = Some(Arc::new(file));
     }
 
     // SIGINT/SIGTERM: the first sets `stop`; a second one (once `stop` is set) exits.
@@ -369,7 +420,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let backend: Box<dyn nic_emu::PacketBackend> = Box::new(recorder);
     let backend_name = backend.name();
-    let device_config = DeviceConfig { mac, link_up };
+    let device_config = DeviceConfig {
+        mac,
+        link_up,
+        model,
+        eeprom,
+        eeprom_store,
+        autoneg_delay,
+    };
     let mut server = match inherited {
         Some(l) => VfioUserServer::from_listener(l, device_config, backend),
         None => VfioUserServer::new(&args.socket, device_config, backend),

@@ -141,6 +141,7 @@ pub unsafe extern "C" fn nic_emu_create(
         let device_config = DeviceConfig {
             mac: MacAddress::new(cfg.mac),
             link_up: cfg.link_up,
+            ..DeviceConfig::default()
         };
         let device = E1000::new(
             device_config,

@@ -17,6 +17,7 @@ pub mod eeprom;
 pub mod filter;
 pub mod interrupts;
 pub mod lint;
+pub mod model;
 pub mod offload;
 pub mod pci_config;
 pub mod phy;
@@ -36,8 +37,9 @@ use crate::clock::Clock;
 use crate::irq::IrqLine;
 use crate::mac::MacAddress;
 use crate::memory::{DmaError, GuestRam};
-use eeprom::Eeprom;
+use eeprom::{Eeprom, EEPROM_WORDS};
 use interrupts::Interrupts;
+pub use model::Model;
 use pci_config::PciConfig;
 use phy::Phy;
 use register_table::Access;
@@ -79,19 +81,44 @@ impl Bar {
 /// How the device is set up at creation.
 #[derive(Clone, Debug)]
 pub struct DeviceConfig {
-    /// The MAC address written into the EEPROM (and `RA[0]` at reset).
+    /// The MAC address written into the EEPROM (and `RA[0]` at reset); an EEPROM image
+    /// given in [`eeprom`](Self::eeprom) carries its own.
     pub mac: MacAddress,
     /// Whether the cable is plugged in at power-on.
     pub link_up: bool,
+    /// Which controller to be.
+    pub model: Model,
+    /// The EEPROM's 64 words at power-on; `None`: the model's image with `mac`.
+    pub eeprom: Option<[u16; EEPROM_WORDS]>,
+    /// Told the EEPROM's words after every change the guest programs (persistence).
+    pub eeprom_store: Option<Arc<dyn EepromStore>>,
+    /// How long the link stays down while the PHY negotiates again (after an
+    /// autonegotiation restart, a PHY reset or power-up); zero: at once.
+    pub autoneg_delay: std::time::Duration,
 }
+
+/// QEMU's e1000 keeps the link down this long after an autonegotiation restart.
+pub const DEFAULT_AUTONEG_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Default for DeviceConfig {
     fn default() -> Self {
         Self {
             mac: MacAddress::DEFAULT,
             link_up: true,
+            model: Model::default(),
+            eeprom: None,
+            eeprom_store: None,
+            autoneg_delay: DEFAULT_AUTONEG_DELAY,
         }
     }
+}
+
+/// Where EEPROM contents persist: given all 64 words after every change the guest
+/// programs (`ethtool -E`). Called with the device locked, from the guest's register
+/// access: keep it short.
+pub trait EepromStore: Send + Sync + std::fmt::Debug {
+    /// Keep `words` (the whole image).
+    fn save(&self, words: &[u16; EEPROM_WORDS]) -> std::io::Result<()>;
 }
 
 /// Emulator-side counters: what the device did and what it refused, for logs, benchmarks
@@ -180,6 +207,11 @@ pub struct E1000 {
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     mac: MacAddress,
+    model: Model,
+    /// Where the guest's EEPROM changes persist, if anywhere.
+    eeprom_store: Option<Arc<dyn EepromStore>>,
+    /// Rate-limits the log of failed EEPROM saves (each is logged until the limit).
+    eeprom_log: crate::log_limit::LogLimit,
     /// Last value written to IOADDR.
     io_addr: u32,
     /// Rate-limits the log of DMA errors (not their counting).
@@ -220,10 +252,16 @@ impl E1000 {
     ) -> Self {
         let mut backend = backend;
         let carrier = backend.carrier().up;
+        let eeprom = config.eeprom.unwrap_or_else(|| {
+            eeprom::default_image(config.mac.octets(), config.model.eeprom_identity())
+        });
+        // The EEPROM holds the MAC the driver reads (and RA[0] gets at reset).
+        let w = |i: usize| eeprom[i].to_le_bytes();
+        let mac = MacAddress::new([w(0)[0], w(0)[1], w(1)[0], w(1)[1], w(2)[0], w(2)[1]]);
         let mut d = Self {
             regs: vec![0u32; REG_WORDS].into_boxed_slice(),
-            pci: PciConfig::new(),
-            eeprom: Eeprom::new(config.mac.octets()),
+            pci: PciConfig::new(config.model),
+            eeprom: Eeprom::new(eeprom),
             phy: Phy::new(config.link_up && carrier),
             irq: Interrupts::new(irq),
             stats: Stats::default(),
@@ -233,7 +271,10 @@ impl E1000 {
             backend,
             clock,
             metrics: Metrics::default(),
-            mac: config.mac,
+            mac,
+            model: config.model,
+            eeprom_store: config.eeprom_store,
+            eeprom_log: Default::default(),
             io_addr: 0,
             dma_log: Default::default(),
             rx_stalled: false,
@@ -517,7 +558,7 @@ impl E1000 {
 
     /// Power-on reset (vfio-user device reset): also resets PCI configuration space.
     pub fn power_on_reset(&mut self) {
-        self.pci = PciConfig::new();
+        self.pci = PciConfig::new(self.model);
         self.reset();
         self.irq.set_intx_disabled(false, self.now());
     }
@@ -600,7 +641,12 @@ impl E1000 {
                 self.update_status_link();
                 return AccessEffect::SERVICE;
             }
-            EECD => self.eeprom.write_eecd(val),
+            EECD => {
+                self.eeprom.write_eecd(val);
+                if self.eeprom.take_changed() {
+                    self.save_eeprom();
+                }
+            }
             EERD => self.eeprom.write_eerd(val),
             MDIC => {
                 let out = self.phy.mdic_write(val);
@@ -638,6 +684,28 @@ impl E1000 {
             },
         }
         AccessEffect::NONE
+    }
+
+    /// The guest programmed the EEPROM: hand the new image to the store, if any.
+    fn save_eeprom(&mut self) {
+        let Some(store) = &self.eeprom_store else {
+            return;
+        };
+        if let Err(e) = store.save(self.eeprom.words()) {
+            if let Some(n) = self.eeprom_log.note() {
+                log::warn!("eeprom: saving the guest's change to {store:?} failed: {e} ({n} failures so far)");
+            }
+        }
+    }
+
+    /// The EEPROM's 64 words as the guest last programmed them.
+    pub fn eeprom_words(&self) -> &[u16; EEPROM_WORDS] {
+        self.eeprom.words()
+    }
+
+    /// Which controller this is.
+    pub fn model(&self) -> Model {
+        self.model
     }
 
     /// A register's stored value, without side effects (for the engines).

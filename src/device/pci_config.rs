@@ -7,11 +7,9 @@ use super::regs::{BAR0_SIZE, BAR1_SIZE};
 /// Size of the configuration space the device implements (conventional PCI).
 pub const CONFIG_SIZE: usize = 256;
 
+use super::model::Model;
+
 pub(crate) const VENDOR_ID: u16 = 0x8086;
-pub(crate) const DEVICE_ID: u16 = 0x100E;
-pub(crate) const SUBSYS_VENDOR_ID: u16 = 0x8086;
-pub(crate) const SUBSYS_ID: u16 = 0x001E;
-const REVISION: u8 = 0x03;
 const CLASS_ETHERNET: [u8; 3] = [0x00, 0x00, 0x02]; // prog-if, subclass, class
 
 /// Offsets of the configuration registers this model gives meaning to.
@@ -69,29 +67,29 @@ pub struct PciConfig {
 
 impl Default for PciConfig {
     fn default() -> Self {
-        Self::new()
+        Self::new(Model::default())
     }
 }
 
 impl PciConfig {
-    /// Configuration space at power-on.
-    pub fn new() -> Self {
+    /// Configuration space of `model` at power-on.
+    pub fn new(model: Model) -> Self {
         let mut c = Self {
             bytes: [0; CONFIG_SIZE],
             writable: [0; CONFIG_SIZE],
         };
         c.set16(0x00, VENDOR_ID);
-        c.set16(0x02, DEVICE_ID);
+        c.set16(0x02, model.device_id());
         c.set16(
             offsets::STATUS,
             STATUS_CAP_LIST | (1 << 5) /* 66 MHz */ | (1 << 9), /* DEVSEL medium */
         );
-        c.bytes[0x08] = REVISION;
+        c.bytes[0x08] = model.revision();
         c.bytes[0x09..0x0C].copy_from_slice(&CLASS_ETHERNET);
         c.set32(offsets::BAR0, 0); // 32-bit, non-prefetchable memory
         c.set32(offsets::BAR1, 1); // I/O space indicator
-        c.set16(0x2C, SUBSYS_VENDOR_ID);
-        c.set16(0x2E, SUBSYS_ID);
+        c.set16(0x2C, model.subsystem_vendor_id());
+        c.set16(0x2E, model.subsystem_id());
         c.bytes[offsets::CAP_PTR] = offsets::PM_CAP as u8;
         c.bytes[0x3D] = 1; // INTA#
         c.bytes[0x3E] = 0xFF; // MIN_GNT
@@ -221,7 +219,7 @@ mod tests {
 
     #[test]
     fn identity_and_bar_sizing() {
-        let mut c = PciConfig::new();
+        let mut c = PciConfig::default();
         assert_eq!(rd32(&c, 0), 0x100E_8086);
         assert_eq!(rd32(&c, 8) >> 8, 0x02_0000);
         c.write(0x10, &0xFFFF_FFFFu32.to_le_bytes());
@@ -242,7 +240,7 @@ mod tests {
 
     #[test]
     fn interrupt_status_bit_is_the_live_state_at_any_access_size() {
-        let c = PciConfig::new();
+        let c = PciConfig::default();
         for (off, len, byte) in [(4u64, 4usize, 2usize), (6, 2, 0), (6, 1, 0), (0, 8, 6)] {
             for on in [true, false] {
                 let mut b = vec![0u8; len];
@@ -261,8 +259,16 @@ mod tests {
     }
 
     #[test]
+    fn the_82545em_has_its_own_identity() {
+        let c = PciConfig::new(Model::I82545Em);
+        assert_eq!(rd32(&c, 0), 0x100F_8086);
+        assert_eq!(rd32(&c, 0x2C), 0x1001_8086);
+        assert_eq!(rd32(&c, 8) >> 8, 0x02_0000);
+    }
+
+    #[test]
     fn power_management_claims_no_pme_and_pme_en_stays_zero() {
-        let mut c = PciConfig::new();
+        let mut c = PciConfig::default();
         let cap = offsets::PM_CAP as u64;
         assert_eq!(rd32(&c, 0x34) & 0xFF, cap as u32);
         let pmc = rd32(&c, cap) >> 16;
@@ -277,7 +283,7 @@ mod tests {
 
     #[test]
     fn bus_master_bit() {
-        let mut c = PciConfig::new();
+        let mut c = PciConfig::default();
         assert!(!c.bus_master());
         c.write(4, &[0x07, 0x00]);
         assert!(c.bus_master());

@@ -103,12 +103,23 @@ pub struct FakeGuest {
 
 impl FakeGuest {
     pub fn new(backend: Box<dyn PacketBackend>) -> Self {
-        let clock = ManualClock::new();
-        let cfg = FakeBusConfig {
-            device: DeviceConfig {
+        Self::with_device(
+            backend,
+            DeviceConfig {
                 mac: MacAddress::new(MAC),
                 link_up: true,
+                // Autonegotiation completes at once unless a test asks for the window.
+                autoneg_delay: std::time::Duration::ZERO,
+                ..DeviceConfig::default()
             },
+        )
+    }
+
+    /// A guest on a device set up as `device` says.
+    pub fn with_device(backend: Box<dyn PacketBackend>, device: DeviceConfig) -> Self {
+        let clock = ManualClock::new();
+        let cfg = FakeBusConfig {
+            device,
             ..FakeBusConfig::default()
         };
         let bus = FakePciBus::new(cfg, backend, Arc::new(clock.clone()) as Arc<dyn Clock>)
@@ -190,6 +201,58 @@ impl FakeGuest {
         }
         self.wr(EECD, eecd & !(EECD_CS | EECD_REQ));
         data
+    }
+    /// Shift `n` bits of `v` out on DI, MSB first (e1000_shift_out_ee_bits).
+    fn ee_shift_out(&mut self, eecd: &mut u32, v: u32, n: u32) {
+        for i in (0..n).rev() {
+            *eecd = if (v >> i) & 1 != 0 {
+                *eecd | EECD_DI
+            } else {
+                *eecd & !EECD_DI
+            };
+            self.wr(EECD, *eecd);
+            self.ee_clock(*eecd);
+        }
+        *eecd &= !EECD_DI;
+        self.wr(EECD, *eecd);
+    }
+    /// e1000_standby_eeprom for Microwire.
+    fn ee_standby(&mut self, eecd: &mut u32) {
+        *eecd &= !(EECD_CS | EECD_SK);
+        self.wr(EECD, *eecd);
+        self.wr(EECD, *eecd | EECD_SK);
+        *eecd |= EECD_CS;
+        self.wr(EECD, *eecd | EECD_SK);
+        self.wr(EECD, *eecd);
+    }
+    /// The Linux way of writing words (e1000_write_eeprom_microwire): EWEN, per word
+    /// WRITE + data + standby + poll DO until ready (at most 200 reads), EWDS. Returns
+    /// how many EECD reads showed busy before each word was ready.
+    pub fn eeprom_bitbang_write(&mut self, addr: u16, words: &[u16]) -> Vec<u32> {
+        let mut eecd = self.rd(EECD) | EECD_REQ;
+        self.wr(EECD, eecd);
+        assert_ne!(self.rd(EECD) & EECD_GNT, 0, "EEPROM grant");
+        eecd = (eecd | EECD_CS) & !(EECD_SK | EECD_DI);
+        self.wr(EECD, eecd);
+        self.ee_shift_out(&mut eecd, 0b10011, 5); // EWEN
+        self.ee_shift_out(&mut eecd, 0, 4);
+        self.ee_standby(&mut eecd);
+        let mut busy = Vec::new();
+        for (i, &w) in words.iter().enumerate() {
+            self.ee_shift_out(&mut eecd, 0b101, 3);
+            self.ee_shift_out(&mut eecd, u32::from(addr) + i as u32, 6);
+            self.ee_shift_out(&mut eecd, u32::from(w), 16);
+            self.ee_standby(&mut eecd);
+            let n = (0..200)
+                .position(|_| self.rd(EECD) & EECD_DO != 0)
+                .expect("EEPROM write did not complete");
+            busy.push(n as u32);
+            self.ee_standby(&mut eecd);
+        }
+        self.ee_shift_out(&mut eecd, 0b10000, 5); // EWDS
+        self.ee_shift_out(&mut eecd, 0, 4);
+        self.wr(EECD, eecd & !(EECD_CS | EECD_DI | EECD_REQ));
+        busy
     }
     /// EEPROM through EERD, the iPXE way.
     pub fn eeprom_eerd_read(&mut self, addr: u16) -> u16 {

@@ -59,6 +59,7 @@ pub fn start_with(backend: Box<dyn nic_emu::PacketBackend>) -> Running {
     let config = DeviceConfig {
         mac: MacAddress::new(MAC),
         link_up: true,
+        ..DeviceConfig::default()
     };
     let mut server = VfioUserServer::new(&path, config, backend).unwrap();
     let device = server.device();
