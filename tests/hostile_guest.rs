@@ -321,13 +321,14 @@ fn one_tail_write_does_bounded_work_and_the_rest_follows() {
 
 #[test]
 fn loopback_modes_cannot_recurse() {
-    // CVE-2021-3416: TX feeding its own RX recursively. Here transmit and receive never
-    // call each other recursively: a loopback backend queues, and the receive pass is
-    // bounded. The guest turns on every loopback knob it has and floods its own address.
+    // CVE-2021-3416: TX feeding its own RX recursively. Here the transmitter hands each
+    // looped frame to the receive path once and the receive path never transmits (a
+    // loopback backend would queue, and its receive pass is bounded). The guest turns on
+    // every loopback knob it has and floods its own address.
     watchdog(20, || {
         let mut g = FakeGuest::new(Box::new(nic_emu::backend::Loopback::new()));
         g.linux_probe();
-        g.linux_open(256, 64);
+        g.linux_open(256, 256);
         let bmcr = g.mdic_read(0);
         g.mdic_write(0, bmcr | 0x4000); // PHY loopback
         g.set_bits(RCTL, RCTL_LBM_MASK); // MAC/PHY loopback mode bits
@@ -353,7 +354,8 @@ fn loopback_modes_cannot_recurse() {
         }
         assert_eq!(got, 255, "each frame comes back exactly once");
         let m = g.bus.device().metrics();
-        assert_eq!(m.tx_frames, 255);
+        assert_eq!(m.tx_looped, 255, "looped inside the card");
+        assert_eq!(m.tx_frames, 0, "nothing reached the backend");
         assert_eq!(m.rx_frames, 255);
     });
 }

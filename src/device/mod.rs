@@ -262,7 +262,7 @@ impl E1000 {
             regs: vec![0u32; REG_WORDS].into_boxed_slice(),
             pci: PciConfig::new(config.model),
             eeprom: Eeprom::new(eeprom),
-            phy: Phy::new(config.link_up && carrier),
+            phy: Phy::new(config.link_up && carrier, config.autoneg_delay),
             irq: Interrupts::new(irq),
             stats: Stats::default(),
             tx: tx::TxState::default(),
@@ -467,7 +467,8 @@ impl E1000 {
         self.apply_link();
     }
 
-    /// Whether the guest sees a link: the cable is plugged and the backend has a carrier.
+    /// Whether the guest sees a link: the cable is plugged, the backend has a carrier,
+    /// and the PHY has negotiated (not powered down, held in reset or negotiating).
     pub fn link_up(&self) -> bool {
         self.phy.link_up()
     }
@@ -500,32 +501,59 @@ impl E1000 {
     /// on a change, LSC, as a real cable pulled or plugged.
     fn apply_link(&mut self) {
         let up = self.cable && self.carrier;
-        if self.phy.link_up() == up {
+        if self.phy.cable() == up {
             return;
         }
+        let was_up = self.phy.link_up();
         self.phy.set_link(up);
+        self.link_changed(was_up, false);
+    }
+
+    /// After anything that may change the PHY's link, speed or duplex: STATUS follows,
+    /// and LSC is raised when the link went down or came up (or negotiated again, when
+    /// that takes no time), and frames may flow again.
+    fn link_changed(&mut self, was_up: bool, renegotiated: bool) {
         self.update_status_link();
-        let now = self.now();
-        self.irq.raise(ICR_LSC, now);
-        if up {
-            self.poll_backend();
+        let up = self.phy.link_up();
+        if up != was_up || (renegotiated && up) {
+            let now = self.now();
+            self.irq.raise(ICR_LSC, now);
+            if up {
+                self.poll_backend();
+            }
         }
     }
 
-    /// When a mitigation timer next falls due (the service step has work), in [`Clock`]
+    /// When a timer next falls due (the service step has work): interrupt mitigation, a
+    /// condition a lint watches, or the PHY finishing negotiation. In [`Clock`]
     /// nanoseconds.
     pub fn next_timer_deadline(&self) -> Option<u64> {
-        match (self.irq.next_deadline(), self.lint.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let timers = [
+            self.irq.next_deadline(),
+            self.lint.deadline(),
+            self.phy.next_deadline(),
+        ];
+        timers.into_iter().flatten().min()
     }
 
-    /// Fire the mitigation timers that are due (part of [`service`](Self::service)).
+    /// Fire the timers that are due (part of [`service`](Self::service)).
     pub(crate) fn run_timers(&mut self) {
         let now = self.now();
         self.irq.run_timers(now);
         self.lint_tick(now);
+        self.phy_catch_up();
+    }
+
+    /// Finish the PHY's negotiation if it is due.
+    fn phy_catch_up(&mut self) {
+        if self.phy.next_deadline().is_none() {
+            return;
+        }
+        let now = self.now();
+        let was_up = self.phy.link_up();
+        if self.phy.run_timers(now) {
+            self.link_changed(was_up, false);
+        }
     }
 
     /// Device reset (CTRL.RST): registers, interrupts, statistics, TX/RX engines back to
@@ -540,6 +568,11 @@ impl E1000 {
         let mac = self.mac.octets();
         self.regs[idx(ral(0))] = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
         self.regs[idx(rah(0))] = u32::from(u16::from_le_bytes([mac[4], mac[5]])) | RAH_AV;
+        if self.phy.held_in_reset() {
+            // CTRL.PHY_RST is 0 again: the PHY comes out of reset and negotiates.
+            let now = self.now();
+            self.phy.hold_in_reset(false, now);
+        }
         self.update_status_link();
         self.eeprom.reset_interface();
         self.stats.reset();
@@ -559,6 +592,7 @@ impl E1000 {
     /// Power-on reset (vfio-user device reset): also resets PCI configuration space.
     pub fn power_on_reset(&mut self) {
         self.pci = PciConfig::new(self.model);
+        self.phy.power_on();
         self.reset();
         self.irq.set_intx_disabled(false, self.now());
     }
@@ -594,6 +628,12 @@ impl E1000 {
                 rxa | (PACKET_BUFFER_KB.saturating_sub(rxa) << 16)
             }
             STATS_START..STATS_END => self.stats.read(off),
+            STATUS => {
+                // A driver polling for link sees negotiation finish on time even when
+                // no service step ran in between.
+                self.phy_catch_up();
+                self.regs[idx(STATUS)]
+            }
             _ => match r.access {
                 Access::WriteOnly => 0,
                 _ => self.regs[idx(off)],
@@ -630,15 +670,22 @@ impl E1000 {
         }
         match off {
             CTRL => {
+                let was_up = self.phy.link_up();
                 if val & CTRL_RST != 0 {
                     self.reset();
+                    if val & CTRL_PHY_RST != 0 {
+                        // Both at once (iPXE): the PHY is reset too, and released.
+                        self.phy.hold_in_reset(true, now);
+                        self.phy.hold_in_reset(false, now);
+                        self.link_changed(was_up, true);
+                    }
                     return AccessEffect::SERVICE;
                 }
-                if stored & CTRL_PHY_RST != 0 && self.reg(CTRL) & CTRL_PHY_RST == 0 {
-                    self.phy.reset();
-                }
                 self.regs[idx(CTRL)] = stored;
-                self.update_status_link();
+                let held = stored & CTRL_PHY_RST != 0;
+                let renegotiated = !held && self.phy.held_in_reset();
+                self.phy.hold_in_reset(held, now);
+                self.link_changed(was_up, renegotiated);
                 return AccessEffect::SERVICE;
             }
             EECD => {
@@ -649,18 +696,14 @@ impl E1000 {
             }
             EERD => self.eeprom.write_eerd(val),
             MDIC => {
-                let out = self.phy.mdic_write(val);
+                self.phy_catch_up();
+                let was_up = self.phy.link_up();
+                let out = self.phy.mdic_write(val, now);
                 self.regs[idx(MDIC)] = out.mdic;
-                let mut causes = 0;
                 if out.raise_mdac {
-                    causes |= ICR_MDAC;
+                    self.irq.raise(ICR_MDAC, now);
                 }
-                if out.autoneg_restarted && self.phy.link_up() {
-                    causes |= ICR_LSC;
-                }
-                if causes != 0 {
-                    self.irq.raise(causes, now);
-                }
+                self.link_changed(was_up, out.renegotiating);
             }
             ICR => self.irq.write_icr(val, now),
             ICS => self.irq.write_ics(val, now),
@@ -717,8 +760,27 @@ impl E1000 {
         self.regs[idx(off)] = val;
     }
 
+    /// STATUS from the PHY and CTRL: LU is the PHY's link; speed and duplex are the
+    /// PHY's (autonegotiated or forced in the PHY) unless CTRL.FRCSPD / CTRL.FRCDPX force
+    /// the MAC's; ASDV is the speed the PHY runs at.
     fn update_status_link(&mut self) {
-        let mut s = STATUS_RESET & !STATUS_LU;
+        let ctrl = self.reg(CTRL);
+        let (speed, full) = self.phy.resolve().unwrap_or((phy::Speed::Mb1000, true));
+        let speed = speed.code();
+        let mut s = speed << STATUS_ASDV_SHIFT;
+        s |= if ctrl & CTRL_FRCSPD != 0 {
+            ((ctrl & CTRL_SPEED_MASK) >> CTRL_SPEED_SHIFT) << STATUS_SPEED_SHIFT
+        } else {
+            speed << STATUS_SPEED_SHIFT
+        };
+        let fd = if ctrl & CTRL_FRCDPX != 0 {
+            ctrl & CTRL_FD != 0
+        } else {
+            full
+        };
+        if fd {
+            s |= STATUS_FD;
+        }
         if self.phy.link_up() {
             s |= STATUS_LU;
         }

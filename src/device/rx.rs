@@ -159,14 +159,26 @@ impl E1000 {
     }
 
     /// Free descriptors the device may fill, or `None` if the ring is misconfigured
-    /// (head or tail beyond the ring).
+    /// (head beyond the ring, tail beyond its end).
+    ///
+    /// RDT equal to the ring length (OS/2's driver sets it so, meaning "the whole ring")
+    /// is accepted, as VirtualBox accepts it: the tail then lies past the last
+    /// descriptor, the head (which wraps at the end of the ring) never reaches it, and
+    /// every descriptor is the device's. The guest that does this must keep up with the
+    /// ring itself (it reads DD), as it must on a card that treats RDT the same way.
     fn rx_free_descriptors(&self) -> Option<u32> {
         let n = self.rx_ring_len();
         let (h, t) = (self.reg(RDH), self.reg(RDT));
-        if n == 0 || h >= n || t >= n {
+        if n == 0 || h >= n || t > n {
             return None;
         }
-        Some(if t >= h { t - h } else { n - h + t })
+        Some(if t == n {
+            n
+        } else if t >= h {
+            t - h
+        } else {
+            n - h + t
+        })
     }
 
     /// Whether the device can take a frame now: receiver enabled, link up, bus master on
@@ -417,6 +429,12 @@ impl E1000 {
         let now = self.now();
         let (rdtr, radv) = (self.reg(RDTR), self.reg(RADV));
         self.irq.rx_done(now, rdtr, radv);
+        // SRPD: a packet no longer than RSRPD.SIZE (headers and CRC, not a stripped VLAN
+        // tag) went to memory; at once, whatever the receive delay timers say.
+        let small = self.reg(RSRPD) & 0xFFF;
+        if small != 0 && wire_len_after_strip(wire_len, strip) <= small as usize {
+            self.irq.raise(ICR_SRPD, now);
+        }
         if let Some(free) = self.rx_free_descriptors() {
             let rdmts = (self.reg(RCTL) & RCTL_RDMTS_MASK) >> RCTL_RDMTS_SHIFT;
             let threshold = self.rx_ring_len() >> (rdmts.min(2) + 1);
@@ -567,4 +585,10 @@ impl E1000 {
         }
         (st, er)
     }
+}
+
+/// The size RSRPD compares: the frame on the wire with its CRC (`wire_len` is without),
+/// less a VLAN tag the device stripped.
+fn wire_len_after_strip(wire_len: usize, stripped: bool) -> usize {
+    wire_len + 4 - if stripped { 4 } else { 0 }
 }

@@ -162,6 +162,7 @@ impl E1000 {
             return;
         }
         let (mut head, tail) = (self.reg(TDH), self.reg(TDT));
+        let start = head;
         if head >= ring || tail >= ring {
             self.tx_problem(format_args!(
                 "TDH {head} or TDT {tail} outside the ring of {ring} descriptors: stopped"
@@ -241,6 +242,14 @@ impl E1000 {
         if head == tail {
             self.irq.raise(ICR_TXQE, now);
             self.lint_tx_drained(head, self.tx.pkt.active);
+        }
+        // TXD_LOW: the descriptors left for the hardware fell to 8 * TXDCTL.LWTHRESH
+        // during this pass (with LWTHRESH 0: the ring drained).
+        let before = (tail + ring - start) % ring;
+        let left = (tail + ring - head) % ring;
+        let low = 8 * (self.reg(TXDCTL) >> TXDCTL_LWTHRESH_SHIFT);
+        if before > low && left <= low {
+            self.irq.raise(ICR_TXD_LOW, now);
         }
         if self.metrics.tx_frames != frames_before {
             // Loopback-style backends have the frames ready to receive now.
