@@ -9,10 +9,11 @@
 //!   /run, so the README's paths, ports and tap0 are used as they are): the blocks of
 //!   "A QEMU guest with an e1000 on a tap" (nic-emu-cli and `ip addr`), "Two VMs on one
 //!   wire", "Networking without root" (the nic-emu-cli line), "Any number of VMs",
-//!   "Replaying a capture", "A worse wire", "A tap without root" (`sudo` a shim, as the
-//!   test is root; contrib/open-tap drops to `nobody`) run, every nic-emu-cli stays up
-//!   until SIGTERM and then exits 0; the "Steering a running nic-emu" console session
-//!   runs command by command and each output has the shape the README shows.
+//!   "Replaying a capture", "A worse wire", "The card itself", "A tap without root"
+//!   (`sudo` a shim, as the test is root; contrib/open-tap drops to `nobody`) run, every
+//!   nic-emu-cli stays up until SIGTERM and then exits 0; the "Steering a running
+//!   nic-emu" console session runs command by command and each output has the shape the
+//!   README shows.
 //!
 //! Not run here: QEMU and `scripts/boot-guest.sh` lines (tests/e2e_readme.rs boots the
 //! tap example's guest), `passt` (tests/e2e_networking.rs), `systemd-socket-activate`
@@ -272,6 +273,16 @@ fn readme_blocks_run_as_written() {
 
     let log = run_block("A worse wire", |_| false, true);
     assert!(log.contains("joined") && log.contains("tap0"), "{log}");
+
+    let log = run_block(
+        "The card itself: model, EEPROM file, link timing",
+        |_| false,
+        false,
+    );
+    assert!(
+        log.contains("82545EM (MAC") && log.contains("EEPROM card0.eeprom"),
+        "{log}"
+    );
 }
 
 /// "A tap without root", both blocks, as written, as root in the sandbox: `sudo` is a

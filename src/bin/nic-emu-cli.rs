@@ -451,12 +451,17 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     log::info!(
         "nic-emu-cli: listening on {}{} (vfio-user); backend {label}: {spec} ({backend_name}); \
-         MAC {mac}; link {}; config: {}{}",
+         {} (MAC {mac}{}); link {}; config: {}{}",
         server.path().display(),
         if args.fd.is_some() || server.path() != args.socket.as_path() {
             " (inherited socket)"
         } else {
             ""
+        },
+        model.part(),
+        match &eeprom_path {
+            Some(p) => format!(", EEPROM {}", p.display()),
+            None => String::new(),
         },
         if link_up { "up" } else { "down" },
         config.origin(),
