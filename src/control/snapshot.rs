@@ -139,7 +139,7 @@ pub fn metric_fields(m: &Metrics) -> [(&'static str, &'static str, u64); 18] {
         ),
         (
             "rx_while_looping",
-            "Frames from the backend discarded while the card was in loopback",
+            "Frames from the backend discarded while the card was in loopback (also in rx_dropped)",
             rx_while_looping,
         ),
         (

@@ -152,7 +152,8 @@ pub struct Metrics {
     pub rx_dropped: u64,
     /// Times the device stopped taking frames because the receive ring was full.
     pub rx_backpressure: u64,
-    /// Frames from the backend discarded because the card was in loopback.
+    /// Frames from the backend discarded because the card was in loopback (also counted
+    /// in `rx_dropped`).
     pub rx_while_looping: u64,
     /// DMA accesses outside guest memory, or attempted with bus mastering off.
     pub dma_errors: u64,

@@ -258,6 +258,7 @@ impl E1000 {
             // The card listens to itself: a frame from the wire is lost, as on a card
             // whose transceiver is off.
             self.metrics.rx_while_looping += 1;
+            self.metrics.rx_dropped += 1;
             if let Some(n) = self.rx.log.note() {
                 log::info!(
                     "rx: frame from the backend discarded: the card is in loopback ({n} so far)"
