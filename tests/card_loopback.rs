@@ -96,6 +96,7 @@ fn frames_from_the_wire_are_lost_while_looping_and_flow_again_after() {
         (3, 3),
         "drops, of one kind"
     );
+    assert_eq!(g.bus.device().drops().rx_looping, 3, "with their reason");
 
     linux_phy_loopback_off(&mut g);
     // Back to normal: the wire works both ways (after the PHY reset's link window).
@@ -138,6 +139,7 @@ fn a_looped_frame_without_a_free_descriptor_is_missed_and_counted() {
     }
     assert_eq!(g.rd(MPC), 3);
     assert_eq!(g.bus.device().metrics().tx_looped, 10);
+    assert_eq!(g.bus.device().drops().rx_no_descriptors, 3);
     assert!(wire.take_sent().is_empty());
 }
 

@@ -82,7 +82,7 @@ fn traces_read_like_the_manual() {
     };
     has("W RCTL 0x04008002 EN|BAM|BSIZE=2048|SECRC");
     has(&format!(
-        "R ICR -> {icr:#010x} TXDW|TXQE|LSC|RXT0|INT_ASSERTED"
+        "R ICR -> {icr:#010x} TXDW|TXQE|LSC|RXT0|TXD_LOW|INT_ASSERTED"
     ));
     has("W TDT 4 (3 descriptors queued)");
     has("W RDT 7 (7 descriptors free)");

@@ -17,10 +17,14 @@ pub struct Drops {
     pub rx_disabled: u64,
     /// Frames that arrived while the link was down.
     pub rx_link_down: u64,
+    /// Frames that arrived while the card was in PHY or MAC loopback (its receiver
+    /// listens to its own transmitter then).
+    pub rx_looping: u64,
     /// Runt (shorter than 14 bytes) or oversize frames.
     pub rx_malformed: u64,
-    /// Frames lost for lack of descriptors: larger than the whole ring can hold, or held
-    /// for descriptors when the device was reset.
+    /// Frames lost for lack of descriptors: larger than the whole ring can hold, held
+    /// for descriptors when the device was reset, or looped back (PHY or MAC loopback)
+    /// with no free descriptor.
     pub rx_no_descriptors: u64,
     /// Frames whose descriptor or buffer is outside guest memory (written back with RXE).
     pub rx_unmapped_dma: u64,
@@ -44,7 +48,7 @@ pub struct Drops {
 impl Drops {
     /// Every counter as (direction, reason, what it counts, value); the destructuring
     /// fails to compile when a field is added and not listed.
-    pub fn fields(&self) -> [(&'static str, &'static str, &'static str, u64); 16] {
+    pub fn fields(&self) -> [(&'static str, &'static str, &'static str, u64); 17] {
         let Self {
             rx_filtered_unicast,
             rx_filtered_multicast,
@@ -52,6 +56,7 @@ impl Drops {
             rx_filtered_vlan,
             rx_disabled,
             rx_link_down,
+            rx_looping,
             rx_malformed,
             rx_no_descriptors,
             rx_unmapped_dma,
@@ -95,11 +100,17 @@ impl Drops {
                 "arrived with the link down",
                 rx_link_down,
             ),
+            (
+                "rx",
+                "looping",
+                "arrived while the card was in PHY or MAC loopback",
+                rx_looping,
+            ),
             ("rx", "malformed", "runt or oversize", rx_malformed),
             (
                 "rx",
                 "no_descriptors",
-                "no descriptors could ever hold it, or lost at reset",
+                "no descriptors could ever hold it, lost at reset, or looped back to a full ring",
                 rx_no_descriptors,
             ),
             (

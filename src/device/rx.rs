@@ -259,15 +259,23 @@ impl E1000 {
             // whose transceiver is off.
             self.metrics.rx_while_looping += 1;
             self.metrics.rx_dropped += 1;
+            self.drops.rx_looping += 1;
             if let Some(n) = self.rx.log.note() {
                 log::info!(
                     "rx: frame from the backend discarded: the card is in loopback ({n} so far)"
                 );
             }
+            if super::trace::frames_on() {
+                self.trace_rx_frame(frame, "dropped: the card is in PHY or MAC loopback");
+            }
             return RxOutcome::Dropped;
         }
         if !self.phy.link_up() {
             self.metrics.rx_dropped += 1;
+            self.drops.rx_link_down += 1;
+            if super::trace::frames_on() {
+                self.trace_rx_frame(frame, "dropped: link down");
+            }
             return RxOutcome::Dropped;
         }
         match self.rx_accept(frame) {
@@ -283,6 +291,10 @@ impl E1000 {
         if self.rx_accept(frame) == RxOutcome::NoRoom {
             self.stats.inc(MPC);
             self.metrics.rx_dropped += 1;
+            self.drops.rx_no_descriptors += 1;
+            if super::trace::frames_on() {
+                self.trace_rx_frame(frame, "missed: looped back with no free descriptor");
+            }
             if let Some(n) = self.rx.log.note() {
                 log::info!("rx: looped-back frame missed: no free receive descriptor ({n} so far)");
             }
@@ -295,15 +307,9 @@ impl E1000 {
         let rctl = self.reg(RCTL);
         if rctl & RCTL_EN == 0 {
             self.metrics.rx_dropped += 1;
-            let why = if rctl & RCTL_EN == 0 {
-                self.drops.rx_disabled += 1;
-                "dropped: RCTL.EN=0"
-            } else {
-                self.drops.rx_link_down += 1;
-                "dropped: link down"
-            };
+            self.drops.rx_disabled += 1;
             if super::trace::frames_on() {
-                self.trace_rx_frame(frame, why);
+                self.trace_rx_frame(frame, "dropped: RCTL.EN=0");
             }
             return RxOutcome::Dropped;
         }
