@@ -159,26 +159,22 @@ impl E1000 {
     }
 
     /// Free descriptors the device may fill, or `None` if the ring is misconfigured
-    /// (head beyond the ring, tail beyond its end).
+    /// (head or tail beyond the ring).
     ///
-    /// RDT equal to the ring length (OS/2's driver sets it so, meaning "the whole ring")
-    /// is accepted, as VirtualBox accepts it: the tail then lies past the last
-    /// descriptor, the head (which wraps at the end of the ring) never reaches it, and
-    /// every descriptor is the device's. The guest that does this must keep up with the
-    /// ring itself (it reads DD), as it must on a card that treats RDT the same way.
+    /// RDT equal to the ring length (OS/2's driver writes it, meaning "the whole ring";
+    /// VirtualBox accepts it) is treated as the manual defines RDT: an index of a
+    /// descriptor inside the ring, which the ring's length is not. The card then owns no
+    /// descriptor and takes no frame (they wait with the backend) until the driver
+    /// writes a tail inside the ring; the tail-outside-ring lint says why. Accepting it
+    /// would give the card every descriptor with no point where it stops, so it would
+    /// write over descriptors the driver has not read back yet.
     fn rx_free_descriptors(&self) -> Option<u32> {
         let n = self.rx_ring_len();
         let (h, t) = (self.reg(RDH), self.reg(RDT));
-        if n == 0 || h >= n || t > n {
+        if n == 0 || h >= n || t >= n {
             return None;
         }
-        Some(if t == n {
-            n
-        } else if t >= h {
-            t - h
-        } else {
-            n - h + t
-        })
+        Some(if t >= h { t - h } else { n - h + t })
     }
 
     /// Whether the device can take a frame now: receiver enabled, link up, bus master on
