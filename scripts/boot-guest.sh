@@ -32,17 +32,23 @@
 #   --carrier-wait S     guest waits up to S s for carrier (default 5)
 #   --no-shared-mem      vfio-user: plain RAM (the server then gets no DMA fds)
 #   --qemu-arg ARG       extra QEMU argument (repeatable)
-#   --machine pc|q35|virt  machine type (default pc; virt for aarch64). On q35 and
-#                        virt the NIC is pinned to slot 2 too (0000:00:02.0), as on pc.
-#   --arch x86_64|aarch64  the guest's architecture (default x86_64). aarch64 boots the
-#                        arm64 guest of build-guest-arm64.sh ($NE_CACHE/guest-arm64) on
-#                        qemu-system-aarch64 -machine virt under TCG (--cpu default
-#                        cortex-a57, console ttyAMA0; the NIC's INTx goes through the
-#                        GIC); --viommu, --allow-reboot and the x86 overlays are x86 only
+#   --machine pc|q35|virt  machine type (default pc; virt for aarch64 and riscv64). On q35
+#                        and virt the NIC is pinned to slot 2 too (0000:00:02.0), as on pc.
+#   --arch x86_64|aarch64|riscv64  the guest's architecture (default x86_64); the other
+#                        two boot the guests of build-guest-arch.sh under TCG, 1 vCPU
+#                        unless --smp says otherwise:
+#       aarch64  $NE_CACHE/guest-arm64 on qemu-system-aarch64 -machine virt (--cpu
+#                default cortex-a57, console ttyAMA0; the NIC's INTx goes through the
+#                GIC)
+#       riscv64  $NE_CACHE/guest-riscv64 on qemu-system-riscv64 -machine virt (QEMU's
+#                default CPU and -bios, OpenSBI; console ttyS0; the NIC's INTx goes
+#                through the PLIC: INTA of slot S is source 32 + S mod 4, 34 at slot 2)
+#                        --viommu, --allow-reboot and the x86 overlays are x86 only
 #   --viommu             a virtual IOMMU: q35 with -device intel-iommu,caching-mode=on
 #                        placed before the NIC, and intel_iommu=on for the guest
 #   --cpu MODEL          QEMU -cpu (default: QEMU's own under TCG, host under KVM,
-#                        cortex-a57 for aarch64); DPDK needs `max` under TCG
+#                        cortex-a57 for aarch64, QEMU's for riscv64); DPDK needs `max`
+#                        under TCG
 #   --append ARGS        more kernel command line (e.g. hugepages=64)
 #   --mods LIST          modules guest-init loads (comma-separated; default: the NIC's
 #                        driver; `none` leaves the NIC unbound, for userspace drivers)
@@ -54,6 +60,8 @@
 #                        survives the reset: $NE_BOOT is 0, 1, ... and the console
 #                        shows "RIG-BOOT <n>" (a command reboots with `reboot -f`)
 #   --quiet              do not copy the console to stdout
+#   --show-qemu          log QEMU's arguments, one per line ("qemu arg: ..."), on stderr
+#                        before starting it (as NIC_EMU_SHOW_QEMU=1)
 # The serial console streams to stdout. Guest protocol (guest-init.sh):
 #   "RIG-READY <uptime>" once the network is configured, "RIG-EXIT=<rc>" at the end.
 # The guest has busybox (ping, nc, ip, wget, ...), iperf3 and ethtool; e.g. print the
@@ -63,7 +71,8 @@
 #   125 QEMU ended without RIG-EXIT (QEMU error, kernel panic); 2 usage error.
 # A summary line "[boot-guest] nic=... rc=... ready=...s wall=...s" goes to stderr.
 #
-# The machine is `-machine pc -nodefaults -nic none` (or q35, or virt for aarch64): the
+# The machine is `-machine pc -nodefaults -nic none` (or q35, or virt for aarch64 and
+# riscv64): the
 # NIC (any kind) is the only device added, at PCI 0000:00:02.0. With vfio-user, QEMU 11 warns "Could not
 # enable error recovery for the device"; that is harmless.
 #
@@ -76,8 +85,9 @@
 # kernel cannot run, so auto settles on TCG.
 #
 # Env: NIC_EMU_CACHE (default /var/cache/nic-emu), NIC_EMU_QEMU (x86 QEMU binary),
-#      NIC_EMU_QEMU_AARCH64 (arm64 QEMU binary), NIC_EMU_KERNEL (default
-#      $NE_CACHE/guest/vmlinux, else vmlinuz; aarch64: $NE_CACHE/guest-arm64/vmlinuz),
+#      NIC_EMU_QEMU_AARCH64 (arm64 QEMU binary), NIC_EMU_QEMU_RISCV64 (riscv64 QEMU
+#      binary), NIC_EMU_KERNEL (default $NE_CACHE/guest/vmlinux, else vmlinuz; aarch64:
+#      $NE_CACHE/guest-arm64/vmlinuz; riscv64: $NE_CACHE/guest-riscv64/vmlinuz),
 #      NIC_EMU_ACCEL (default for --accel), NIC_EMU_KEEP_TAP=1 keeps the tap,
 #      NIC_EMU_SHOW_QEMU=1 logs QEMU's arguments, one per line, before starting it.
 set -euo pipefail
@@ -87,7 +97,7 @@ DIE_RC=2
 NIC=none SOCK= NETNS= TAP=ne-tap0 HOSTIP=10.233.0.1/24 GUESTIP=10.233.0.2/24 MAC=
 DGL=127.0.0.1:47001 DGR=127.0.0.1:47002 ACCEL=${NIC_EMU_ACCEL:-auto} MEM=256 SMP=1
 TIMEOUT=180 LOG= EXTRA= CARRIER=5 SHARED=1 QUIET=0
-MACHINE= VIOMMU=0 CPU= XAPPEND= REBOOT=0 MODS= ARCH=x86_64
+MACHINE= VIOMMU=0 CPU= XAPPEND= REBOOT=0 MODS= ARCH=x86_64 SHOWQ=${NIC_EMU_SHOW_QEMU:-0}
 QARGS=() OVERLAYS=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -105,7 +115,7 @@ while [ $# -gt 0 ]; do
     --cpu) CPU=$2; shift 2;;              --append) XAPPEND+=" $2"; shift 2;;
     --overlay) OVERLAYS+=("$2"); shift 2;;
     --allow-reboot) REBOOT=1; shift;;   --mods) MODS=$2; shift 2;;
-    --quiet) QUIET=1; shift;;
+    --quiet) QUIET=1; shift;;           --show-qemu) SHOWQ=1; shift;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0;;
     --) shift; break;;
     -*) die "unknown option $1 (see --help)";;
@@ -122,15 +132,21 @@ case $ARCH in
     MACHINE=${MACHINE:-pc}
     case $MACHINE in pc|q35) ;; *) die "--machine must be pc or q35 for x86_64";; esac;;
   aarch64|arm64)
-    ARCH=aarch64 QEMU=$NE_QEMU_AARCH64 GDIR=$NE_GUEST_ARM64 CONSOLE=ttyAMA0 BUILD=build-guest-arm64.sh
+    ARCH=aarch64 QEMU=$NE_QEMU_AARCH64 GDIR=$NE_GUEST_ARM64 CONSOLE=ttyAMA0 BUILD="build-guest-arch.sh arm64"
     KERNEL=${NIC_EMU_KERNEL:-$NE_GUEST_ARM64/vmlinuz}
-    MACHINE=${MACHINE:-virt} CPU=${CPU:-cortex-a57}
-    [ "$MACHINE" = virt ] || die "--machine must be virt for aarch64"
-    [ "$VIOMMU" = 0 ] || die "--viommu is x86 only (intel-iommu)"
-    [ "$REBOOT" = 0 ] || die "--allow-reboot is x86 only (boots are counted in CMOS)"
-    case $ACCEL in auto|tcg) ACCEL=tcg;; *) die "aarch64 guests run under TCG only";; esac;;
-  *) die "--arch must be x86_64 or aarch64";;
+    CPU=${CPU:-cortex-a57};;
+  riscv64)
+    QEMU=$NE_QEMU_RISCV64 GDIR=$NE_GUEST_RISCV64 CONSOLE=ttyS0 BUILD="build-guest-arch.sh riscv64"
+    KERNEL=${NIC_EMU_KERNEL:-$NE_GUEST_RISCV64/vmlinuz};;
+  *) die "--arch must be x86_64, aarch64 or riscv64";;
 esac
+if [ "$ARCH" != x86_64 ]; then
+  MACHINE=${MACHINE:-virt}
+  [ "$MACHINE" = virt ] || die "--machine must be virt for $ARCH"
+  [ "$VIOMMU" = 0 ] || die "--viommu is x86 only (intel-iommu)"
+  [ "$REBOOT" = 0 ] || die "--allow-reboot is x86 only (boots are counted in CMOS)"
+  case $ACCEL in auto|tcg) ACCEL=tcg;; *) die "$ARCH guests run under TCG only";; esac
+fi
 [ -f "$KERNEL" ] && [ -f "$GDIR/initramfs.cpio.gz" ] || die "no guest in $GDIR: run scripts/$BUILD"
 [ -x "$QEMU" ] || die "no QEMU $QEMU: run scripts/setup-qemu.sh"
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout wants seconds"
@@ -290,7 +306,7 @@ QCMD=("$QEMU" -nodefaults -nic none -no-user-config "${ACC[@]}" -machine "$MACHI
       -kernel "$KERNEL" -initrd "$WORK/initrd" -append "$APPEND"
       ${IOMMU[@]+"${IOMMU[@]}"} "${NICARGS[@]}" ${QARGS[@]+"${QARGS[@]}"})
 printf '%q ' "${QCMD[@]}" >"$WORK/qemu-cmdline"
-if [ "${NIC_EMU_SHOW_QEMU:-0}" = 1 ]; then for a in "${QCMD[@]}"; do log "qemu arg: $a"; done; fi
+if [ "$SHOWQ" = 1 ]; then for a in "${QCMD[@]}"; do log "qemu arg: $a"; done; fi
 T0=$(date +%s.%N)
 "${NS[@]}" timeout -k 3 "$TIMEOUT" "${QCMD[@]}" </dev/null >>"$CON" 2>&1 &
 QPID=$!

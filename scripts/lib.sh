@@ -10,8 +10,11 @@
 #   NE_QEMU      QEMU wrapper: ${NIC_EMU_QEMU:-$NE_CACHE/bin/qemu-system-x86_64}
 #   NE_QEMU_AARCH64  arm64 QEMU wrapper:
 #                ${NIC_EMU_QEMU_AARCH64:-$NE_CACHE/bin/qemu-system-aarch64}
+#   NE_QEMU_RISCV64  riscv64 QEMU wrapper:
+#                ${NIC_EMU_QEMU_RISCV64:-$NE_CACHE/bin/qemu-system-riscv64}
 #   NE_GUEST     guest kernel/initramfs dir: $NE_CACHE/guest
 #   NE_GUEST_ARM64   arm64 guest kernel/initramfs dir: $NE_CACHE/guest-arm64
+#   NE_GUEST_RISCV64 riscv64 guest kernel/initramfs dir: $NE_CACHE/guest-riscv64
 #   NE_GROOT     unpacked guest initramfs tree: $NE_CACHE/guest-root
 #   log/warn/die       messages on stderr, prefixed with "[<script name>]"
 #   need_root          die unless uid 0
@@ -29,14 +32,16 @@
 #   guest_add_modules STAGE TREE KV NAME...   copy kernel modules NAME and the modules
 #                      they depend on from STAGE/lib/modules/KV/kernel to TREE
 #
-# Env: NIC_EMU_CACHE, NIC_EMU_QEMU, NIC_EMU_QEMU_AARCH64 (see above)
+# Env: NIC_EMU_CACHE, NIC_EMU_QEMU, NIC_EMU_QEMU_AARCH64, NIC_EMU_QEMU_RISCV64 (see above)
 
 NE_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NE_CACHE=${NIC_EMU_CACHE:-/var/cache/nic-emu}
 NE_QEMU=${NIC_EMU_QEMU:-$NE_CACHE/bin/qemu-system-x86_64}
 NE_QEMU_AARCH64=${NIC_EMU_QEMU_AARCH64:-$NE_CACHE/bin/qemu-system-aarch64}
 NE_GUEST=$NE_CACHE/guest
+NE_QEMU_RISCV64=${NIC_EMU_QEMU_RISCV64:-$NE_CACHE/bin/qemu-system-riscv64}
 NE_GUEST_ARM64=$NE_CACHE/guest-arm64
+NE_GUEST_RISCV64=$NE_CACHE/guest-riscv64
 NE_GROOT=$NE_CACHE/guest-root
 NE_NAME=${NE_NAME:-$(basename "${0%.sh}")}
 

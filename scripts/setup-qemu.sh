@@ -7,11 +7,15 @@
 # Rather than mixing trixie into the host's apt, this builds a separate root:
 #   1. debootstrap --variant=minbase trixie $NE_CACHE/qemu-root  (host mirror)
 #   2. inside it: apt-get install -t trixie-backports --no-install-recommends
-#      qemu-system-x86 qemu-system-arm, then apt-get clean (a root made before
-#      qemu-system-arm was added gets it on the next run)
-#   3. writes the wrappers $NE_CACHE/bin/qemu-system-x86_64 and
-#      $NE_CACHE/bin/qemu-system-aarch64 (the arm64 guest: `virt` machine under TCG,
-#      kernel booted with -kernel, so no firmware package is needed)
+#      qemu-system-x86 qemu-system-arm qemu-system-riscv, then apt-get clean (a root
+#      made before qemu-system-arm or qemu-system-riscv was added gets it on the next
+#      run)
+#   3. writes the wrappers $NE_CACHE/bin/qemu-system-x86_64,
+#      $NE_CACHE/bin/qemu-system-aarch64 and $NE_CACHE/bin/qemu-system-riscv64 (the
+#      arm64 and riscv64 guests: `virt` machine under TCG, kernel booted with -kernel;
+#      arm64 needs no firmware, riscv64's default -bios is OpenSBI, which
+#      qemu-system-riscv brings in as a dependency: package opensbi, linked from
+#      /usr/share/qemu)
 #   4. installs passt (user-mode networking over a Unix socket, for nic-emu's
 #      `stream` backend) in the same root and writes $NE_CACHE/bin/passt, which
 #      runs it with the root's loader. Debian 12's passt (2023-03) crashes on the
@@ -38,7 +42,8 @@
 #   NIC_EMU_QEMU_FROM    suite to take qemu from (default <suite>-backports)
 # Exit codes: 0 ok (prints the QEMU version), 1 failure (log tail on stderr).
 # Logs: $NE_CACHE/logs/debootstrap.log, $NE_CACHE/logs/qemu-apt.log,
-#       $NE_CACHE/logs/qemu-arm-apt.log (qemu-system-arm added to an existing root)
+#       $NE_CACHE/logs/qemu-system-arm-apt.log, qemu-system-riscv-apt.log (the two
+#       added to an existing root)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -140,17 +145,18 @@ qemu_ok() { # [qemu-system-NAME]: installed, wrapper written, >= MINVER, has vfi
     | grep -q '"vfio-user-pci"'
 }
 
-ensure_qemu_arm() { # qemu-system-aarch64 in the root (installed once) and its wrapper
-  qemu_ok qemu-system-aarch64 && return 0
+ensure_qemu_extra() { # PKG BIN ARCH: BIN of PKG in the root (installed once), its wrapper
+  local pkg=$1 b=$2 arch=$3 log=$LOGS/$1-apt.log
+  qemu_ok "$b" && return 0
   need_root
-  log "apt-get install -t $FROM qemu-system-arm (in the root)"
+  log "apt-get install -t $FROM $pkg (in the root)"
   { chroot "$ROOT" apt-get update -q &&
     chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      -t "$FROM" qemu-system-arm &&
-    chroot "$ROOT" apt-get clean; } >"$LOGS/qemu-arm-apt.log" 2>&1 \
-    || { tail -n 20 "$LOGS/qemu-arm-apt.log" >&2; warn "cannot install qemu-system-arm (log: $LOGS/qemu-arm-apt.log); the arm64 tests will skip"; return 0; }
-  qemu_ok qemu-system-aarch64 \
-    || warn "qemu-system-aarch64 is < $MINVER or lacks vfio-user-pci; the arm64 tests will skip"
+      -t "$FROM" "$pkg" &&
+    chroot "$ROOT" apt-get clean; } >"$log" 2>&1 \
+    || { tail -n 20 "$log" >&2; warn "cannot install $pkg (log: $log); the $arch tests will skip"; return 0; }
+  qemu_ok "$b" \
+    || warn "$b is < $MINVER or lacks vfio-user-pci; the $arch tests will skip"
 }
 
 mkdir -p "$NE_CACHE" "$LOGS"
@@ -164,7 +170,8 @@ if [ "${NIC_EMU_FORCE:-0}" != 1 ] && qemu_ok; then
     chroot "$ROOT" apt-get clean
     qemu_ok || die "QEMU broken after upgrade"
   fi
-  ensure_qemu_arm
+  ensure_qemu_extra qemu-system-arm qemu-system-aarch64 arm64
+  ensure_qemu_extra qemu-system-riscv qemu-system-riscv64 riscv64
   ensure_passt
   ensure_uboot
   log "cached: QEMU $(qemu_version) at $NE_CACHE/bin/qemu-system-x86_64 ($(elapsed "$T0")s)"
@@ -193,17 +200,18 @@ M=$(awk '$1 == "deb" { print $2; exit }' "$NEW/etc/apt/sources.list")
 printf '#!/bin/sh\nexit 101\n' >"$NEW/usr/sbin/policy-rc.d"; chmod 755 "$NEW/usr/sbin/policy-rc.d"
 cp -L /etc/resolv.conf "$NEW/etc/resolv.conf" 2>/dev/null || true
 
-log "apt-get install -t $FROM qemu-system-x86 qemu-system-arm (in the root)"
+log "apt-get install -t $FROM qemu-system-x86 qemu-system-arm qemu-system-riscv (in the root)"
 { chroot "$NEW" apt-get update -q &&
   chroot "$NEW" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    -t "$FROM" qemu-system-x86 qemu-system-arm &&
+    -t "$FROM" qemu-system-x86 qemu-system-arm qemu-system-riscv &&
   chroot "$NEW" apt-get clean; } >"$LOGS/qemu-apt.log" 2>&1 \
   || { tail -n 20 "$LOGS/qemu-apt.log" >&2; die "apt-get in the root failed (log: $LOGS/qemu-apt.log)"; }
 
 rm -rf "$ROOT"; mv "$NEW" "$ROOT"
 qemu_ok || die "installed QEMU is < $MINVER or lacks vfio-user-pci"
 qemu_ok qemu-system-aarch64 || die "installed qemu-system-aarch64 is < $MINVER or lacks vfio-user-pci"
+qemu_ok qemu-system-riscv64 || die "installed qemu-system-riscv64 is < $MINVER or lacks vfio-user-pci"
 log "installed: QEMU $(qemu_version), root $(du -sh "$ROOT" | cut -f1), $(elapsed "$T0")s"
-log "wrappers: $NE_CACHE/bin/qemu-system-x86_64, $NE_CACHE/bin/qemu-system-aarch64"
+log "wrappers: $NE_CACHE/bin/qemu-system-{x86_64,aarch64,riscv64}"
 ensure_passt
 ensure_uboot

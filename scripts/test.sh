@@ -3,8 +3,8 @@
 #
 # As root it first provisions the real-QEMU rig and the host packages the tests use
 # (scripts/provision.sh: tcpdump, valgrind, systemd-socket-activate, Python's
-# prometheus_client, QEMU >= 10.1 with vfio-user, x86_64 and arm64 Debian guest
-# kernels + busybox initramfs; cached under ${NIC_EMU_CACHE:-/var/cache/nic-emu}, ~60 s
+# prometheus_client, QEMU >= 10.1 with vfio-user, x86_64, arm64 and riscv64 Debian
+# guest kernels + busybox initramfs; cached under ${NIC_EMU_CACHE:-/var/cache/nic-emu}, ~60 s
 # the first time, seconds afterwards), so the end-to-end tests boot real guests.
 # Without root those tests skip and the rest still runs. Extra arguments go to `cargo
 # test` (e.g. a test name filter).

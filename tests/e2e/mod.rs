@@ -51,9 +51,11 @@ pub struct Rig {
     /// `${NIC_EMU_CACHE:-/var/cache/nic-emu}`.
     pub cache: PathBuf,
     /// The QEMU binary (`$NIC_EMU_QEMU` or the rig's wrapper; for the arm64 guest
-    /// `$NIC_EMU_QEMU_AARCH64` or the rig's qemu-system-aarch64).
+    /// `$NIC_EMU_QEMU_AARCH64` or the rig's qemu-system-aarch64, for the riscv64 guest
+    /// `$NIC_EMU_QEMU_RISCV64` or qemu-system-riscv64).
     pub qemu: PathBuf,
-    /// The guest's architecture, boot-guest.sh's `--arch`: `x86_64` or `aarch64`.
+    /// The guest's architecture, boot-guest.sh's `--arch`: `x86_64`, `aarch64` or
+    /// `riscv64`.
     pub arch: &'static str,
 }
 
@@ -95,30 +97,36 @@ impl Rig {
         Some(rig)
     }
 
-    /// The arm64 rig (scripts/build-guest-arm64.sh's guest on qemu-system-aarch64
+    /// The arm64 rig (scripts/build-guest-arch.sh's arm64 guest on qemu-system-aarch64
     /// `-machine virt`, TCG), after [`get`](Self::get)'s checks (the host side uses the
     /// x86 guest's busybox). `None` after `SKIP:` when it is not provisioned.
     pub fn get_arm64(test: &str, need_root: bool) -> Option<Rig> {
+        Self::get_other_arch(test, need_root, "aarch64")
+    }
+
+    /// The riscv64 rig (scripts/build-guest-arch.sh's riscv64 guest on
+    /// qemu-system-riscv64 `-machine virt`, TCG), as [`get_arm64`](Self::get_arm64).
+    pub fn get_riscv64(test: &str, need_root: bool) -> Option<Rig> {
+        Self::get_other_arch(test, need_root, "riscv64")
+    }
+
+    /// A guest of `arch` (`aarch64` or `riscv64`): its QEMU (`$NIC_EMU_QEMU_<ARCH>` or the
+    /// rig's wrapper), kernel and initramfs must be there.
+    fn get_other_arch(test: &str, need_root: bool, arch: &'static str) -> Option<Rig> {
         let rig = Self::get(test, need_root)?;
-        let qemu = std::env::var("NIC_EMU_QEMU_AARCH64")
+        let qemu = std::env::var(format!("NIC_EMU_QEMU_{}", arch.to_uppercase()))
             .map(PathBuf::from)
-            .unwrap_or_else(|_| rig.cache.join("bin/qemu-system-aarch64"));
-        let guest = rig.cache.join("guest-arm64");
-        let ok = qemu.exists()
+            .unwrap_or_else(|_| rig.cache.join(format!("bin/qemu-system-{arch}")));
+        let rig = Rig { qemu, arch, ..rig };
+        let guest = rig.guest_dir();
+        let ok = rig.qemu.exists()
             && guest.join("vmlinuz").exists()
             && guest.join("initramfs.cpio.gz").exists();
-        if !can_run(
-            test,
-            ok,
-            "arm64 rig not provisioned (run: sudo bash scripts/provision.sh)",
-        ) {
+        let why = format!("{arch} rig not provisioned (run: sudo bash scripts/provision.sh)");
+        if !can_run(test, ok, &why) {
             return None;
         }
-        Some(Rig {
-            qemu,
-            arch: "aarch64",
-            ..rig
-        })
+        Some(rig)
     }
 
     /// The guest's static busybox, runnable on the host.
@@ -130,6 +138,7 @@ impl Rig {
     pub fn guest_dir(&self) -> PathBuf {
         match self.arch {
             "aarch64" => self.cache.join("guest-arm64"),
+            "riscv64" => self.cache.join("guest-riscv64"),
             _ => self.cache.join("guest"),
         }
     }
