@@ -12,12 +12,12 @@
 #   aarch64  bookworm's linux-image-arm64; -machine virt on qemu-system-aarch64 under
 #            TCG, -cpu cortex-a57, 1 vCPU, kernel booted directly (no firmware); the
 #            NIC's INTx goes through the GIC. `boot-guest.sh --arch aarch64`;
-#            tests/e2e_arm64.rs
+#            tests/e2e_virt.rs
 #   riscv64  trixie's linux-image-riscv64 (riscv64 is a Debian release architecture
 #            from trixie on); -machine virt on qemu-system-riscv64 under TCG, 1 vCPU,
 #            kernel booted with -kernel over QEMU's default firmware (OpenSBI); the
 #            NIC's INTx goes through the PLIC. `boot-guest.sh --arch riscv64`;
-#            tests/e2e_riscv64.rs
+#            tests/e2e_virt.rs
 # Steps:
 #   1. host packages, only those missing: debootstrap xz-utils iproute2
 #      util-linux (flock, unshare) coreutils gzip gcc libc6-dev, and the tools the
