@@ -111,7 +111,9 @@ typedef void (*NicEmuSetIrqLevelFn)(void *user_data, bool asserted);
 
 // How to create a device. Fill it with `nic_emu_config_init`, then change fields.
 typedef struct NicEmuConfig {
-  // MAC address in the EEPROM, first octet first.
+  // MAC address in the EEPROM, first octet first. A group address (first octet odd)
+  // or all zeros makes `nic_emu_create` return `NIC_EMU_STATUS_INVALID_ARGUMENT`: a
+  // guest driver would refuse the card.
   uint8_t mac[6];
   // Whether the cable is plugged in at power-on.
   bool link_up;

@@ -126,6 +126,12 @@ pub unsafe extern "C" fn nic_emu_create(
             NIC_EMU_CLOCK_MONOTONIC => None,
             _ => return NicEmuStatus::InvalidArgument,
         };
+        let mac = MacAddress::new(cfg.mac);
+        if mac.check_station().is_err() {
+            // A guest driver refuses a card whose EEPROM holds a group or all-zero
+            // address, as the CLI and the configuration file say when they refuse it.
+            return NicEmuStatus::InvalidArgument;
+        }
         let clock: Arc<dyn Clock> = match &manual_clock {
             Some(c) => Arc::new(c.clone()),
             None => Arc::new(MonotonicClock::new()),
@@ -139,7 +145,7 @@ pub unsafe extern "C" fn nic_emu_create(
             user_data: cfg.user_data,
         };
         let device_config = DeviceConfig {
-            mac: MacAddress::new(cfg.mac),
+            mac,
             link_up: cfg.link_up,
             ..DeviceConfig::default()
         };

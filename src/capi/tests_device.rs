@@ -134,6 +134,34 @@ fn manual_clock_drives_the_mitigation_timers() {
 }
 
 #[test]
+fn group_or_zero_mac_is_refused_and_unicast_accepted() {
+    let mut cfg = std::mem::MaybeUninit::<NicEmuConfig>::uninit();
+    let mut dev = null_mut();
+    // SAFETY: valid pointers throughout; the one device created is destroyed.
+    unsafe {
+        assert_eq!(nic_emu_config_init(cfg.as_mut_ptr()), NicEmuStatus::Ok);
+        let mut cfg = cfg.assume_init();
+        for bad in [[0x01, 0x00, 0x5e, 0, 0, 1], [0xff; 6], [0; 6]] {
+            cfg.mac = bad;
+            assert_eq!(
+                nic_emu_create(&cfg, &mut dev),
+                NicEmuStatus::InvalidArgument,
+                "{bad:02x?}"
+            );
+            assert!(dev.is_null());
+        }
+        cfg.mac = [0x02, 0, 0, 0, 0, 1];
+        assert_eq!(nic_emu_create(&cfg, &mut dev), NicEmuStatus::Ok);
+    }
+    // The address is the EEPROM's: word 0 holds the first two octets (EERD, word 0).
+    wr32(dev, EERD, EERD_START);
+    let v = rd32(dev, EERD);
+    assert_ne!(v & EERD_DONE, 0, "EERD {v:#x}");
+    assert_eq!(v >> EERD_DATA_SHIFT, 0x0002, "EERD {v:#x}");
+    destroy(dev);
+}
+
+#[test]
 fn monotonic_clock_and_bad_clock_kind() {
     let mut cfg = std::mem::MaybeUninit::<NicEmuConfig>::uninit();
     let mut dev = null_mut();

@@ -84,7 +84,9 @@ pub type NicEmuSetIrqLevelFn = Option<unsafe extern "C" fn(user_data: *mut c_voi
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct NicEmuConfig {
-    /// MAC address in the EEPROM, first octet first.
+    /// MAC address in the EEPROM, first octet first. A group address (first octet odd)
+    /// or all zeros makes `nic_emu_create` return `NIC_EMU_STATUS_INVALID_ARGUMENT`: a
+    /// guest driver would refuse the card.
     pub mac: [u8; 6],
     /// Whether the cable is plugged in at power-on.
     pub link_up: bool,
