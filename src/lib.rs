@@ -28,6 +28,8 @@
 //! * [`memory`], [`irq`], [`clock`]: what a frontend gives the device (guest RAM, an
 //!   interrupt line, time). Timers read a [`Clock`], so [`ManualClock`] makes interrupt
 //!   moderation deterministic.
+//! * [`wire`]: facts about frames that the device and the backends share (the Internet
+//!   checksum, EtherTypes and VLAN tags, header views), so neither reaches into the other.
 //! * [`capi`]: the same device behind `extern "C"` functions.
 //!
 //! `cargo build --lib --no-default-features` builds the library alone, with none of the
@@ -105,6 +107,7 @@ pub mod irq;
 pub mod log_limit;
 pub mod mac;
 pub mod memory;
+pub mod wire;
 
 pub use backend::PacketBackend;
 pub use clock::{Clock, ManualClock, MonotonicClock};

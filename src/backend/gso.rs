@@ -21,31 +21,26 @@ pub struct Gso {
     pub csum_offset: u16,
 }
 
-/// Size of `struct virtio_net_hdr` (no mergeable-buffer count): a tap's default.
-pub const VNET_HDR_LEN: usize = 10;
-
-const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
-const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
-const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
-const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
+use crate::wire::virtio_net;
+pub use crate::wire::virtio_net::HEADER_LEN as VNET_HDR_LEN;
 
 impl Gso {
     /// The `struct virtio_net_hdr` for this packet (little-endian, as a tap on a
     /// little-endian host takes it).
     pub fn vnet_hdr(&self) -> [u8; VNET_HDR_LEN] {
         let gso_type = match (self.segment, self.ipv6) {
-            (false, _) => VIRTIO_NET_HDR_GSO_NONE,
-            (true, false) => VIRTIO_NET_HDR_GSO_TCPV4,
-            (true, true) => VIRTIO_NET_HDR_GSO_TCPV6,
+            (false, _) => virtio_net::GSO_NONE,
+            (true, false) => virtio_net::GSO_TCPV4,
+            (true, true) => virtio_net::GSO_TCPV6,
         };
-        let mut h = [0u8; VNET_HDR_LEN];
-        h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-        h[1] = gso_type;
-        h[2..4].copy_from_slice(&self.hdr_len.to_le_bytes());
-        h[4..6].copy_from_slice(&(if self.segment { self.mss } else { 0 }).to_le_bytes());
-        h[6..8].copy_from_slice(&self.csum_start.to_le_bytes());
-        h[8..10].copy_from_slice(&self.csum_offset.to_le_bytes());
-        h
+        virtio_net::encode(
+            virtio_net::F_NEEDS_CSUM,
+            gso_type,
+            self.hdr_len,
+            if self.segment { self.mss } else { 0 },
+            self.csum_start,
+            self.csum_offset,
+        )
     }
 }
 

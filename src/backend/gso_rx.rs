@@ -13,18 +13,22 @@
 //! trusted (Linux fills it with the length of the packet's linear part); the headers'
 //! own lengths are.
 
-use super::gso::VNET_HDR_LEN;
-use crate::device::checksum;
+use crate::wire::checksum;
+use crate::wire::ethernet::{self, Frame, VLAN_TPIDS};
+use crate::wire::ip::{
+    self, Ipv4, Ipv6, IPV4_CHECKSUM_OFFSET, IPV4_ID_OFFSET, IPV4_TOTAL_LEN_OFFSET, IPV6_HEADER_LEN,
+    IPV6_PAYLOAD_LEN_OFFSET,
+};
+use crate::wire::tcp::{
+    tcp_header_len, TCP_CHECKSUM_OFFSET, TCP_CWR, TCP_FIN, TCP_FLAGS_OFFSET, TCP_MIN_HEADER_LEN,
+    TCP_PSH, TCP_SEQ_OFFSET,
+};
+// GSO_ECN: the packet carries CWR and was meant for ECN-aware segmentation (never
+// offered: nic-emu does not set `TUN_F_TSO_ECN`).
+use crate::wire::virtio_net::{VnetHdr, GSO_ECN, GSO_TCPV4, GSO_TCPV6};
 
-const GSO_TCPV4: u8 = 1;
-const GSO_TCPV6: u8 = 4;
-/// `VIRTIO_NET_HDR_GSO_ECN`: the packet carries CWR and was meant for ECN-aware
-/// segmentation (never offered: nic-emu does not set `TUN_F_TSO_ECN`).
-const GSO_ECN: u8 = 0x80;
-
-const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
-const TCP_CWR: u8 = 0x80;
+/// Most VLAN tags stepped over before the IP header.
+const MAX_TAGS: usize = 4;
 
 /// Where a GSO packet's parts are, and which segment comes next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,55 +62,46 @@ pub(crate) enum Received {
 impl Cutter {
     /// Look at `hdr` (a `struct virtio_net_hdr`) and the packet after it.
     pub(crate) fn look(hdr: &[u8], pkt: &[u8]) -> Received {
-        let Some(&gso_type) = hdr.get(1).filter(|_| hdr.len() >= VNET_HDR_LEN) else {
+        let Some(hdr) = VnetHdr::new(hdr) else {
             return Received::Frame;
         };
-        let ipv6 = match gso_type & !GSO_ECN {
+        let ipv6 = match hdr.gso_type() & !GSO_ECN {
             0 => return Received::Frame,
             GSO_TCPV4 => false,
             GSO_TCPV6 => true,
             _ => return Received::Bad("a GSO type other than TCP"),
         };
-        let mss = usize::from(u16::from_le_bytes([hdr[4], hdr[5]]));
-        let l4 = usize::from(u16::from_le_bytes([hdr[6], hdr[7]]));
+        let mss = usize::from(hdr.gso_size());
+        let l4 = usize::from(hdr.csum_start());
         if mss == 0 {
             return Received::Bad("a GSO packet with segment size 0");
         }
         // Ethernet type, past any VLAN tags.
-        let mut l3 = 12;
-        let ethertype = loop {
-            let Some(t) = pkt.get(l3..l3 + 2) else {
-                return Received::Bad("a GSO packet shorter than its Ethernet header");
-            };
-            let t = u16::from_be_bytes([t[0], t[1]]);
-            l3 += 2;
-            if (t == 0x8100 || t == 0x88A8) && l3 < 12 + 4 * 4 {
-                l3 += 2;
-                continue;
-            }
-            break t;
+        let Some((ethertype, l3)) =
+            Frame::new(pkt).and_then(|f| f.inner_type(|t| VLAN_TPIDS.contains(&t), MAX_TAGS))
+        else {
+            return Received::Bad("a GSO packet shorter than its Ethernet header");
         };
+        let at_l3 = pkt.get(l3..).unwrap_or_default();
         let ip_ok = if ipv6 {
-            ethertype == 0x86DD
-                && pkt.get(l3).is_some_and(|v| v >> 4 == 6)
-                && pkt.get(l3 + 6) == Some(&6) // next header TCP, no extension headers
-                && l4 == l3 + 40
+            // Next header TCP, no extension headers.
+            ethertype == ethernet::ETHERTYPE_IPV6
+                && Ipv6::new(at_l3)
+                    .is_some_and(|h| h.version() == 6 && h.next_header() == ip::PROTO_TCP)
+                && l4 == l3 + IPV6_HEADER_LEN
         } else {
-            ethertype == 0x0800
-                && pkt
-                    .get(l3)
-                    .is_some_and(|&v| v >> 4 == 4 && usize::from(v & 0xF) * 4 >= 20)
-                && pkt.get(l3 + 9) == Some(&6)
-                && l4 == l3 + usize::from(pkt[l3] & 0xF) * 4
+            ethertype == ethernet::ETHERTYPE_IPV4
+                && Ipv4::new(at_l3)
+                    .is_some_and(|h| h.protocol() == ip::PROTO_TCP && l4 == l3 + h.header_len())
         };
         if !ip_ok {
             return Received::Bad("a GSO packet whose IP header is not TCP where it says");
         }
-        let Some(&off) = pkt.get(l4 + 12) else {
+        let Some(tcp_len) = tcp_header_len(pkt.get(l4..).unwrap_or_default()) else {
             return Received::Bad("a GSO packet shorter than its TCP header");
         };
-        let hdrs = l4 + usize::from(off >> 4) * 4;
-        if usize::from(off >> 4) < 5 || hdrs > pkt.len() {
+        let hdrs = l4 + tcp_len;
+        if tcp_len < TCP_MIN_HEADER_LEN || hdrs > pkt.len() {
             return Received::Bad("a GSO packet shorter than its TCP header");
         }
         Received::Gso(Cutter {
@@ -141,36 +136,39 @@ impl Cutter {
 
         let (l3, l4) = (self.l3, self.l4);
         let tcp_len = len - l4;
-        let mut pseudo;
-        if self.ipv6 {
-            let plen = (len - l3 - 40) as u16;
-            seg[l3 + 4..l3 + 6].copy_from_slice(&plen.to_be_bytes());
-            pseudo = checksum::sum(&seg[l3 + 8..l3 + 40], 0);
+        let put16 = |seg: &mut [u8], at: usize, v: u16| {
+            seg[at..at + 2].copy_from_slice(&v.to_be_bytes());
+        };
+        // `look` checked that the headers are all in `hdrs`, which every segment has.
+        let pseudo = if self.ipv6 {
+            let plen = (len - l3 - IPV6_HEADER_LEN) as u16;
+            put16(seg, l3 + IPV6_PAYLOAD_LEN_OFFSET, plen);
+            Ipv6::new(&seg[l3..]).map(|h| h.pseudo_sum(tcp_len))
         } else {
-            let ihl = l4 - l3;
             let tot = (len - l3) as u16;
-            seg[l3 + 2..l3 + 4].copy_from_slice(&tot.to_be_bytes());
-            let id = u16::from_be_bytes([seg[l3 + 4], seg[l3 + 5]]).wrapping_add(index as u16);
-            seg[l3 + 4..l3 + 6].copy_from_slice(&id.to_be_bytes());
-            seg[l3 + 10..l3 + 12].copy_from_slice(&[0, 0]);
-            let c = checksum::checksum(&seg[l3..l3 + ihl], 0);
-            seg[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-            pseudo = checksum::sum(&seg[l3 + 12..l3 + 20], 0);
-        }
-        pseudo += 6 + tcp_len as u64;
+            put16(seg, l3 + IPV4_TOTAL_LEN_OFFSET, tot);
+            let id = u16::from_be_bytes([seg[l3 + IPV4_ID_OFFSET], seg[l3 + IPV4_ID_OFFSET + 1]])
+                .wrapping_add(index as u16);
+            put16(seg, l3 + IPV4_ID_OFFSET, id);
+            put16(seg, l3 + IPV4_CHECKSUM_OFFSET, 0);
+            let c = checksum::checksum(&seg[l3..l4], 0);
+            put16(seg, l3 + IPV4_CHECKSUM_OFFSET, c);
+            Ipv4::new(&seg[l3..]).map(|h| h.pseudo_sum(tcp_len))
+        }?;
 
-        let seq = u32::from_be_bytes([seg[l4 + 4], seg[l4 + 5], seg[l4 + 6], seg[l4 + 7]])
+        let at = l4 + TCP_SEQ_OFFSET;
+        let seq = u32::from_be_bytes([seg[at], seg[at + 1], seg[at + 2], seg[at + 3]])
             .wrapping_add((start - self.hdrs) as u32);
-        seg[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+        seg[at..at + 4].copy_from_slice(&seq.to_be_bytes());
         if !last {
-            seg[l4 + 13] &= !(TCP_FIN | TCP_PSH);
+            seg[l4 + TCP_FLAGS_OFFSET] &= !(TCP_FIN | TCP_PSH);
         }
         if !first {
-            seg[l4 + 13] &= !TCP_CWR;
+            seg[l4 + TCP_FLAGS_OFFSET] &= !TCP_CWR;
         }
-        seg[l4 + 16..l4 + 18].copy_from_slice(&[0, 0]);
+        put16(seg, l4 + TCP_CHECKSUM_OFFSET, 0);
         let c = checksum::checksum(&seg[l4..], pseudo);
-        seg[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
+        put16(seg, l4 + TCP_CHECKSUM_OFFSET, c);
         Some(len)
     }
 }
@@ -178,6 +176,7 @@ impl Cutter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::virtio_net::HEADER_LEN;
 
     /// An Ethernet + IPv4 + TCP packet with `payload` bytes, as the kernel would hand it
     /// (partial checksum, arbitrary `hdr_len`).
@@ -202,8 +201,8 @@ mod tests {
         p
     }
 
-    fn hdr(gso_type: u8, mss: u16, csum_start: u16) -> [u8; VNET_HDR_LEN] {
-        let mut h = [0u8; VNET_HDR_LEN];
+    fn hdr(gso_type: u8, mss: u16, csum_start: u16) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
         h[0] = 1;
         h[1] = gso_type;
         h[2..4].copy_from_slice(&1000u16.to_le_bytes()); // not trusted

@@ -42,11 +42,6 @@ const READ_BUFFER: usize = 1 << 20;
 /// pcapng files start with a Section Header Block of this type.
 const PCAPNG_MAGIC: [u8; 4] = [0x0A, 0x0D, 0x0D, 0x0A];
 
-/// Ethernet types of an 802.1Q / 802.1ad tag.
-const VLAN_TYPES: [u16; 2] = [0x8100, 0x88A8];
-/// Largest untagged frame without jumbo frames (no FCS).
-const MAX_STD_UNTAGGED: usize = 1514;
-
 /// Counters of a [`PcapReplay`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReplayCounters {

@@ -11,7 +11,7 @@
 //! `lint` (the mistakes the device notices), `drops` (why frames were not delivered) and
 //! `trace` (register accesses and frames, decoded).
 
-pub mod checksum;
+pub use crate::wire::checksum;
 pub mod drops;
 pub mod eeprom;
 pub mod filter;

@@ -6,8 +6,16 @@
 //! that does not describe a usable header is refused by [`Context::tso_problem`] before
 //! any segment is built.
 
-use super::checksum;
 use crate::backend::MAX_FRAME;
+use crate::wire::checksum;
+use crate::wire::ip::{
+    IPV4_ID_OFFSET, IPV4_MIN_HEADER_LEN, IPV4_TOTAL_LEN_OFFSET, IPV6_HEADER_LEN,
+    IPV6_PAYLOAD_LEN_OFFSET,
+};
+use crate::wire::tcp::{
+    TCP_FIN, TCP_FLAGS_OFFSET, TCP_MIN_HEADER_LEN, TCP_PSH, TCP_SEQ_OFFSET, UDP_HEADER_LEN,
+    UDP_LENGTH_OFFSET,
+};
 
 /// Smallest MSS accepted for segmentation. Hardware takes any MSS; a tiny one turns a
 /// 1 MiB payload into a million frames (CVE-2015-6815 looped on MSS 0). Linux never
@@ -31,10 +39,6 @@ pub mod popts {
     /// Insert the TCP/UDP checksum (TUCSS..TUCSE at TUCSO).
     pub const TXSM: u8 = 1 << 1;
 }
-
-/// TCP flags cleared on every segment but the last.
-const TCP_FIN: u8 = 0x01;
-const TCP_PSH: u8 = 0x08;
 
 /// Offload parameters, as a context descriptor (DEXT, DTYP=0) sets them. Offsets count
 /// from the first byte of the packet as the guest laid it out (before VLAN insertion).
@@ -97,10 +101,20 @@ impl Context {
         if h + usize::from(self.mss) > MAX_FRAME {
             return Some("TSO HDRLEN + MSS larger than the largest frame");
         }
-        if ipcss + if self.ipv4 { 20 } else { 40 } > h {
+        let ip_len = if self.ipv4 {
+            IPV4_MIN_HEADER_LEN
+        } else {
+            IPV6_HEADER_LEN
+        };
+        if ipcss + ip_len > h {
             return Some("TSO IP header not inside HDRLEN");
         }
-        if tucss + if self.tcp { 20 } else { 8 } > h {
+        let l4_len = if self.tcp {
+            TCP_MIN_HEADER_LEN
+        } else {
+            UDP_HEADER_LEN
+        };
+        if tucss + l4_len > h {
             return Some("TSO TCP/UDP header not inside HDRLEN");
         }
         if popts_bits & popts::IXSM != 0 && usize::from(self.ipcso) + 2 > h {
@@ -218,24 +232,28 @@ pub fn fix_segment_headers(frame: &mut [u8], ctx: &Context, seg: Segment) -> Opt
     if ctx.ipv4 {
         put16(
             frame,
-            ipcss + 2,
+            ipcss + IPV4_TOTAL_LEN_OFFSET,
             u16::try_from(len.checked_sub(ipcss)?).ok()?,
         )?;
-        let id = get16(frame, ipcss + 4)?.wrapping_add(seg.index as u16);
-        put16(frame, ipcss + 4, id)?;
+        let id = get16(frame, ipcss + IPV4_ID_OFFSET)?.wrapping_add(seg.index as u16);
+        put16(frame, ipcss + IPV4_ID_OFFSET, id)?;
     } else {
-        let plen = len.checked_sub(ipcss.checked_add(40)?)?;
-        put16(frame, ipcss + 4, u16::try_from(plen).ok()?)?;
+        let plen = len.checked_sub(ipcss.checked_add(IPV6_HEADER_LEN)?)?;
+        put16(
+            frame,
+            ipcss + IPV6_PAYLOAD_LEN_OFFSET,
+            u16::try_from(plen).ok()?,
+        )?;
     }
     let l4 = len.checked_sub(tucss)?;
     if ctx.tcp {
-        let seq = get32(frame, tucss + 4)?.wrapping_add(seg.offset);
-        put32(frame, tucss + 4, seq)?;
+        let seq = get32(frame, tucss + TCP_SEQ_OFFSET)?.wrapping_add(seg.offset);
+        put32(frame, tucss + TCP_SEQ_OFFSET, seq)?;
         if !seg.last {
-            *frame.get_mut(tucss + 13)? &= !(TCP_FIN | TCP_PSH);
+            *frame.get_mut(tucss + TCP_FLAGS_OFFSET)? &= !(TCP_FIN | TCP_PSH);
         }
     } else {
-        put16(frame, tucss + 4, u16::try_from(l4).ok()?)?;
+        put16(frame, tucss + UDP_LENGTH_OFFSET, u16::try_from(l4).ok()?)?;
     }
     Some(l4 as u64)
 }

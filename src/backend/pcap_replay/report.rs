@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{MAX_STD_UNTAGGED, VLAN_TYPES};
+use crate::wire::ethernet::{Frame, MAX_STD_UNTAGGED, VLAN_TAG_LEN};
 
 /// What the device did with the replayed frames: the end-of-file report.
 ///
@@ -80,11 +80,9 @@ pub(super) enum FrameClass {
 
 impl FrameClass {
     pub(super) fn of(frame: &[u8]) -> (Self, bool) {
-        let tagged = frame
-            .get(12..14)
-            .is_some_and(|t| VLAN_TYPES.contains(&u16::from_be_bytes([t[0], t[1]])));
+        let tagged = Frame::new(frame).is_some_and(|f| f.is_tagged());
         let max = if tagged {
-            MAX_STD_UNTAGGED + 4
+            MAX_STD_UNTAGGED + VLAN_TAG_LEN
         } else {
             MAX_STD_UNTAGGED
         };

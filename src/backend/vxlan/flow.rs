@@ -15,14 +15,14 @@ use std::ops::Range;
 /// which its vxlan driver uses unless `srcport` is given.
 pub const SRC_PORT_RANGE: Range<u16> = 32768..61000;
 
-const ETH_P_IPV4: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88A8;
+use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, VLAN_TPIDS};
+use crate::wire::ip::{PROTO_TCP, PROTO_UDP};
 
 /// IP protocols whose first four bytes are the source and destination ports.
 fn has_ports(proto: u8) -> bool {
-    matches!(proto, 6 | 17 | 132 | 136) // TCP, UDP, SCTP, UDP-Lite
+    const SCTP: u8 = 132;
+    const UDP_LITE: u8 = 136;
+    matches!(proto, PROTO_TCP | PROTO_UDP | SCTP | UDP_LITE)
 }
 
 /// FNV-1a over `bytes`, then a finaliser (MurmurHash3's fmix32) so that every input bit
@@ -78,14 +78,14 @@ fn flow_key(frame: &[u8]) -> Key {
         };
         ethertype = u16::from_be_bytes([t[0], t[1]]);
         off += 2;
-        if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
+        if !VLAN_TPIDS.contains(&ethertype) {
             break;
         }
         off += 2; // the tag's TCI
     }
     let ip = frame.get(off..).unwrap_or_default();
     match ethertype {
-        ETH_P_IPV4 if ip.len() >= 20 && ip[0] >> 4 == 4 => {
+        ETHERTYPE_IPV4 if ip.len() >= 20 && ip[0] >> 4 == 4 => {
             let ihl = usize::from(ip[0] & 0x0F) * 4;
             let proto = ip[9];
             key.put(&[proto]);
@@ -95,7 +95,7 @@ fn flow_key(frame: &[u8]) -> Key {
                 key.put(ip.get(ihl..ihl + 4).unwrap_or_default());
             }
         }
-        ETH_P_IPV6 if ip.len() >= 40 && ip[0] >> 4 == 6 => {
+        ETHERTYPE_IPV6 if ip.len() >= 40 && ip[0] >> 4 == 6 => {
             let next = ip[6];
             key.put(&[next]);
             key.put(&ip[8..40]);
@@ -220,7 +220,7 @@ mod tests {
             assert!(SRC_PORT_RANGE.contains(&src_port(&f)));
         }
         let mut ip6 = vec![0u8; 14 + 44];
-        ip6[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
+        ip6[12..14].copy_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
         ip6[14] = 0x60;
         ip6[14 + 6] = 17;
         let p = src_port(&ip6);
