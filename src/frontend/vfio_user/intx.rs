@@ -18,21 +18,16 @@ use std::time::{Duration, Instant};
 
 use crate::irq::IrqLine;
 
-/// `VFIO_IRQ_SET_DATA_NONE`.
-pub const IRQ_SET_DATA_NONE: u32 = 1 << 0;
-/// `VFIO_IRQ_SET_DATA_BOOL`.
-pub const IRQ_SET_DATA_BOOL: u32 = 1 << 1;
-/// `VFIO_IRQ_SET_DATA_EVENTFD`.
-pub const IRQ_SET_DATA_EVENTFD: u32 = 1 << 2;
-/// `VFIO_IRQ_SET_ACTION_MASK`.
-pub const IRQ_SET_ACTION_MASK: u32 = 1 << 3;
-/// `VFIO_IRQ_SET_ACTION_UNMASK`.
-pub const IRQ_SET_ACTION_UNMASK: u32 = 1 << 4;
-/// `VFIO_IRQ_SET_ACTION_TRIGGER`.
-pub const IRQ_SET_ACTION_TRIGGER: u32 = 1 << 5;
-
-const DATA_MASK: u32 = IRQ_SET_DATA_NONE | IRQ_SET_DATA_BOOL | IRQ_SET_DATA_EVENTFD;
-const ACTION_MASK: u32 = IRQ_SET_ACTION_MASK | IRQ_SET_ACTION_UNMASK | IRQ_SET_ACTION_TRIGGER;
+pub use vfio_bindings::bindings::vfio::{
+    VFIO_IRQ_SET_ACTION_MASK as IRQ_SET_ACTION_MASK,
+    VFIO_IRQ_SET_ACTION_TRIGGER as IRQ_SET_ACTION_TRIGGER,
+    VFIO_IRQ_SET_ACTION_UNMASK as IRQ_SET_ACTION_UNMASK,
+    VFIO_IRQ_SET_DATA_BOOL as IRQ_SET_DATA_BOOL, VFIO_IRQ_SET_DATA_EVENTFD as IRQ_SET_DATA_EVENTFD,
+    VFIO_IRQ_SET_DATA_NONE as IRQ_SET_DATA_NONE,
+};
+use vfio_bindings::bindings::vfio::{
+    VFIO_IRQ_SET_ACTION_TYPE_MASK as ACTION_MASK, VFIO_IRQ_SET_DATA_TYPE_MASK as DATA_MASK,
+};
 
 /// Longest a re-signal after an unmask waits for the client's next access.
 pub const RECHECK_DELAY: Duration = Duration::from_millis(1);

@@ -1,32 +1,30 @@
 //! The regions and interrupts a vfio-user client sees: those of a vfio-pci device.
 
+use vfio_bindings::bindings::vfio::{
+    vfio_region_info, VFIO_IRQ_INFO_AUTOMASKED, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_INFO_MASKABLE,
+    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
+};
 use vfio_user::{IrqInfo, ServerRegion};
 
 use crate::device::pci_config::CONFIG_SIZE;
 use crate::device::Bar;
 
 /// vfio region index of BAR0.
-pub const REGION_BAR0: u32 = 0;
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_BAR0_REGION_INDEX as REGION_BAR0;
 /// vfio region index of BAR1.
-pub const REGION_BAR1: u32 = 1;
-/// vfio region index of the expansion ROM.
-pub const REGION_ROM: u32 = 6;
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_BAR1_REGION_INDEX as REGION_BAR1;
 /// vfio region index of PCI configuration space.
-pub const REGION_CONFIG: u32 = 7;
-/// Number of vfio-pci regions (BAR0-5, ROM, config, VGA).
-pub const NUM_REGIONS: u32 = 9;
-/// vfio irq index of INTx.
-pub const IRQ_INTX: u32 = 0;
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_CONFIG_REGION_INDEX as REGION_CONFIG;
 /// vfio irq index of the error (AER) notification.
-pub const IRQ_ERR: u32 = 3;
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_ERR_IRQ_INDEX as IRQ_ERR;
+/// vfio irq index of INTx.
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_INTX_IRQ_INDEX as IRQ_INTX;
 /// Number of vfio-pci irq indexes (INTx, MSI, MSI-X, ERR, REQ).
-pub const NUM_IRQS: u32 = 5;
-
-const REGION_FLAG_READ: u32 = 1 << 0;
-const REGION_FLAG_WRITE: u32 = 1 << 1;
-const IRQ_INFO_EVENTFD: u32 = 1 << 0;
-const IRQ_INFO_MASKABLE: u32 = 1 << 1;
-const IRQ_INFO_AUTOMASKED: u32 = 1 << 2;
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_NUM_IRQS as NUM_IRQS;
+/// Number of vfio-pci regions (BAR0-5, ROM, config, VGA).
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_NUM_REGIONS as NUM_REGIONS;
+/// vfio region index of the expansion ROM.
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_ROM_REGION_INDEX as REGION_ROM;
 
 /// What a vfio region index stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,11 +74,11 @@ pub(super) fn server_regions() -> Vec<ServerRegion> {
                 sparse_areas: Vec::new(),
                 mmap_fd: None,
             };
-            r.region_info.argsz = 32; // sizeof(struct vfio_region_info)
+            r.region_info.argsz = std::mem::size_of::<vfio_region_info>() as u32;
             r.region_info.index = index;
             r.region_info.size = region_size(index);
             if r.region_info.size > 0 {
-                r.region_info.flags = REGION_FLAG_READ | REGION_FLAG_WRITE;
+                r.region_info.flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
             }
             r
         })
@@ -93,14 +91,14 @@ pub(super) fn server_irqs() -> Vec<IrqInfo> {
         .map(|index| match index {
             IRQ_INTX => IrqInfo {
                 index,
-                flags: IRQ_INFO_EVENTFD | IRQ_INFO_MASKABLE | IRQ_INFO_AUTOMASKED,
+                flags: VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED,
                 count: 1,
             },
             // One error-notification vector, which the device never signals: declaring
             // it keeps QEMU from warning that it "could not enable error recovery".
             IRQ_ERR => IrqInfo {
                 index,
-                flags: IRQ_INFO_EVENTFD,
+                flags: VFIO_IRQ_INFO_EVENTFD,
                 count: 1,
             },
             _ => IrqInfo {
