@@ -2,9 +2,12 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
 
 /// Wakes an [`EventLoop`](super::event_loop::EventLoop) from another thread: a non-blocking eventfd.
 #[derive(Debug)]
@@ -17,14 +20,7 @@ pub struct Waker {
 impl Waker {
     /// A new, unsignalled waker.
     pub fn new() -> io::Result<Self> {
-        // SAFETY: eventfd takes an initial count and flags and returns a new descriptor
-        // or -1; no memory is passed.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?;
         Ok(Self {
             fd: File::from(fd),
             sleep_until: AtomicU64::new(0),
@@ -68,49 +64,58 @@ impl Waker {
 /// Wait up to `timeout` for `a` or `b` (if any) to become readable. Returns which were.
 /// EINTR counts as a timeout.
 pub(crate) fn poll_two(a: RawFd, b: Option<RawFd>, timeout: Duration) -> io::Result<(bool, bool)> {
-    let mut fds = [
-        libc::pollfd {
-            fd: a,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: b.unwrap_or(-1),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    let n = poll_fds(&mut fds, timeout)?;
-    if n == 0 {
-        return Ok((false, false));
+    let ready = |p: &PollFd<'_>| {
+        p.revents()
+            .intersects(PollFlags::IN | PollFlags::ERR | PollFlags::HUP)
+    };
+    // SAFETY: both descriptors stay open across this call: the waker's own eventfd,
+    // and the backend's descriptor, owned by the backend inside the device, which the
+    // service step does not close while the loop waits (a descriptor closed meanwhile
+    // would make poll(2) report POLLNVAL, never touch memory).
+    let (a, b) = unsafe {
+        (
+            BorrowedFd::borrow_raw(a),
+            b.map(|b| BorrowedFd::borrow_raw(b)),
+        )
+    };
+    match b {
+        Some(b) => {
+            let mut fds = [
+                PollFd::from_borrowed_fd(a, PollFlags::IN),
+                PollFd::from_borrowed_fd(b, PollFlags::IN),
+            ];
+            if poll_fds(&mut fds, timeout)? == 0 {
+                return Ok((false, false));
+            }
+            Ok((ready(&fds[0]), ready(&fds[1])))
+        }
+        None => {
+            let mut fds = [PollFd::from_borrowed_fd(a, PollFlags::IN)];
+            Ok((poll_fds(&mut fds, timeout)? > 0 && ready(&fds[0]), false))
+        }
     }
-    let ready = |p: &libc::pollfd| p.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
-    Ok((ready(&fds[0]), b.is_some() && ready(&fds[1])))
 }
 
 /// Wait up to `timeout` for `fd` to become readable.
 #[cfg(any(feature = "vfio-user", feature = "control"))]
 pub(crate) fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
-    let mut fds = [libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    Ok(poll_fds(&mut fds, timeout)? > 0 && fds[0].revents != 0)
+    // SAFETY: the callers pass a listening socket that their server owns and closes
+    // only after its thread, the caller, has returned.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+    Ok(poll_fds(&mut fds, timeout)? > 0 && !fds[0].revents().is_empty())
 }
 
-fn poll_fds(fds: &mut [libc::pollfd], timeout: Duration) -> io::Result<usize> {
+fn poll_fds(fds: &mut [PollFd<'_>], timeout: Duration) -> io::Result<usize> {
     // Round up so a deadline 0.3 ms away does not turn into a busy zero-timeout poll.
-    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfd structures for the
-    // duration of the call; negative fds are ignored by poll(2).
-    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(0);
-        }
-        return Err(e);
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as u64;
+    let ts = Timespec {
+        tv_sec: (ms / 1000) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    };
+    match poll(fds, Some(&ts)) {
+        Ok(n) => Ok(n),
+        Err(Errno::INTR) => Ok(0),
+        Err(e) => Err(e.into()),
     }
-    Ok(rc as usize)
 }

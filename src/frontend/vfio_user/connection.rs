@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -21,12 +20,11 @@ fn invalid(msg: String) -> io::Error {
 /// One client's view of the server.
 pub(super) struct Connection<'a> {
     shared: &'a Shared,
-    /// Our duplicate of the accepted stream: polled by `spin`, shut down on stop.
-    stream: Option<UnixStream>,
     /// The client's DMA backing files, each mapped once.
     dma_files: dma::DmaFiles,
     /// After a posted write the driver follows at once, or a reply while the guest
-    /// mostly receives, poll for the client's next message for a while.
+    /// mostly receives, poll for the client's next message for a while. It holds our
+    /// duplicate of the accepted stream, which is also shut down on stop.
     spin: tuning::SocketSpin,
     /// Whether the guest is a paced receiver (decides polling after replies).
     bias: tuning::ReceiveBias,
@@ -36,7 +34,6 @@ impl<'a> Connection<'a> {
     pub(super) fn new(shared: &'a Shared) -> Self {
         Self {
             shared,
-            stream: None,
             dma_files: dma::DmaFiles::default(),
             spin: tuning::SocketSpin::from_env(),
             bias: tuning::ReceiveBias::new(Instant::now()),
@@ -46,7 +43,7 @@ impl<'a> Connection<'a> {
     /// A client accepted after a shutdown request is disconnected at its first message.
     fn check_stop(&self) {
         if self.shared.stop.load(Ordering::Acquire) {
-            if let Some(s) = &self.stream {
+            if let Some(s) = self.spin.stream() {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
         }
@@ -59,8 +56,7 @@ impl ServerBackend for Connection<'_> {
             log::warn!("vfio-user: cannot duplicate the client's stream; no socket polling");
             return;
         };
-        self.spin.set_stream(ours.as_raw_fd());
-        self.stream = Some(ours);
+        self.spin.set_stream(ours);
         self.shared.set_connection(Some(for_shutdown));
         self.check_stop();
     }

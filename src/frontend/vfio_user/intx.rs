@@ -16,6 +16,8 @@ use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+
 use crate::irq::IrqLine;
 
 pub use vfio_bindings::bindings::vfio::{
@@ -99,19 +101,10 @@ fn checked_eventfd(fd: File) -> io::Result<File> {
             kind.display()
         )));
     }
-    // SAFETY: F_GETFL/F_SETFL on a descriptor we own; no memory is passed. The flag is
-    // shared with the client's copy, and QEMU's own eventfds are non-blocking already.
-    let r = unsafe {
-        let flags = libc::fcntl(raw, libc::F_GETFL);
-        if flags < 0 {
-            flags
-        } else {
-            libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK)
-        }
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // The flag is shared with the client's copy, and QEMU's own eventfds are
+    // non-blocking already.
+    let flags = fcntl_getfl(&fd)?;
+    fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?;
     Ok(fd)
 }
 
@@ -271,15 +264,14 @@ impl IrqLine for IntxEventfd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::event::EventfdFlags;
     use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::fd::OwnedFd;
 
     fn eventfd() -> File {
-        // SAFETY: eventfd takes two integers and returns a new descriptor or -1.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        assert!(raw >= 0);
-        // SAFETY: `raw` is a new descriptor nobody else owns.
-        File::from(unsafe { OwnedFd::from_raw_fd(raw) })
+        File::from(
+            rustix::event::eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC).unwrap(),
+        )
     }
 
     fn count(fd: &mut File) -> u64 {
@@ -369,11 +361,7 @@ mod tests {
     #[test]
     fn a_full_blocking_eventfd_never_blocks_and_other_descriptors_are_refused() {
         // A hostile client: a *blocking* eventfd whose counter is at its maximum.
-        // SAFETY: eventfd takes two integers and returns a new descriptor or -1.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        assert!(raw >= 0);
-        // SAFETY: `raw` is a new descriptor nobody else owns.
-        let mut efd = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+        let mut efd = File::from(rustix::event::eventfd(0, EventfdFlags::CLOEXEC).unwrap());
         efd.write_all(&(u64::MAX - 1).to_ne_bytes()).unwrap();
         let mut line = IntxEventfd::new();
         let shared = line.clone();

@@ -41,8 +41,11 @@
 //! The same wake-ups are why [`halt_poll_hint`] exists: on a VM whose idle CPUs halt at
 //! once, the server says so in its log when it starts.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 /// How long the socket thread polls for the next message after a write the driver
 /// follows at once, or after replying to a register read or an INTx SET_IRQS.
@@ -62,8 +65,8 @@ fn env_us(name: &str) -> Option<Duration> {
 #[derive(Debug)]
 pub(super) struct SocketSpin {
     limit: Duration,
-    /// The client's stream (a duplicate the connection owns), once accepted.
-    fd: Option<RawFd>,
+    /// A duplicate of the client's stream, once accepted.
+    stream: Option<UnixStream>,
     /// Poll before the next blocking receive ([`SocketSpin::arm`]).
     armed: bool,
 }
@@ -73,7 +76,7 @@ impl SocketSpin {
     pub(super) fn new(limit: Duration) -> Self {
         Self {
             limit: limit.min(MAX_SPIN),
-            fd: None,
+            stream: None,
             armed: false,
         }
     }
@@ -83,9 +86,14 @@ impl SocketSpin {
         Self::new(env_us("NIC_EMU_SOCKET_SPIN_US").unwrap_or(DEFAULT_SOCKET_SPIN))
     }
 
-    /// The client's stream: `fd` must stay open as long as this value is used.
-    pub(super) fn set_stream(&mut self, fd: RawFd) {
-        self.fd = Some(fd);
+    /// The client's stream (a duplicate, kept until the connection ends).
+    pub(super) fn set_stream(&mut self, stream: UnixStream) {
+        self.stream = Some(stream);
+    }
+
+    /// The client's stream, once accepted.
+    pub(super) fn stream(&self) -> Option<&UnixStream> {
+        self.stream.as_ref()
     }
 
     /// Poll the client's stream until the next message is there or the limit passes.
@@ -93,8 +101,8 @@ impl SocketSpin {
         if self.limit.is_zero() {
             return;
         }
-        if let Some(fd) = self.fd {
-            spin_until_readable(fd, self.limit);
+        if let Some(s) = &self.stream {
+            spin_until_readable(s.as_fd(), self.limit);
         }
     }
 
@@ -171,31 +179,25 @@ impl ReceiveBias {
 }
 
 /// Poll `fd` without sleeping (yielding the CPU between polls) until it is readable or
-/// `limit` (at most 10 ms) has passed. Returns whether it became readable. A negative
-/// `fd` returns false at once.
-fn spin_until_readable(fd: RawFd, limit: Duration) -> bool {
-    if fd < 0 {
-        return false;
-    }
+/// `limit` (at most 10 ms) has passed. Returns whether it became readable.
+fn spin_until_readable(fd: BorrowedFd<'_>, limit: Duration) -> bool {
+    const NOW: Timespec = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     let end = Instant::now() + limit.min(MAX_SPIN);
     loop {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `p` is one valid, writable pollfd for the duration of the call; a zero
-        // timeout never blocks.
-        let rc = unsafe { libc::poll(&mut p, 1, 0) };
-        if rc != 0 {
+        let mut p = [PollFd::from_borrowed_fd(fd, PollFlags::IN)];
+        match poll(&mut p, Some(&NOW)) {
             // Readable, hung up or an error: the caller's blocking receive sees which.
-            return rc > 0;
+            Ok(0) => {}
+            Ok(_) => return true,
+            Err(_) => return false,
         }
         if Instant::now() >= end {
             return false;
         }
-        // SAFETY: sched_yield takes no arguments and only gives up the CPU.
-        unsafe { libc::sched_yield() };
+        rustix::thread::sched_yield();
     }
 }
 
@@ -227,7 +229,6 @@ fn halt_poll_hint_for(value: Option<&str>) -> Option<String> {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixStream;
 
     #[test]
@@ -243,10 +244,7 @@ mod tests {
     fn spin_returns_when_data_arrives_and_gives_up_at_the_limit() {
         let (mut a, b) = UnixStream::pair().unwrap();
         let t = Instant::now();
-        assert!(!spin_until_readable(
-            b.as_raw_fd(),
-            Duration::from_millis(3)
-        ));
+        assert!(!spin_until_readable(b.as_fd(), Duration::from_millis(3)));
         assert!(t.elapsed() >= Duration::from_millis(3));
         let w = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(2));
@@ -259,7 +257,7 @@ mod tests {
         let start = Instant::now();
         loop {
             let t = Instant::now();
-            let got = spin_until_readable(b.as_raw_fd(), Duration::from_secs(5));
+            let got = spin_until_readable(b.as_fd(), Duration::from_secs(5));
             assert!(
                 t.elapsed() < Duration::from_secs(1),
                 "a 5 s spin took {:?}: the 10 ms cap did not hold",
@@ -274,8 +272,7 @@ mod tests {
             );
         }
         drop(w.join().unwrap());
-        assert!(spin_until_readable(b.as_raw_fd(), Duration::from_secs(5)));
-        assert!(!spin_until_readable(-1, Duration::from_millis(5)));
+        assert!(spin_until_readable(b.as_fd(), Duration::from_secs(5)));
     }
 
     #[test]
@@ -283,7 +280,7 @@ mod tests {
         let (_client, server) = UnixStream::pair().unwrap();
         let limit = Duration::from_millis(8);
         let mut spin = SocketSpin::new(limit);
-        spin.set_stream(server.as_raw_fd());
+        spin.set_stream(server.try_clone().unwrap());
         // Not armed: no poll.
         let t = Instant::now();
         spin.before_receive();
@@ -297,11 +294,17 @@ mod tests {
         assert!(!spin.is_armed());
         // A zero limit never polls.
         let mut off = SocketSpin::new(Duration::ZERO);
-        off.set_stream(server.as_raw_fd());
+        off.set_stream(server.try_clone().unwrap());
         off.arm();
         assert!(!off.is_armed());
         let t = Instant::now();
         off.before_receive();
+        assert!(t.elapsed() < limit);
+        // Before a client is accepted there is nothing to poll.
+        let mut none = SocketSpin::new(limit);
+        none.arm();
+        let t = Instant::now();
+        none.before_receive();
         assert!(t.elapsed() < limit);
     }
 
@@ -334,7 +337,7 @@ mod tests {
         assert_eq!(SocketSpin::new(Duration::from_secs(9)).limit, MAX_SPIN);
         let t = Instant::now();
         let (_a, b) = UnixStream::pair().unwrap();
-        assert!(!spin_until_readable(b.as_raw_fd(), Duration::from_secs(9)));
+        assert!(!spin_until_readable(b.as_fd(), Duration::from_secs(9)));
         assert!(t.elapsed() < Duration::from_millis(500));
     }
 }
