@@ -15,12 +15,12 @@
 //!
 //! [`PacketBackend::accepts_gso`]: crate::PacketBackend::accepts_gso
 
-use super::checksum;
 use super::offload::{self, popts, Context, Segment};
 use super::stats::DestKind;
 use super::tx::HEADROOM;
 use super::E1000;
 use crate::backend::{Gso, MAX_FRAME};
+use crate::wire::checksum;
 
 /// Largest packet handed on whole: the largest IP datagram plus an Ethernet header.
 pub(super) const GSO_MAX: usize = 65535 + 14;
