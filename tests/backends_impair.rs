@@ -332,3 +332,58 @@ fn backends_toml_takes_numbers_or_strings() {
         .to_string();
     assert!(e.contains("`los`"), "{e}");
 }
+
+/// A backend whose fd is always readable and that always has a frame.
+struct Endless {
+    fd: std::os::unix::net::UnixDatagram,
+    n: u32,
+}
+
+impl PacketBackend for Endless {
+    fn name(&self) -> String {
+        "endless".into()
+    }
+    fn send(&mut self, _frame: &[u8]) -> std::io::Result<bool> {
+        Ok(true)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+        let f = numbered(self.n);
+        self.n += 1;
+        buf[..f.len()].copy_from_slice(&f);
+        Ok(Some(f.len()))
+    }
+    fn rx_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.fd.as_raw_fd())
+    }
+}
+
+#[test]
+fn a_full_receive_queue_stops_offering_the_inner_fd_until_frames_leave() {
+    let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    a.send(b"readable").unwrap();
+    let spec = ImpairSpec {
+        rx: ImpairParams {
+            delay: Duration::from_secs(60),
+            ..ImpairParams::default()
+        },
+        ..ImpairSpec::default()
+    };
+    let mut imp = Impair::new(Endless { fd: b, n: 0 }, spec);
+    assert!(
+        imp.rx_fd().is_some(),
+        "room in the queue: the inner fd is watched"
+    );
+    let mut buf = vec![0u8; MAX_FRAME];
+    for _ in 0..(QUEUE_LIMIT / 10) {
+        assert_eq!(imp.recv(&mut buf).unwrap(), None, "held for a minute");
+        if imp.rx_fd().is_none() {
+            break;
+        }
+    }
+    // Full: `recv` leaves the inner backend's frames alone, so its readable fd would
+    // only make an event loop spin; the deadline says when frames leave.
+    assert_eq!(imp.rx_fd(), None);
+    assert!(imp.next_rx_deadline().is_some());
+    assert_eq!(imp.counters().rx.frames_in, QUEUE_LIMIT as u64);
+}

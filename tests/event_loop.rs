@@ -255,3 +255,124 @@ fn hook_bounds_the_sleep() {
     assert!(t.elapsed() < Duration::from_secs(1));
     assert_eq!(calls.load(Ordering::Relaxed), 1);
 }
+
+/// Counts the loop's iterations through its hook.
+fn counting(lp: &mut EventLoop) -> Arc<std::sync::atomic::AtomicU32> {
+    let iterations = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let it = iterations.clone();
+    lp.set_hook(Box::new(move || {
+        it.fetch_add(1, Ordering::Relaxed);
+        None
+    }));
+    iterations
+}
+
+#[test]
+fn a_held_frame_needing_more_descriptors_than_are_free_does_not_spin() {
+    use nic_emu::device::regs::*;
+    let (dev, clock, wire) = rx_device(8);
+    // Long frames allowed; buffers stay 2 KiB, so a 9000-byte frame needs 5.
+    dev.lock()
+        .write_reg(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC | RCTL_LPE);
+    let mut lp = EventLoop::new(dev.clone(), clock).unwrap();
+    let iterations = counting(&mut lp);
+    let waker = lp.waker();
+    let _h = lp.spawn().unwrap();
+    let delivered = || dev.lock().metrics().rx_frames;
+    // Five small frames leave two free descriptors; the jumbo frame waits in the
+    // device, and the frames behind it keep the fd readable.
+    for _ in 0..5 {
+        wire.send(&[0xFFu8; 64]).unwrap();
+    }
+    let t = Instant::now();
+    while delivered() < 5 {
+        assert!(t.elapsed() < Duration::from_secs(2), "small frames stuck");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    wire.send(&[0xFFu8; 9000]).unwrap();
+    for _ in 0..3 {
+        wire.send(&[0xFFu8; 64]).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        dev.lock().rx_frame_held(),
+        "the jumbo frame waits for buffers"
+    );
+    let before = iterations.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    let spins = iterations.load(Ordering::Relaxed) - before;
+    assert!(
+        spins <= 10,
+        "{spins} iterations in 300 ms with a held frame"
+    );
+    // The guest gives every buffer back: the held frame and those behind it go in.
+    {
+        let mut d = dev.lock();
+        let rdh = d.read_reg(RDH);
+        d.write_reg(RDT, (rdh + 7) % 8);
+    }
+    waker.wake();
+    let t = Instant::now();
+    while delivered() < 7 {
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "held frame stuck: {:?}",
+            dev.lock().metrics()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A backend whose fd is always readable and whose `recv` always fails.
+struct Failing(std::os::unix::net::UnixDatagram);
+
+impl nic_emu::backend::PacketBackend for Failing {
+    fn name(&self) -> String {
+        "failing".into()
+    }
+    fn send(&mut self, _frame: &[u8]) -> io::Result<bool> {
+        Ok(true)
+    }
+    fn recv(&mut self, _buf: &mut [u8]) -> io::Result<Option<usize>> {
+        Err(io::Error::other("the wire is broken"))
+    }
+    fn rx_fd(&self) -> Option<RawFd> {
+        Some(self.0.as_raw_fd())
+    }
+}
+
+#[test]
+fn a_backend_whose_receive_fails_is_retried_not_spun_on() {
+    use nic_emu::device::regs::*;
+    let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    a.send(b"never read").unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+    let mut d = E1000::new(
+        DeviceConfig::default(),
+        Box::new(Failing(b)),
+        Box::new(NoIrq),
+        clock.clone(),
+    );
+    let ram = nic_emu::memory::GuestRam::anonymous(0, 1 << 20).unwrap();
+    d.set_memory(ram);
+    d.config_write(4, &7u16.to_le_bytes());
+    d.write_reg(RDBAL, 0x1000);
+    d.write_reg(RDLEN, 8 * 16);
+    d.write_reg(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC);
+    d.write_reg(RDT, 7);
+    let s = d.service();
+    assert!(!s.rx_ready, "a failed receive is not watched");
+    let retry = s
+        .rx_deadline
+        .expect("a failed receive is tried again later");
+    assert!(retry > Instant::now() + Duration::from_millis(50), "{s:?}");
+    let dev = SharedDevice::new(d);
+    let mut lp = EventLoop::new(dev.clone(), clock).unwrap();
+    let iterations = counting(&mut lp);
+    let _h = lp.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(350));
+    let n = iterations.load(Ordering::Relaxed);
+    assert!(n <= 10, "{n} iterations in 350 ms on a failing backend");
+    let errors = dev.lock().metrics().backend_errors;
+    assert!(errors >= 2, "the backend was tried again: {errors} errors");
+}

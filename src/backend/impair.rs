@@ -423,6 +423,12 @@ impl<B: PacketBackend> PacketBackend for Impair<B> {
     }
 
     fn rx_fd(&self) -> Option<RawFd> {
+        // With the queue full, `recv` leaves the inner backend's frames where they are:
+        // its fd stays readable and is not worth watching until frames leave
+        // (`next_rx_deadline`).
+        if self.rx.held() >= QUEUE_LIMIT {
+            return None;
+        }
         self.inner.rx_fd()
     }
 

@@ -102,8 +102,11 @@ pub trait PacketBackend: Send {
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
 
     /// A file descriptor that becomes readable when [`recv`](Self::recv) may have a frame,
-    /// for an event loop to wait on. `None`: the backend has no fd (see
-    /// [`next_rx_deadline`](Self::next_rx_deadline)).
+    /// for an event loop to wait on. `None`: the backend has no fd, or nothing on it would
+    /// be taken now (see [`next_rx_deadline`](Self::next_rx_deadline)). While the fd is
+    /// readable, `recv` must take what makes it so (a frame, a datagram it drops, a
+    /// connection it accepts) or fail: an fd that stays readable while `recv` returns
+    /// `Ok(None)` makes the event loop spin.
     fn rx_fd(&self) -> Option<RawFd> {
         None
     }

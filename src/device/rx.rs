@@ -63,6 +63,12 @@ pub(crate) struct RxState {
     held: Option<usize>,
     /// The held frame was already counted in RNBC.
     held_counted: bool,
+    /// Descriptors the held frame needs (it was refused for lack of them).
+    held_needs: u32,
+    /// Descriptors the last frame `rx_accept` refused for lack of them needed.
+    refused_needs: u32,
+    /// The backend's `recv` failed in the last [`E1000::poll_backend`].
+    recv_failed: bool,
     /// Scratch for padding and VLAN stripping.
     scratch: Vec<u8>,
     /// Rate-limits the log of frames lost to loopback (not their counting).
@@ -75,6 +81,9 @@ impl Default for RxState {
             buf: vec![0; MAX_FRAME + 64],
             held: None,
             held_counted: false,
+            held_needs: 0,
+            refused_needs: 0,
+            recv_failed: false,
             scratch: Vec::with_capacity(MAX_FRAME + 64),
             log: Default::default(),
         }
@@ -201,6 +210,7 @@ impl E1000 {
     /// [`service`](Self::service).
     pub(crate) fn poll_backend(&mut self) -> usize {
         let mut delivered = 0;
+        self.rx.recv_failed = false;
         let mut buf = std::mem::take(&mut self.rx.buf);
         for _ in 0..POLL_BUDGET {
             if !self.rx_ready() {
@@ -216,6 +226,7 @@ impl E1000 {
                     Ok(None) => break,
                     Err(e) => {
                         self.metrics.backend_errors += 1;
+                        self.rx.recv_failed = true;
                         if crate::log_limit::worth_logging(self.metrics.backend_errors) {
                             log::warn!(
                                 "backend {}: receive failed: {e} ({} backend errors so far)",
@@ -248,6 +259,22 @@ impl E1000 {
         self.rx.held.is_some()
     }
 
+    /// Whether the service step can take the next frame now: [`rx_ready`](Self::rx_ready),
+    /// and a frame held for lack of descriptors fits in the free ones (a jumbo frame in
+    /// 2 KiB buffers may need more than one).
+    pub(crate) fn rx_can_take(&self) -> bool {
+        self.rx_ready()
+            && (self.rx.held.is_none()
+                || self
+                    .rx_free_descriptors()
+                    .is_some_and(|free| free >= self.rx.held_needs))
+    }
+
+    /// Whether the backend's `recv` failed during the last pass over it.
+    pub(crate) fn rx_recv_failed(&self) -> bool {
+        self.rx.recv_failed
+    }
+
     /// Offer one frame from the wire (destination MAC first, no FCS) to the receive path.
     pub fn receive_frame(&mut self, frame: &[u8]) -> RxOutcome {
         if self.looping() {
@@ -275,7 +302,10 @@ impl E1000 {
             return RxOutcome::Dropped;
         }
         match self.rx_accept(frame) {
-            RxOutcome::NoRoom => self.rx_no_room(),
+            RxOutcome::NoRoom => {
+                self.rx.held_needs = self.rx.refused_needs;
+                self.rx_no_room()
+            }
             outcome => outcome,
         }
     }
@@ -403,6 +433,7 @@ impl E1000 {
         }
         if needed > free {
             self.rx.scratch = out;
+            self.rx.refused_needs = needed;
             return RxOutcome::NoRoom;
         }
 

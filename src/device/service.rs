@@ -18,14 +18,18 @@ use super::E1000;
 pub struct Service {
     /// Frames delivered into the guest's receive ring.
     pub delivered: usize,
-    /// Frames taken from the backend (delivered, filtered or dropped): zero after the
-    /// backend's fd was readable means the device is not taking frames.
+    /// Frames taken from the backend (delivered, filtered or dropped).
     pub taken: u64,
-    /// The device can take a frame now: watch the backend's fd
-    /// ([`rx_fd`](crate::PacketBackend::rx_fd)).
+    /// The device can take the next frame now: watch the backend's fd
+    /// ([`rx_fd`](crate::PacketBackend::rx_fd)). False while the receiver is off, the
+    /// link or bus mastering is down, the ring has no free descriptor or too few for the
+    /// frame waiting in the device, and after the backend's `recv` failed (see
+    /// `rx_deadline`): a readable fd would then only make the caller spin.
     pub rx_ready: bool,
-    /// When the backend next has a frame (pcap replay), if it knows and the device can
-    /// take one (a deadline while the ring is full would only make the caller spin).
+    /// When to run the step again for the backend even without an fd event: when the
+    /// backend next has a frame (pcap replay, held impairment), if it knows and the
+    /// device can take one (a deadline while the ring is full would only make the caller
+    /// spin); or, after its `recv` failed, when to try it again ([`RX_RETRY`] later).
     pub rx_deadline: Option<Instant>,
     /// When a timer next falls due, in [`Clock`](crate::Clock) nanoseconds.
     pub timer_deadline: Option<u64>,
@@ -72,6 +76,9 @@ impl AccessEffect {
     }
 }
 
+/// How long after a failed `recv` the backend is tried again.
+pub const RX_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl E1000 {
     /// Do what is due: fire timers, resume transmit work left at the budget, take frames
     /// from the backend while the receive ring has room, and let the link follow the
@@ -92,14 +99,21 @@ impl E1000 {
         let taken = self.rx_taken().wrapping_sub(before);
         let now = self.now();
         self.lint_tick(now);
-        let rx_ready = self.rx_ready();
+        let can_take = self.rx_can_take();
         // An RDT write that gives buffers back after this makes service due again.
-        self.rx_stalled = !rx_ready;
+        self.rx_stalled = !can_take;
+        let failed = self.rx_recv_failed();
+        let rx_ready = can_take && !failed;
+        let rx_deadline = if failed {
+            Some(Instant::now() + RX_RETRY)
+        } else {
+            self.backend.next_rx_deadline().filter(|_| rx_ready)
+        };
         Service {
             delivered,
             taken,
             rx_ready,
-            rx_deadline: self.backend.next_rx_deadline().filter(|_| rx_ready),
+            rx_deadline,
             timer_deadline: self.next_timer_deadline(),
             backend_deadline: carrier.recheck_at,
             more: self.tx_pending(),

@@ -11,9 +11,13 @@
 //! [`AccessEffect::service_due`](crate::device::AccessEffect::service_due) is set, and
 //! calls [`Waker::wake_if_earlier`] with the device's next timer deadline after the others.
 //!
-//! When the receive ring is full, the backend's fd stays readable. The loop notices that
-//! it made no progress and stops watching the fd until it is woken (or `max_sleep`
-//! passes), so it never spins.
+//! The loop watches the backend's fd only while the last service step said
+//! [`rx_ready`](crate::device::Service::rx_ready): while the device cannot take the next
+//! frame (ring full, receiver off, a failed `recv`) a readable fd would only make it spin.
+//! The access that changes that wakes it ([`AccessEffect::service_due`](crate::device::AccessEffect::service_due)),
+//! or the step's `rx_deadline` brings it back. Accesses on the frontend's thread take
+//! frames too (the frontend contract says which and why), so the loop may wake for a
+//! frame that is already gone: the step then takes nothing and the loop sleeps again.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,20 +43,12 @@ pub struct EventLoop {
     stop: Arc<AtomicBool>,
     hook: Option<LoopHook>,
     max_sleep: Duration,
-    /// The backend fd was readable at the last wait.
-    rx_was_readable: bool,
-    /// Passes in a row that followed a readable fd and took no frame.
-    idle_readable_passes: u32,
-    /// The backend fd stays readable but the device takes nothing: stop watching it
-    /// until woken or a timeout.
-    stalled: bool,
 }
 
 impl std::fmt::Debug for EventLoop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventLoop")
             .field("max_sleep", &self.max_sleep)
-            .field("stalled", &self.stalled)
             .finish()
     }
 }
@@ -78,9 +74,6 @@ impl EventLoop {
             stop: Arc::new(AtomicBool::new(false)),
             hook: None,
             max_sleep: Duration::from_millis(100),
-            rx_was_readable: false,
-            idle_readable_passes: 0,
-            stalled: false,
         })
     }
 
@@ -125,7 +118,7 @@ impl EventLoop {
 
     /// Let the device work, then sleep until something is due: one iteration.
     pub fn iterate(&mut self) -> io::Result<Iteration> {
-        let (delivered, progress, rx_fd, wait) = {
+        let (delivered, watch_rx, wait) = {
             let mut d = self.device.lock();
             let service = d.service();
             let rx_fd = d.backend_mut().rx_fd();
@@ -153,39 +146,19 @@ impl EventLoop {
             // after this point sees it and wakes us (Waker::wake_if_earlier).
             let wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
             self.waker.set_sleep_until(now.saturating_add(wait_ns));
-            (service.delivered, service.taken > 0, rx_fd, wait)
+            // The backend's fd only while the device can take the next frame.
+            let watch_rx = rx_fd.filter(|_| service.rx_ready);
+            (service.delivered, watch_rx, wait)
         };
-        let mut it = Iteration {
-            delivered,
-            ..Iteration::default()
-        };
-        if progress {
-            self.stalled = false;
-            self.idle_readable_passes = 0;
-        } else if self.rx_was_readable {
-            // Readable, yet nothing taken. Once may mean the frontend's thread took the
-            // frame first (a transmit polls the backend); twice in a row means the ring
-            // is full or RX is off: wait for the guest (a wake-up) instead of spinning.
-            self.idle_readable_passes = self.idle_readable_passes.saturating_add(1);
-            if self.idle_readable_passes >= 2 {
-                self.stalled = true;
-            }
-        }
-
-        let watch_rx = rx_fd.filter(|_| !self.stalled);
         let (woken, rx_readable) = poll_two(self.waker.raw_fd(), watch_rx, wait)?;
-        self.rx_was_readable = rx_readable;
-        if woken || !rx_readable {
-            // Woken by the frontend, or timed out: look at the fd again.
-            if woken {
-                self.waker.drain();
-            }
-            self.stalled = false;
-            self.idle_readable_passes = 0;
+        if woken {
+            self.waker.drain();
         }
-        it.woken = woken;
-        it.rx_readable = rx_readable;
-        Ok(it)
+        Ok(Iteration {
+            delivered,
+            woken,
+            rx_readable,
+        })
     }
 }
 
