@@ -279,10 +279,26 @@ pub const RCTL_CFI: u32 = 1 << 20;
 pub const RCTL_DPF: u32 = 1 << 22;
 pub const RCTL_PMCF: u32 = 1 << 23;
 pub const RCTL_BSEX: u32 = 1 << 25;
+
 pub const RCTL_SECRC: u32 = 1 << 26;
 pub const RCTL_LBM_SHIFT: u32 = 6;
 /// Defined RCTL bits (the rest reserved): what Linux's register test expects.
 pub const RCTL_WRITABLE: u32 = 0x06DF_B3FE;
+
+/// Buffer size selected by `rctl`'s BSIZE and BSEX.
+pub fn rctl_buffer_size(rctl: u32) -> usize {
+    let bsize = (rctl & RCTL_BSIZE_MASK) >> RCTL_BSIZE_SHIFT;
+    match (rctl & RCTL_BSEX != 0, bsize) {
+        (false, 0) => 2048,
+        (false, 1) => 1024,
+        (false, 2) => 512,
+        (false, _) => 256,
+        (true, 1) => 16384,
+        (true, 2) => 8192,
+        (true, 3) => 4096,
+        (true, _) => 2048, // BSEX with BSIZE 00 is reserved; behave as 2048
+    }
+}
 
 // ---- TCTL bits ----
 pub const TCTL_EN: u32 = 1 << 1;

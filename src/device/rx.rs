@@ -98,21 +98,6 @@ impl RxState {
     }
 }
 
-/// Buffer size selected by `rctl`'s BSIZE and BSEX.
-pub(super) fn buffer_size(rctl: u32) -> usize {
-    let bsize = (rctl & RCTL_BSIZE_MASK) >> RCTL_BSIZE_SHIFT;
-    match (rctl & RCTL_BSEX != 0, bsize) {
-        (false, 0) => 2048,
-        (false, 1) => 1024,
-        (false, 2) => 512,
-        (false, _) => 256,
-        (true, 1) => 16384,
-        (true, 2) => 8192,
-        (true, 3) => 4096,
-        (true, _) => 2048, // BSEX with BSIZE 00 is reserved; behave as 2048
-    }
-}
-
 /// Most frames taken from the backend per [`E1000::poll_backend`] call, so a flood of
 /// filtered frames cannot keep the caller in the loop forever.
 const POLL_BUDGET: usize = 512;
@@ -159,7 +144,7 @@ impl E1000 {
 
     /// Buffer size selected by RCTL.BSIZE and RCTL.BSEX.
     pub(super) fn rx_buffer_size(&self) -> usize {
-        buffer_size(self.reg(RCTL))
+        rctl_buffer_size(self.reg(RCTL))
     }
 
     /// Descriptors in the ring (0 if RDLEN is 0).

@@ -234,7 +234,7 @@ impl E1000 {
                 if mo != 0 {
                     let _ = write!(s, "MO={mo}|");
                 }
-                let _ = write!(s, "BSIZE={}", super::rx::buffer_size(val));
+                let _ = write!(s, "BSIZE={}", rctl_buffer_size(val));
                 for &(bit, name) in RCTL_BITS.iter().filter(|b| b.0 >= 1 << 16) {
                     if val & bit != 0 {
                         let _ = write!(s, "|{name}");
