@@ -624,7 +624,7 @@ fn finish_checksum(hdr: &[u8], frame: &mut [u8]) {
     }
     let seed = u64::from(u16::from_be_bytes([frame[at], frame[at + 1]]));
     frame[at..at + 2].copy_from_slice(&[0, 0]);
-    let c = crate::device::checksum::checksum(&frame[start..], seed);
+    let c = crate::wire::checksum::checksum(&frame[start..], seed);
     frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
 }
 

@@ -11,7 +11,6 @@
 //! `lint` (the mistakes the device notices), `drops` (why frames were not delivered) and
 //! `trace` (register accesses and frames, decoded).
 
-pub use crate::wire::checksum;
 pub mod drops;
 pub mod eeprom;
 pub mod filter;

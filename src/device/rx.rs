@@ -6,11 +6,11 @@
 //! held and the device stops taking frames from the backend (backpressure) until the
 //! driver advances RDT; frames that can never fit are dropped and counted (MPC, RXO).
 
-use super::checksum;
 use super::regs::*;
 use super::stats::DestKind;
 use super::{AccessEffect, E1000};
 use crate::backend::MAX_FRAME;
+use crate::wire::checksum;
 
 /// Receive descriptor size in bytes.
 pub const RX_DESC_SIZE: u64 = 16;
