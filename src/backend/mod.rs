@@ -81,8 +81,8 @@ impl Carrier {
 }
 
 /// The largest frame a backend is ever asked to carry, and the smallest receive buffer
-/// it is given: 16 KiB, the 82540EM's long-frame limit, without FCS.
-pub const MAX_FRAME: usize = 16384;
+/// it is given (a wire fact, defined in [`crate::wire`]).
+pub use crate::wire::MAX_FRAME;
 
 /// A source and sink of Ethernet frames.
 ///

@@ -172,7 +172,7 @@ pub(super) fn destroy(dev: *mut NicEmuDevice) {
 
 #[test]
 fn constants_match_the_device() {
-    assert_eq!(NIC_EMU_MAX_FRAME, crate::backend::MAX_FRAME);
+    assert_eq!(NIC_EMU_MAX_FRAME, crate::wire::MAX_FRAME);
     assert_eq!(
         NIC_EMU_CONFIG_SPACE_SIZE,
         crate::device::pci_config::CONFIG_SIZE as u64

@@ -22,6 +22,7 @@ use std::fmt;
 use super::regs::*;
 use super::E1000;
 use crate::log_limit::LogLimit;
+use crate::wire::ethernet::{MAX_STD_TAGGED, MIN_FRAME};
 
 /// The log target of every lint.
 pub const TARGET: &str = "nic_emu::lint";
@@ -645,7 +646,7 @@ impl E1000 {
             // counted). Linux allocates 1920-byte buffers for BSIZE 2048, rightly.
             let bsize = self.rx_buffer_size() as u64;
             let lpe = self.reg(RCTL) & RCTL_LPE != 0;
-            let longest = if lpe { MAX_JUMBO_FRAME } else { MAX_STD_FRAME } as u64 + 4;
+            let longest = if lpe { MAX_JUMBO_FRAME } else { MAX_STD_TAGGED } as u64 + 4;
             let written = bsize.min(longest);
             if a != 0 && b != 0 && a != b && a.abs_diff(b) < written {
                 self.lint(

@@ -6,8 +6,6 @@
 //! that does not describe a usable header is refused by [`Context::tso_problem`] before
 //! any segment is built.
 
-use crate::backend::MAX_FRAME;
-use crate::wire::checksum;
 use crate::wire::ip::{
     IPV4_ID_OFFSET, IPV4_MIN_HEADER_LEN, IPV4_TOTAL_LEN_OFFSET, IPV6_HEADER_LEN,
     IPV6_PAYLOAD_LEN_OFFSET,
@@ -16,6 +14,7 @@ use crate::wire::tcp::{
     TCP_FIN, TCP_FLAGS_OFFSET, TCP_MIN_HEADER_LEN, TCP_PSH, TCP_SEQ_OFFSET, UDP_HEADER_LEN,
     UDP_LENGTH_OFFSET,
 };
+use crate::wire::{checksum, MAX_FRAME};
 
 /// Smallest MSS accepted for segmentation. Hardware takes any MSS; a tiny one turns a
 /// 1 MiB payload into a million frames (CVE-2015-6815 looped on MSS 0). Linux never

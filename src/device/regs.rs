@@ -357,9 +357,4 @@ pub const VET_RESET: u32 = 0x8100;
 pub const MAX_JUMBO_FRAME: usize = 16384;
 
 // Backends carry every frame the device can send or take.
-const _: () = assert!(MAX_JUMBO_FRAME <= crate::backend::MAX_FRAME);
-
-/// Largest frame without LPE (1518 with FCS, so 1514 without; 1518 with a VLAN tag).
-pub const MAX_STD_FRAME: usize = 1518;
-/// Shortest frame on the wire without FCS.
-pub const MIN_FRAME: usize = 60;
+const _: () = assert!(MAX_JUMBO_FRAME <= crate::wire::MAX_FRAME);

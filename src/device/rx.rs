@@ -9,8 +9,9 @@
 use super::regs::*;
 use super::stats::DestKind;
 use super::{AccessEffect, E1000};
-use crate::backend::MAX_FRAME;
 use crate::wire::checksum;
+use crate::wire::ethernet::{MAX_STD_TAGGED, MAX_STD_UNTAGGED, MIN_FRAME};
+use crate::wire::MAX_FRAME;
 
 /// Receive descriptor size in bytes.
 pub const RX_DESC_SIZE: u64 = 16;
@@ -340,9 +341,9 @@ impl E1000 {
         let max = if rctl & RCTL_LPE != 0 {
             MAX_JUMBO_FRAME
         } else if tagged {
-            MAX_STD_FRAME
+            MAX_STD_TAGGED
         } else {
-            MAX_STD_FRAME - 4
+            MAX_STD_UNTAGGED
         };
         if frame.len() > max {
             self.stats.inc(ROC);

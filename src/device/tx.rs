@@ -26,7 +26,8 @@ use super::offload::{self, Context, Segment};
 use super::regs::*;
 use super::stats::DestKind;
 use super::{AccessEffect, E1000};
-use crate::backend::MAX_FRAME;
+use crate::wire::ethernet::MIN_FRAME;
+use crate::wire::MAX_FRAME;
 
 /// Transmit descriptor size in bytes.
 pub const TX_DESC_SIZE: u64 = 16;

@@ -19,8 +19,8 @@ use super::offload::{self, popts, Context, Segment};
 use super::stats::DestKind;
 use super::tx::HEADROOM;
 use super::E1000;
-use crate::backend::{Gso, MAX_FRAME};
-use crate::wire::checksum;
+use crate::backend::Gso;
+use crate::wire::{checksum, MAX_FRAME};
 
 /// Largest packet handed on whole: the largest IP datagram plus an Ethernet header.
 pub(super) const GSO_MAX: usize = 65535 + 14;

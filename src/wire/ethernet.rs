@@ -18,8 +18,13 @@ pub const TPID_8021AD: u16 = 0x88A8;
 /// The TPIDs of both kinds of tag.
 pub const VLAN_TPIDS: [u16; 2] = [TPID_8021Q, TPID_8021AD];
 
-/// Largest untagged frame without jumbo frames: 1500 bytes of payload and the header.
+/// Shortest frame on the wire, without FCS (64 with it).
+pub const MIN_FRAME: usize = 60;
+/// Largest untagged frame without jumbo frames: 1500 bytes of payload and the header
+/// (1518 with FCS).
 pub const MAX_STD_UNTAGGED: usize = 1500 + HEADER_LEN;
+/// Largest frame with one VLAN tag without jumbo frames.
+pub const MAX_STD_TAGGED: usize = MAX_STD_UNTAGGED + VLAN_TAG_LEN;
 
 /// A read-only view of an Ethernet frame at least [`HEADER_LEN`] bytes long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,3 +13,8 @@ pub mod ethernet;
 pub mod ip;
 pub mod tcp;
 pub mod virtio_net;
+
+/// The largest frame nic-emu carries anywhere, without FCS: the 82540EM's long-frame
+/// limit (16 KiB). A backend is never asked to carry a longer one, and its receive buffer
+/// is never smaller.
+pub const MAX_FRAME: usize = 16384;
