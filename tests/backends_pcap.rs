@@ -520,7 +520,7 @@ impl PacketBackend for Shared {
     fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
         self.0.lock().unwrap().recv(buf)
     }
-    fn rx_outcome(&mut self, o: nic_emu::device::RxOutcome) {
+    fn rx_outcome(&mut self, o: nic_emu::backend::RxOutcome) {
         self.0.lock().unwrap().rx_outcome(o)
     }
 }

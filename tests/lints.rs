@@ -781,7 +781,7 @@ fn drop_reasons_for_disabled_receiver_and_link_down() {
     d.set_link(false);
     assert_eq!(
         d.receive_frame(&frame(MAC, PEER, 0x0800, 100, 2)),
-        nic_emu::device::RxOutcome::Dropped
+        nic_emu::backend::RxOutcome::Dropped
     );
     d.set_link(true);
     g.wr(RCTL, 0);

@@ -20,8 +20,8 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use super::control::{with_inner_counters, BackendCounter};
+use super::RxOutcome;
 use super::{BackendReply, BackendRequest, PacketBackend};
-use crate::device::RxOutcome;
 
 mod params;
 pub use params::*;

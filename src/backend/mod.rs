@@ -12,8 +12,6 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use crate::device::RxOutcome;
-
 pub mod control;
 pub use control::{BackendReply, BackendRequest};
 pub mod gso;
@@ -83,6 +81,20 @@ impl Carrier {
 /// The largest frame a backend is ever asked to carry, and the smallest receive buffer
 /// it is given (a wire fact, defined in [`crate::wire`]).
 pub use crate::wire::MAX_FRAME;
+
+/// What the device did with a frame a backend gave it (the device's answer to
+/// [`PacketBackend::recv`], reported through [`PacketBackend::rx_outcome`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RxOutcome {
+    /// Written into the receive ring.
+    Delivered,
+    /// Rejected by the address or VLAN filters.
+    Filtered,
+    /// The ring has no room now: offer the frame again after the driver frees buffers.
+    NoRoom,
+    /// Dropped: receiver disabled, no link, malformed, oversize, or can never fit.
+    Dropped,
+}
 
 /// A source and sink of Ethernet frames.
 ///

@@ -381,7 +381,7 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
         self.inner.next_rx_deadline()
     }
 
-    fn rx_outcome(&mut self, outcome: crate::device::RxOutcome) {
+    fn rx_outcome(&mut self, outcome: super::RxOutcome) {
         self.inner.rx_outcome(outcome)
     }
 

@@ -27,8 +27,8 @@ use pcap_file::pcapng::{PcapNgReadError, PcapNgReader};
 use pcap_file::DataLink;
 
 use super::spec::{DstRewrite, ReplayTiming, Rewrite};
+use super::RxOutcome;
 use super::{BackendReply, BackendRequest, PacketBackend};
-use crate::device::RxOutcome;
 use crate::mac::MacAddress;
 
 mod pause;

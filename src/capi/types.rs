@@ -2,7 +2,7 @@
 
 use std::ffi::c_void;
 
-use crate::device::RxOutcome;
+use crate::backend::RxOutcome;
 
 /// The result of a C API call: `NIC_EMU_STATUS_OK` (0) or a negative error.
 #[repr(i32)]

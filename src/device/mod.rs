@@ -31,7 +31,7 @@ mod tx_gso;
 
 use std::sync::Arc;
 
-use crate::backend::PacketBackend;
+use crate::backend::{PacketBackend, RxOutcome};
 use crate::clock::Clock;
 use crate::irq::IrqLine;
 use crate::mac::MacAddress;
@@ -43,7 +43,6 @@ use pci_config::PciConfig;
 use phy::Phy;
 use register_table::Access;
 use regs::*;
-pub use rx::RxOutcome;
 pub use service::{AccessEffect, Service};
 use stats::Stats;
 

@@ -9,6 +9,7 @@
 use super::regs::*;
 use super::stats::DestKind;
 use super::{AccessEffect, E1000};
+use crate::backend::RxOutcome;
 use crate::wire::checksum;
 use crate::wire::ethernet::{MAX_STD_TAGGED, MAX_STD_UNTAGGED, MIN_FRAME};
 use crate::wire::MAX_FRAME;
@@ -40,19 +41,6 @@ pub mod errors {
     pub const IPE: u8 = 1 << 6;
     /// RX data error.
     pub const RXE: u8 = 1 << 7;
-}
-
-/// What became of a frame offered to the device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RxOutcome {
-    /// Written into the receive ring.
-    Delivered,
-    /// Rejected by the address or VLAN filters.
-    Filtered,
-    /// The ring has no room now: offer the frame again after the driver frees buffers.
-    NoRoom,
-    /// Dropped: receiver disabled, no link, malformed, oversize, or can never fit.
-    Dropped,
 }
 
 /// Receive-side state beyond the registers.
