@@ -35,6 +35,15 @@ pub use vxlan::{VxlanHost, VxlanLocal, VxlanPeer, VxlanSpec, VXLAN_PORT};
 use super::PacketBackend;
 use crate::mac::MacAddress;
 
+/// Whether `name` can be a Linux interface name: 1 to 15 bytes, no white space, `/` or
+/// `:`.
+fn valid_ifname(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == ':')
+}
+
 /// What a backend learns from the device when it is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackendContext {

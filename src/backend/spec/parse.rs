@@ -9,8 +9,8 @@ use std::str::FromStr;
 use super::super::impair::{is_impair_key, ImpairSpec};
 use super::super::stream::StreamRole;
 use super::{
-    vxlan, BackendKind, BackendSpec, DstRewrite, RecordLimits, RecordSpec, ReplayTiming, Rewrite,
-    SpecError,
+    valid_ifname, vxlan, BackendKind, BackendSpec, DstRewrite, RecordLimits, RecordSpec,
+    ReplayTiming, Rewrite, SpecError,
 };
 use crate::mac::MacAddress;
 
@@ -318,15 +318,6 @@ fn check_ifname(name: &str) -> Result<(), SpecError> {
         )));
     }
     Ok(())
-}
-
-/// Whether `name` can be a Linux interface name: 1 to 15 bytes, no white space, `/` or
-/// `:`.
-pub(super) fn valid_ifname(name: &str) -> bool {
-    (1..=15).contains(&name.len())
-        && !name
-            .chars()
-            .any(|c| c.is_whitespace() || c == '/' || c == ':')
 }
 
 /// Split an inline spec on commas, `,,` standing for a literal comma.

@@ -235,7 +235,7 @@ fn group(v: &str) -> Result<SocketAddr, SpecError> {
 fn local(v: &str, peer: &VxlanPeer) -> Result<VxlanLocal, SpecError> {
     let l = match ip_port(v) {
         Some((ip, port)) => VxlanLocal::Addr { ip, port },
-        None if super::parse::valid_ifname(v) => VxlanLocal::Iface(v.to_string()),
+        None if super::valid_ifname(v) => VxlanLocal::Iface(v.to_string()),
         None => {
             return Err(bad(
                 "local",
