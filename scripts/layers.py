@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """scripts/layers.py - list the crate's module imports and check them against its layers.
 
-Usage: scripts/layers.py [--list] [--unsafe] [--root DIR]
+Usage: scripts/layers.py [--list] [--unsafe] [--root DIR] | --self-test
   (no option)  print the layer order, every upward arrow, every cycle; exit 1 if any
   --list       also print every import, module by module ("from -> to: names")
   --unsafe     also count `unsafe` (blocks, functions, impls) per file, outside the
                C API (src/capi), guest memory (src/memory.rs) and the DMA code
                (src/frontend/vfio_user/dma.rs), whose unsafe is their purpose
   --root DIR   the repository (default: this script's parent directory)
+  --self-test  check the checker on small made-up trees (an upward arrow, a cycle, a
+               clean tree) and exit 0 if it tells them apart
 
 What it reads: every `.rs` file under src/ (src/bin/ is one module, `bin`, in which
 `nic_emu::` means this crate). It follows `use` declarations (nested braces, `crate::`,
@@ -402,13 +404,64 @@ def sccs(nodes, edges):
     return out
 
 
+def self_test():
+    """Made-up trees the check must pass or fail."""
+    import contextlib
+    import io
+    import tempfile
+
+    clean = {
+        "lib.rs": "pub mod wire;\npub mod backend;\npub mod device;\n",
+        "wire/mod.rs": "pub const MAX_FRAME: usize = 16384;\n",
+        "backend/mod.rs": "pub mod tap;\npub use tap::Tap;\nuse crate::wire::MAX_FRAME;\n"
+        "pub trait PacketBackend {}\npub enum RxOutcome { Delivered }\n",
+        "backend/tap.rs": "use super::PacketBackend;\npub struct Tap;\n",
+        "device/mod.rs": "pub mod rx;\nuse crate::backend::{PacketBackend, RxOutcome};\n"
+        "// use crate::backend::tap::Tap; in a comment\nconst S: &str = \"crate::backend::Tap\";\n",
+        "device/rx.rs": "use super::S;\n#[cfg(test)]\nmod tests { use crate::backend::Tap; }\n",
+    }
+    cases = [
+        ("clean", {}, 0, 0),
+        ("upward", {"backend/tap.rs": "use crate::device::rx;\npub struct Tap;\n"}, 1, 1),
+        ("device reaches past the trait", {"device/rx.rs": "use crate::backend::Tap;\n"}, 1, 0),
+        ("sibling cycle", {"backend/mod.rs": "pub mod tap;\npub mod pcap;\npub trait PacketBackend {}\n"
+                           "pub enum RxOutcome { Delivered }\n",
+                           "backend/pcap.rs": "use super::tap::Tap;\npub struct Pcap;\n",
+                           "backend/tap.rs": "pub struct Tap;\nfn f() { let _ = super::pcap::Pcap; }\n"}, 0, 1),
+    ]
+    failures = 0
+    for name, change, want_up, want_cycles in cases:
+        with tempfile.TemporaryDirectory() as root:
+            for rel, text in {**clean, **change}.items():
+                path = os.path.join(root, "src", rel)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                open(path, "w").write(text)
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                check(Crate(root), listing=False, unsafe=False)
+            text = out.getvalue()
+            up = int(re.search(r"upward arrows: (\d+)", text).group(1))
+            cyc = int(re.search(r"cycles: (\d+)", text).group(1))
+            ok = (up > 0) == (want_up > 0) and cyc == want_cycles
+            print(f"self-test {name}: {up} upward, {cyc} cycles: {'ok' if ok else 'WRONG'}")
+            failures += not ok
+    return 1 if failures else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--unsafe", action="store_true")
+    ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     args = ap.parse_args()
-    crate = Crate(args.root)
+    if args.self_test:
+        return self_test()
+    return check(Crate(args.root), args.list, args.unsafe)
+
+
+def check(crate, listing, unsafe):
+    """Print the report; 1 if an arrow points up or a cycle closes."""
     imports = crate.imports()
 
     # edges between distinct modules, with the names used
@@ -424,13 +477,13 @@ def main():
     for i, (name, prefixes) in enumerate(LAYERS):
         mods = [p or "(crate root)" for p in prefixes]
         print(f"  {i} {name}: {', '.join(mods)}")
-    if args.list:
+    if listing:
         print("\nimports (from -> to: names; [test] and [doc] are not checked):")
         for (a, b, excluded), names in sorted(edges.items()):
             tag = " [test/doc]" if excluded else ""
             print(f"  {a or '(crate root)'} -> {b or '(crate root)'}: {', '.join(sorted(names))}{tag}")
 
-    if args.unsafe:
+    if unsafe:
         counts = []
         for m in sorted(crate.modules):
             for rel, t in crate.text[m]:
