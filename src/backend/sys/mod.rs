@@ -22,26 +22,19 @@ pub(crate) use mmsg::{RecvBatch, MAX_BATCH};
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
+#[cfg(feature = "tap")]
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
+use rustix::net::{sockopt, AddressFamily, SendFlags, SocketFlags, SocketType};
 
 /// Put `fd` in non-blocking mode (`O_NONBLOCK`), keeping its other status flags.
 #[cfg_attr(not(feature = "tap"), allow(dead_code))]
 pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let raw = fd.as_raw_fd();
-    // SAFETY: F_GETFL takes no argument and only reads the status flags of `raw`, which
-    // is a valid open descriptor for the lifetime of the `BorrowedFd` it came from.
-    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if flags & libc::O_NONBLOCK != 0 {
-        return Ok(());
-    }
-    // SAFETY: F_SETFL takes an int argument (the new status flags); `raw` is valid as
-    // above and no memory is passed to the kernel.
-    let rc = unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+    let flags = fcntl_getfl(fd)?;
+    if !flags.contains(OFlags::NONBLOCK) {
+        fcntl_setfl(fd, flags | OFlags::NONBLOCK)?;
     }
     Ok(())
 }
@@ -52,7 +45,8 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 #[cfg(feature = "tap")]
 pub(crate) fn dup_inherited(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
     // SAFETY: fcntl(F_DUPFD_CLOEXEC) takes two integers and touches no memory; on a
-    // number that is not an open descriptor it fails with EBADF.
+    // number that is not an open descriptor it fails with EBADF. (rustix would want a
+    // BorrowedFd, which a number that may not be open cannot honestly be.)
     let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
     if new < 0 {
         return Err(io::Error::last_os_error());
@@ -64,30 +58,16 @@ pub(crate) fn dup_inherited(fd: std::os::fd::RawFd) -> io::Result<OwnedFd> {
 /// Whether `fd` is in non-blocking mode.
 #[cfg(test)]
 pub(crate) fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    // SAFETY: as in `set_nonblocking`: F_GETFL reads flags of a valid descriptor.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(flags & libc::O_NONBLOCK != 0)
+    Ok(fcntl_getfl(fd)?.contains(OFlags::NONBLOCK))
 }
 
 /// `send(2)` with `MSG_NOSIGNAL`: a peer that went away is an `EPIPE` error, never a
 /// SIGPIPE that would kill a program embedding the library.
 pub(crate) fn send_nosignal(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
-    // SAFETY: send(2) reads at most `data.len()` bytes from `data`, a live slice, and
-    // `fd` is a valid open descriptor for the lifetime of the `BorrowedFd`.
-    let n = unsafe {
-        libc::send(
-            fd.as_raw_fd(),
-            data.as_ptr().cast(),
-            data.len(),
-            libc::MSG_NOSIGNAL,
-        )
-    };
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    Ok(rustix::net::send(fd, data, SendFlags::NOSIGNAL)?)
 }
 
+/// `setsockopt(2)` for the options rustix has no setter for (`IP_RECVERR`).
 #[cfg_attr(not(feature = "udp"), allow(dead_code))]
 fn setsockopt_bytes(fd: BorrowedFd<'_>, level: i32, name: i32, value: &[u8]) -> io::Result<()> {
     let len = libc::socklen_t::try_from(value.len())
@@ -106,47 +86,14 @@ fn setsockopt_bytes(fd: BorrowedFd<'_>, level: i32, name: i32, value: &[u8]) -> 
 /// multicast group and port and each receive every datagram.
 #[cfg_attr(not(feature = "udp"), allow(dead_code))]
 pub(crate) fn udp_reuseaddr_bound(addr: SocketAddrV4) -> io::Result<UdpSocket> {
-    // SAFETY: socket(2) takes three integers and returns a new descriptor or -1.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    setsockopt_bytes(
-        fd_borrow(&fd),
-        libc::SOL_SOCKET,
-        libc::SO_REUSEADDR,
-        &1i32.to_ne_bytes(),
+    let fd = rustix::net::socket_with(
+        AddressFamily::INET,
+        SocketType::DGRAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
     )?;
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(addr.ip().octets()),
-        },
-        sin_zero: [0; 8],
-    };
-    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_in>())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: bind(2) reads `len` bytes from `sin`, a sockaddr_in that lives across the
-    // call; the descriptor is valid (owned by `fd`).
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            std::ptr::from_ref(&sin).cast::<libc::sockaddr>(),
-            len,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    rustix::net::bind(&fd, &addr)?;
     Ok(UdpSocket::from(fd))
 }
 
@@ -154,7 +101,7 @@ pub(crate) fn udp_reuseaddr_bound(addr: SocketAddrV4) -> io::Result<UdpSocket> {
 /// (`IP_MULTICAST_IF`; std has no setter for it).
 #[cfg_attr(not(feature = "udp"), allow(dead_code))]
 pub(crate) fn set_multicast_if_v4(fd: BorrowedFd<'_>, iface: Ipv4Addr) -> io::Result<()> {
-    setsockopt_bytes(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &iface.octets())
+    Ok(sockopt::set_ip_multicast_if(fd, &iface)?)
 }
 
 /// Have ICMP errors about datagrams sent from this unconnected UDP socket reported
@@ -175,37 +122,17 @@ pub(crate) fn set_recverr(fd: BorrowedFd<'_>, ipv6: bool) -> io::Result<()> {
 /// most 64), so that it stops reporting `POLLERR`; returns how many there were.
 #[cfg_attr(not(feature = "udp"), allow(dead_code))]
 pub(crate) fn drain_error_queue(fd: BorrowedFd<'_>) -> usize {
+    use rustix::net::{RecvAncillaryBuffer, RecvFlags};
     let mut data = [0u8; 64];
     let mut taken = 0;
     for _ in 0..64 {
-        let mut iov = libc::iovec {
-            iov_base: data.as_mut_ptr().cast(),
-            iov_len: data.len(),
-        };
-        // SAFETY: msghdr is plain data; all-zero (no name, no control buffer) is valid.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        // SAFETY: recvmsg(2) writes at most `data.len()` bytes through the one iovec,
-        // which points into `data`, live for the call; there is no name or control
-        // buffer. MSG_DONTWAIT: it never blocks.
-        let n = unsafe {
-            libc::recvmsg(
-                fd.as_raw_fd(),
-                &mut msg,
-                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
+        let mut iov = [io::IoSliceMut::new(&mut data)];
+        let mut control = RecvAncillaryBuffer::default();
+        let flags = RecvFlags::ERRQUEUE | RecvFlags::DONTWAIT;
+        if rustix::net::recvmsg(fd, &mut iov, &mut control, flags).is_err() {
             break;
         }
         taken += 1;
     }
     taken
-}
-
-#[cfg_attr(not(feature = "udp"), allow(dead_code))]
-fn fd_borrow(fd: &OwnedFd) -> BorrowedFd<'_> {
-    use std::os::fd::AsFd;
-    fd.as_fd()
 }
