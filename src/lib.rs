@@ -107,7 +107,6 @@ pub mod irq;
 pub mod log_limit;
 pub mod mac;
 pub mod memory;
-#[cfg(feature = "vfio-user")]
 mod sys;
 pub mod wire;
 

@@ -17,12 +17,13 @@ use std::io::{self, ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use super::control::{with_inner_counters, BackendCounter};
 use super::{sys, BackendReply, BackendRequest, Carrier, PacketBackend};
+use crate::sys::unix_socket;
 
 /// Largest length prefix accepted: QEMU's `NET_BUFSIZE` (4096 + 65536). Longer ones end
 /// the connection.
@@ -172,28 +173,6 @@ fn ctx(addr: &StreamAddr, what: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("stream {addr}: {what}: {e}"))
 }
 
-/// Bind a Unix socket at `path`, replacing a stale socket file (nobody listening) but
-/// refusing one that a live server is behind.
-fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    use std::os::unix::fs::FileTypeExt;
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
-            return Err(io::Error::new(
-                ErrorKind::AlreadyExists,
-                "the path exists and is not a socket",
-            ));
-        }
-        if UnixStream::connect(path).is_ok() {
-            return Err(io::Error::new(
-                ErrorKind::AddrInUse,
-                "another server is listening on it",
-            ));
-        }
-        std::fs::remove_file(path)?;
-    }
-    UnixListener::bind(path)
-}
-
 impl StreamBackend {
     /// Connect to, or listen on, `addr`. A server binds here (errors name the address);
     /// a client tries to connect once here and, if the peer is not there yet, again
@@ -221,7 +200,8 @@ impl StreamBackend {
             StreamRole::Listen => {
                 let listener = match &addr {
                     StreamAddr::Unix(p) => {
-                        let l = bind_unix(p).map_err(|e| ctx(&addr, "cannot listen", e))?;
+                        let l = unix_socket::bind_replacing_stale(p)
+                            .map_err(|e| ctx(&addr, "cannot listen", e))?;
                         me.unlink = Some(p.clone());
                         l.set_nonblocking(true)?;
                         Listener::Unix(l)
