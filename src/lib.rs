@@ -96,7 +96,6 @@
 pub mod backend;
 pub mod capi;
 pub mod clock;
-#[cfg(feature = "config")]
 pub mod config;
 #[cfg(feature = "control")]
 pub mod control;

@@ -8,7 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use nic_emu::backend::impair::{ImpairParams, QUEUE_LIMIT};
-use nic_emu::backend::{BackendSpec, Impair, ImpairSpec, Loopback, PacketBackend, MAX_FRAME};
+use nic_emu::backend::{Impair, ImpairSpec, Loopback, PacketBackend, MAX_FRAME};
+use nic_emu::config::BackendSpec;
 
 /// Frame number `n`: the sequence number sits in the payload, twice, so that one
 /// flipped bit never turns a frame into another.

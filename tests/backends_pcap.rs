@@ -657,7 +657,8 @@ fn rewrite_dst_guest_addresses_unicast_frames_to_the_guest() {
 
 #[test]
 fn rewrite_keys_parse_and_errors_name_them() {
-    use nic_emu::backend::{BackendKind, BackendSpec, DstRewrite};
+    use nic_emu::backend::DstRewrite;
+    use nic_emu::config::{BackendKind, BackendSpec};
     let s = BackendSpec::parse_inline(
         "pcap,replay=x.pcap,rewrite_dst=guest,rewrite_src=02:00:00:00:00:01",
     )

@@ -4,9 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use nic_emu::backend::{
-    BackendKind, BackendSpec, RecordLimits, RecordSpec, ReplayTiming, Rewrite, SpecError,
-};
+use nic_emu::backend::{RecordLimits, ReplayTiming, Rewrite};
+use nic_emu::config::{BackendKind, BackendSpec, RecordSpec, SpecError};
 use proptest::prelude::*;
 
 fn sa(s: &str) -> SocketAddr {
@@ -307,7 +306,7 @@ mod toml_tables {
                 impair: None,
             }
         );
-        // As a field of a larger document, the way config.rs uses it.
+        // As a field of a larger document, the way config/file.rs uses it.
         #[derive(serde::Deserialize)]
         struct Doc {
             backends: std::collections::BTreeMap<String, BackendSpec>,

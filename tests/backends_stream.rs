@@ -12,9 +12,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nic_emu::backend::stream::{StreamAddr, MAX_STREAM_FRAME, TX_BUFFER};
-use nic_emu::backend::{
-    BackendKind, BackendSpec, Carrier, PacketBackend, StreamBackend, StreamRole, MAX_FRAME,
-};
+use nic_emu::backend::{Carrier, PacketBackend, StreamBackend, StreamRole, MAX_FRAME};
+use nic_emu::config::{BackendKind, BackendSpec};
 
 /// A fresh socket path in a per-test directory.
 fn sock(name: &str) -> PathBuf {

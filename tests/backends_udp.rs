@@ -277,7 +277,7 @@ fn poll_until_frame(g: &mut common::FakeGuest) -> Option<Vec<u8>> {
 #[cfg(feature = "pcap")]
 #[test]
 fn a_recorded_tunnel_from_a_spec_captures_both_directions() {
-    use nic_emu::backend::BackendSpec;
+    use nic_emu::config::BackendSpec;
     let peer = UdpTunnel::new(any_local(), None).unwrap();
     let path = std::env::temp_dir().join(format!("nic-emu-udp-rec-{}.pcap", std::process::id()));
     let spec = BackendSpec::parse_inline(&format!(
@@ -392,7 +392,7 @@ fn a_failed_join_without_local_suggests_local() {
 
 #[test]
 fn multicast_specs_name_their_keys() {
-    use nic_emu::backend::{BackendKind, BackendSpec};
+    use nic_emu::config::{BackendKind, BackendSpec};
     let s = BackendSpec::parse_inline("udp,mcast=239.1.2.3:5000,local=127.0.0.1").unwrap();
     assert_eq!(
         s.kind,

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use nic_emu::backend::control::BackendCounter;
 use nic_emu::backend::vxlan::{flow_src_port, VxlanCounters, PORT_BUCKETS, SRC_PORT_RANGE};
 use nic_emu::backend::{
-    BackendKind, BackendReply, BackendRequest, BackendSpec, PacketBackend, Vxlan, VxlanHost,
-    VxlanLocal, VxlanPeer, VxlanSpec, MAX_FRAME,
+    BackendReply, BackendRequest, PacketBackend, Vxlan, VxlanHost, VxlanLocal, VxlanPeer,
+    VxlanSpec, MAX_FRAME,
 };
+use nic_emu::config::{BackendKind, BackendSpec};
 use proptest::prelude::*;
 
 const VNI: u32 = 42;

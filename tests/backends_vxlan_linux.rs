@@ -28,7 +28,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use nic_emu::backend::{BackendKind, BackendSpec, PacketBackend, Vxlan, MAX_FRAME};
+use nic_emu::backend::{PacketBackend, Vxlan, MAX_FRAME};
+use nic_emu::config::{BackendKind, BackendSpec};
 
 /// The backend's (the "guest's") MAC and the two bridges' MACs.
 const EMU_MAC: [u8; 6] = [0x02, 0xE1, 0, 0, 0, 0x02];

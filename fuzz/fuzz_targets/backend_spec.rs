@@ -4,8 +4,7 @@
 //! back to the same spec, and a whole configuration prints (Display: a backends.toml)
 //! to a file that loads back to the same configuration.
 use libfuzzer_sys::fuzz_target;
-use nic_emu::backend::BackendSpec;
-use nic_emu::config::Config;
+use nic_emu::config::{BackendSpec, Config};
 use std::collections::BTreeMap;
 
 fn round_trip(spec: &BackendSpec, name: &str) {

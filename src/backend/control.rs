@@ -13,8 +13,8 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use super::impair::{ImpairCounters, ImpairSpec};
-use super::spec::RecordLimits;
+use super::params::impair::{ImpairCounters, ImpairSpec};
+use super::params::RecordLimits;
 
 /// What a control client asks of the backend.
 #[derive(Debug)]

@@ -23,8 +23,7 @@ use super::control::{with_inner_counters, BackendCounter};
 use super::RxOutcome;
 use super::{BackendReply, BackendRequest, PacketBackend};
 
-mod params;
-pub use params::*;
+pub use super::params::impair::*;
 
 /// Frames held at most per direction (netem's default limit); beyond it frames are
 /// dropped and counted.
@@ -55,57 +54,6 @@ impl SplitMix64 {
     /// not depend on which impairments are enabled.
     fn chance(&mut self, pct: f64) -> bool {
         self.unit() * 100.0 < pct
-    }
-}
-
-/// What happened to the frames of one direction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DirCounters {
-    /// Frames that entered.
-    pub frames_in: u64,
-    /// Frames that left (duplicates included).
-    pub frames_out: u64,
-    /// Frames lost on purpose.
-    pub lost: u64,
-    /// Extra copies made.
-    pub duplicated: u64,
-    /// Frames with a bit flipped.
-    pub corrupted: u64,
-    /// Frames held back to leave after the next one.
-    pub reordered: u64,
-    /// Frames given a delay (delay or jitter).
-    pub delayed: u64,
-    /// Frames that waited for the rate limit.
-    pub rate_limited: u64,
-    /// Frames dropped because [`QUEUE_LIMIT`] frames were already held.
-    pub queue_full: u64,
-}
-
-/// Counters of both directions.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ImpairCounters {
-    /// Toward the guest.
-    pub rx: DirCounters,
-    /// From the guest.
-    pub tx: DirCounters,
-}
-
-impl fmt::Display for DirCounters {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} in, {} out, {} lost, {} duplicated, {} corrupted, {} reordered, {} delayed, \
-             {} rate-limited, {} dropped (queue full)",
-            self.frames_in,
-            self.frames_out,
-            self.lost,
-            self.duplicated,
-            self.corrupted,
-            self.reordered,
-            self.delayed,
-            self.rate_limited,
-            self.queue_full
-        )
     }
 }
 

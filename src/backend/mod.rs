@@ -22,10 +22,10 @@ pub mod impair;
 pub use impair::{Impair, ImpairSpec};
 mod loopback;
 pub use loopback::{Loopback, DEFAULT_LOOPBACK_DEPTH};
-pub mod spec;
-pub use spec::{
-    BackendContext, BackendError, BackendKind, BackendSpec, DstRewrite, RecordLimits, RecordSpec,
-    ReplayTiming, Rewrite, SpecError, VxlanHost, VxlanLocal, VxlanPeer, VxlanSpec, VXLAN_PORT,
+pub mod params;
+pub use params::{
+    DstRewrite, RecordLimits, ReplayTiming, Rewrite, VxlanHost, VxlanLocal, VxlanPeer, VxlanSpec,
+    VXLAN_PORT,
 };
 pub mod stream;
 pub use stream::{StreamBackend, StreamRole};

@@ -24,7 +24,7 @@ use pcap_file::pcap::{PcapHeader, PcapWriteError};
 use pcap_file::{DataLink, Endianness};
 
 use super::control::{with_inner_counters, BackendCounter, RecordStatus};
-use super::spec::RecordLimits;
+use super::params::RecordLimits;
 use super::{BackendReply, BackendRequest, PacketBackend};
 
 mod file;

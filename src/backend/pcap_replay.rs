@@ -26,7 +26,7 @@ use pcap_file::pcapng::blocks::block_common::Block;
 use pcap_file::pcapng::{PcapNgReadError, PcapNgReader};
 use pcap_file::DataLink;
 
-use super::spec::{DstRewrite, ReplayTiming, Rewrite};
+use super::params::{DstRewrite, ReplayTiming, Rewrite};
 use super::RxOutcome;
 use super::{BackendReply, BackendRequest, PacketBackend};
 use crate::mac::MacAddress;

@@ -31,7 +31,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Instant;
 
 use super::control::{BackendCounter, BackendReply, BackendRequest};
-use super::spec::{VxlanHost, VxlanLocal, VxlanPeer, VxlanSpec};
+use super::params::{VxlanHost, VxlanLocal, VxlanPeer, VxlanSpec};
 use super::sys::{self, RecvBatch};
 use super::udp::{rx_batch_from_env, send_failure, SendFailure};
 use super::{PacketBackend, MAX_FRAME};

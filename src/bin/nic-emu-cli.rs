@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 
-use nic_emu::backend::{BackendContext, PcapRecorder};
-use nic_emu::config::Config;
+use nic_emu::backend::PcapRecorder;
+use nic_emu::config::{BackendContext, Config};
 use nic_emu::control::http::MetricsServer;
 use nic_emu::control::{ControlContext, ControlServer};
 use nic_emu::device::eeprom::default_image;
@@ -337,7 +337,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 old.path.display()
             );
         }
-        spec.record = Some(nic_emu::backend::RecordSpec {
+        spec.record = Some(nic_emu::config::RecordSpec {
             path,
             limits: Default::default(),
         });

@@ -6,12 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use super::super::impair::{is_impair_key, ImpairSpec};
-use super::super::stream::StreamRole;
-use super::{
-    valid_ifname, vxlan, BackendKind, BackendSpec, DstRewrite, RecordLimits, RecordSpec,
-    ReplayTiming, Rewrite, SpecError,
-};
+use super::{valid_ifname, vxlan, BackendKind, BackendSpec, RecordSpec, SpecError};
+use crate::backend::impair::{is_impair_key, ImpairSpec};
+use crate::backend::params::{DstRewrite, RecordLimits, ReplayTiming, Rewrite};
+use crate::backend::stream::StreamRole;
 use crate::mac::MacAddress;
 
 /// A value of a key kept as given: TOML may give a number where the inline syntax

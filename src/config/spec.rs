@@ -1,6 +1,6 @@
 //! Backend specifications: a backend as the user configured it, from a QEMU-style
 //! string (`udp,local=127.0.0.1:7001,remote=127.0.0.1:7002`) or a `[backends.NAME]`
-//! table of backends.toml, and [`BackendSpec::open_for`] to build it.
+//! table of backends.toml; [`BackendSpec::open_for`] (`factory.rs`) builds it.
 //!
 //! Keys, the same in both syntaxes:
 //!
@@ -21,19 +21,14 @@
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use super::impair::ImpairSpec;
-use super::stream::{StreamAddr, StreamRole};
+use crate::backend::impair::ImpairSpec;
+use crate::backend::params::{DstRewrite, RecordLimits, ReplayTiming, Rewrite, VxlanSpec};
+use crate::backend::stream::{StreamAddr, StreamRole};
 
 mod parse;
-pub mod vxlan;
-pub use vxlan::{VxlanHost, VxlanLocal, VxlanPeer, VxlanSpec, VXLAN_PORT};
-
-use super::PacketBackend;
-use crate::mac::MacAddress;
+mod vxlan;
 
 /// Whether `name` can be a Linux interface name: 1 to 15 bytes, no white space, `/` or
 /// `:`.
@@ -42,86 +37,6 @@ fn valid_ifname(name: &str) -> bool {
         && !name
             .chars()
             .any(|c| c.is_whitespace() || c == '/' || c == ':')
-}
-
-/// What a backend learns from the device when it is opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BackendContext {
-    /// The MAC address the device starts with (its EEPROM), for `rewrite_dst=guest`.
-    pub guest_mac: MacAddress,
-}
-
-impl Default for BackendContext {
-    fn default() -> Self {
-        Self {
-            guest_mac: MacAddress::DEFAULT,
-        }
-    }
-}
-
-/// The destination a replay writes into unicast frames.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DstRewrite {
-    /// The guest's MAC (from [`BackendContext`]).
-    Guest,
-    /// This MAC.
-    Mac(MacAddress),
-}
-
-/// Address rewriting of replayed frames (what tcprewrite's `--enet-dmac/--enet-smac` do).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Rewrite {
-    /// New destination of unicast frames (broadcast and multicast are left alone).
-    pub dst: Option<DstRewrite>,
-    /// New source of every frame.
-    pub src: Option<MacAddress>,
-}
-
-/// Pace of a pcap replay.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReplayTiming {
-    /// Honour the gaps between the file's timestamps.
-    Original,
-    /// As fast as the guest takes frames.
-    Fast,
-    /// A fixed number of frames per second.
-    Rate(NonZeroU32),
-}
-
-impl FromStr for ReplayTiming {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "original" => Ok(Self::Original),
-            "fast" => Ok(Self::Fast),
-            _ => s
-                .strip_suffix("pps")
-                .and_then(|n| n.parse::<NonZeroU32>().ok())
-                .map(Self::Rate)
-                .ok_or_else(|| {
-                    format!("`{s}` is not a timing: use original, fast or <N>pps (N >= 1)")
-                }),
-        }
-    }
-}
-
-impl fmt::Display for ReplayTiming {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Original => f.write_str("original"),
-            Self::Fast => f.write_str("fast"),
-            Self::Rate(n) => write!(f, "{n}pps"),
-        }
-    }
-}
-
-/// When a pcap recording stops (traffic goes on).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RecordLimits {
-    /// Largest file size in bytes, header included.
-    pub max_bytes: Option<u64>,
-    /// Most frames recorded (both directions together).
-    pub max_frames: Option<u64>,
 }
 
 /// A pcap recording of a backend's traffic.
@@ -283,56 +198,7 @@ fn expected_keys(kind: &str) -> String {
     )
 }
 
-/// A backend that could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    /// The spec needs a cargo feature this build lacks.
-    #[error("{what} needs nic-emu built with the `{feature}` feature")]
-    FeatureDisabled {
-        /// What was asked for ("backend kind `tap`", "`record`").
-        what: String,
-        /// The feature.
-        feature: &'static str,
-    },
-    /// The backend failed to open; the message names it (interface, address, file).
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
-
 impl BackendSpec {
-    /// [`open_for`](Self::open_for) a device with the default MAC address.
-    pub fn open(&self) -> Result<Box<dyn PacketBackend>, BackendError> {
-        self.open_for(&BackendContext::default())
-    }
-
-    /// Build the backend for a device described by `ctx`: the kind, wrapped in an
-    /// [`Impair`](super::Impair) when impairments are set, and that in a
-    /// `PcapRecorder` (feature `pcap`) when `record` is set, so the recording shows what
-    /// the guest sent and received. A kind whose cargo feature is off is an error naming
-    /// the feature.
-    pub fn open_for(&self, ctx: &BackendContext) -> Result<Box<dyn PacketBackend>, BackendError> {
-        let mut inner = open_kind(&self.kind, ctx)?;
-        if let Some(imp) = self.impair {
-            inner = Box::new(super::Impair::new(inner, imp));
-        }
-        let Some(record) = &self.record else {
-            return Ok(inner);
-        };
-        #[cfg(feature = "pcap")]
-        {
-            let rec = super::PcapRecorder::create(inner, &record.path, record.limits)?;
-            Ok(Box::new(rec))
-        }
-        #[cfg(not(feature = "pcap"))]
-        {
-            let _ = (inner, record);
-            Err(BackendError::FeatureDisabled {
-                what: "`record`".into(),
-                feature: "pcap",
-            })
-        }
-    }
-
     /// Make the relative paths of this spec (`record`, `replay`, a `unix:` stream socket)
     /// relative to `base` rather than to the working directory: a backends.toml's paths
     /// are relative to the file's own directory.
@@ -358,7 +224,7 @@ impl BackendSpec {
     /// The checks that need no backend opened: the file a replay reads can be opened,
     /// and the directory a recording is written to exists. (`--print-config` makes them;
     /// opening the backend would fail the same way.)
-    pub fn check_paths(&self) -> Result<(), BackendError> {
+    pub fn check_paths(&self) -> io::Result<()> {
         if let BackendKind::Pcap { replay, .. } = &self.kind {
             std::fs::File::open(replay).map_err(|e| {
                 io::Error::new(e.kind(), format!("replay file {}: {e}", replay.display()))
@@ -377,8 +243,7 @@ impl BackendSpec {
                         r.path.display(),
                         dir.display()
                     ),
-                )
-                .into());
+                ));
             }
         }
         Ok(())
@@ -442,56 +307,6 @@ impl BackendSpec {
             }
         }
         v
-    }
-}
-
-fn open_kind(
-    kind: &BackendKind,
-    ctx: &BackendContext,
-) -> Result<Box<dyn PacketBackend>, BackendError> {
-    #[allow(unused)]
-    let disabled = |feature: &'static str| BackendError::FeatureDisabled {
-        what: format!("backend kind `{}`", kind.name()),
-        feature,
-    };
-    #[allow(unused)]
-    let _ = ctx;
-    match kind {
-        BackendKind::Loopback => Ok(Box::new(super::Loopback::new())),
-        BackendKind::Stream { addr, role } => {
-            Ok(Box::new(super::StreamBackend::open(addr.clone(), *role)?))
-        }
-        #[cfg(feature = "tap")]
-        BackendKind::Tap { ifname } => Ok(Box::new(super::Tap::open(ifname)?)),
-        #[cfg(feature = "tap")]
-        BackendKind::TapFd { fd } => Ok(Box::new(super::Tap::from_inherited_fd(*fd)?)),
-        #[cfg(feature = "udp")]
-        BackendKind::Udp { local, remote } => Ok(Box::new(super::UdpTunnel::new(*local, *remote)?)),
-        #[cfg(feature = "udp")]
-        BackendKind::Mcast { group, iface } => {
-            Ok(Box::new(super::UdpTunnel::multicast(*group, *iface)?))
-        }
-        #[cfg(feature = "udp")]
-        BackendKind::Vxlan(x) => Ok(Box::new(super::Vxlan::open(x)?)),
-        #[cfg(feature = "pcap")]
-        BackendKind::Pcap {
-            replay,
-            timing,
-            repeat,
-            rewrite,
-        } => {
-            let mut r = super::PcapReplay::open(replay, *timing, *repeat)?;
-            r.set_rewrite(*rewrite, ctx.guest_mac);
-            Ok(Box::new(r))
-        }
-        #[allow(unreachable_patterns)]
-        BackendKind::Tap { .. } | BackendKind::TapFd { .. } => Err(disabled("tap")),
-        #[allow(unreachable_patterns)]
-        BackendKind::Udp { .. } | BackendKind::Mcast { .. } | BackendKind::Vxlan(_) => {
-            Err(disabled("udp"))
-        }
-        #[allow(unreachable_patterns)]
-        BackendKind::Pcap { .. } => Err(disabled("pcap")),
     }
 }
 

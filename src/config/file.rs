@@ -21,7 +21,7 @@
 //! ```
 //!
 //! The keys of a backend table are those of [`BackendSpec`] (see
-//! [`crate::backend::spec`]). Unknown keys, values of the wrong type and missing
+//! [`crate::config::spec`]). Unknown keys, values of the wrong type and missing
 //! required keys are errors that name the key and the file. Without `default`, the
 //! backend named `loopback` is used if defined, else a built-in loopback.
 
@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::backend::{BackendKind, BackendSpec, SpecError};
+use super::spec::{BackendKind, BackendSpec, SpecError};
 use crate::device::Model;
 use crate::mac::MacAddress;
 

@@ -1,6 +1,8 @@
-//! The impairment's parameters: what `impair` takes in `backends.toml` and inline specs,
-//! and how it prints them back.
+//! The impairment's parameters and counters: what `impair` takes in `backends.toml`, inline
+//! specs and the control socket's `impair set`, how it prints them back, and what it
+//! reports (the wrapper itself is [`crate::backend::Impair`]).
 
+use std::fmt;
 use std::time::Duration;
 
 /// What happens to the frames of one direction.
@@ -209,5 +211,56 @@ impl ImpairSpec {
         // values too; a key on both with the same value is shared.
         out.push(("seed".into(), self.seed.to_string()));
         out
+    }
+}
+
+/// What happened to the frames of one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirCounters {
+    /// Frames that entered.
+    pub frames_in: u64,
+    /// Frames that left (duplicates included).
+    pub frames_out: u64,
+    /// Frames lost on purpose.
+    pub lost: u64,
+    /// Extra copies made.
+    pub duplicated: u64,
+    /// Frames with a bit flipped.
+    pub corrupted: u64,
+    /// Frames held back to leave after the next one.
+    pub reordered: u64,
+    /// Frames given a delay (delay or jitter).
+    pub delayed: u64,
+    /// Frames that waited for the rate limit.
+    pub rate_limited: u64,
+    /// Frames dropped because [`QUEUE_LIMIT`](crate::backend::impair::QUEUE_LIMIT) frames were already held.
+    pub queue_full: u64,
+}
+
+/// Counters of both directions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImpairCounters {
+    /// Toward the guest.
+    pub rx: DirCounters,
+    /// From the guest.
+    pub tx: DirCounters,
+}
+
+impl fmt::Display for DirCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} in, {} out, {} lost, {} duplicated, {} corrupted, {} reordered, {} delayed, \
+             {} rate-limited, {} dropped (queue full)",
+            self.frames_in,
+            self.frames_out,
+            self.lost,
+            self.duplicated,
+            self.corrupted,
+            self.reordered,
+            self.delayed,
+            self.rate_limited,
+            self.queue_full
+        )
     }
 }
