@@ -71,6 +71,8 @@ pub fn checksum_ok(words: &[u16; EEPROM_WORDS]) -> bool {
 /// Identity a model's EEPROM carries (words 0x0B-0x0E).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EepromIdentity {
+    /// PCI vendor ID (word 0x0E).
+    pub vendor_id: u16,
     /// PCI device ID (word 0x0D).
     pub device_id: u16,
     /// PCI subsystem ID (word 0x0B).
@@ -93,7 +95,7 @@ pub fn default_image(mac: [u8; 6], id: EepromIdentity) -> [u16; EEPROM_WORDS] {
     words[0x0B] = id.subsystem_id;
     words[0x0C] = id.subsystem_vendor_id;
     words[0x0D] = id.device_id;
-    words[0x0E] = super::pci_config::VENDOR_ID;
+    words[0x0E] = id.vendor_id;
     words[0x0F] = 0x3040; // initialisation control 2
     words[0x24] = 0x0000; // init control 3: APM (wake) disabled, as the card claims no PME
     words[EEPROM_WORDS - 1] = checksum_word(&words);

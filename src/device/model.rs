@@ -11,6 +11,9 @@
 
 use super::eeprom::EepromIdentity;
 
+/// PCI vendor ID of every model (Intel).
+pub(crate) const VENDOR_ID: u16 = 0x8086;
+
 /// The emulated controller.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Model {
@@ -73,6 +76,7 @@ impl Model {
     /// The identity words of the EEPROM image.
     pub fn eeprom_identity(self) -> EepromIdentity {
         EepromIdentity {
+            vendor_id: VENDOR_ID,
             device_id: self.device_id(),
             subsystem_id: self.subsystem_id(),
             subsystem_vendor_id: self.subsystem_vendor_id(),

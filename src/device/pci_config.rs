@@ -7,9 +7,8 @@ use super::regs::{BAR0_SIZE, BAR1_SIZE};
 /// Size of the configuration space the device implements (conventional PCI).
 pub const CONFIG_SIZE: usize = 256;
 
-use super::model::Model;
+use super::model::{Model, VENDOR_ID};
 
-pub(crate) const VENDOR_ID: u16 = 0x8086;
 const CLASS_ETHERNET: [u8; 3] = [0x00, 0x00, 0x02]; // prog-if, subclass, class
 
 /// Offsets of the configuration registers this model gives meaning to.
