@@ -6,7 +6,10 @@ use std::fs::File;
 use serde_json::{json, Map, Value};
 
 use super::prometheus;
-use super::request::{parse, Command, ErrorClass, RequestError, StatsFormat, COMMANDS};
+use super::request::{
+    parse, Command, ErrorClass, ImpairCommand, RecordCommand, ReplayCommand, RequestError,
+    StatsFormat, COMMANDS,
+};
 use super::snapshot::{LinkState, Snapshot};
 use super::ControlContext;
 use crate::backend::control::{RecordStatus, ReplayStatus};
@@ -75,8 +78,8 @@ fn ask(ctx: &ControlContext, request: BackendRequest) -> Result<BackendReply, Re
 /// Do `command`.
 pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestError> {
     match command {
-        Command::Info => Ok(Snapshot::take(ctx).info_json()),
-        Command::QueryCommands => Ok(json!(COMMANDS)),
+        Command::Info {} => Ok(Snapshot::take(ctx).info_json()),
+        Command::QueryCommands {} => Ok(json!(COMMANDS)),
         Command::Link { up } => {
             let link = ctx.with_device(|d| {
                 d.set_link(up);
@@ -93,7 +96,9 @@ pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestE
             );
             Ok(link.json())
         }
-        Command::Stats(StatsFormat::Json) => Ok(Snapshot::take(ctx).stats_json()),
+        Command::Stats {
+            format: StatsFormat::Json,
+        } => Ok(Snapshot::take(ctx).stats_json()),
         Command::Lints { clear } => {
             let findings = ctx.with_device(|d| {
                 let f = d.lints();
@@ -104,10 +109,11 @@ pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestE
             });
             Ok(lints_json(&findings))
         }
-        Command::Stats(StatsFormat::Prometheus) => {
-            Ok(json!({ "text": prometheus::render(&Snapshot::take(ctx)) }))
-        }
-        Command::RecordStart { file, limits } => {
+        Command::Stats {
+            format: StatsFormat::Prometheus,
+        } => Ok(json!({ "text": prometheus::render(&Snapshot::take(ctx)) })),
+        Command::Record(RecordCommand::Start(start)) => {
+            let (file, limits) = (start.file.clone(), start.limits());
             // Created here, not under the device lock.
             let f = File::create(&file).map_err(|e| {
                 RequestError::new(
@@ -128,13 +134,25 @@ pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestE
             }
             record_reply(r?)
         }
-        Command::RecordStop => record_reply(ask(ctx, BackendRequest::RecordStop)?),
-        Command::RecordStatus => record_reply(ask(ctx, BackendRequest::RecordStatus)?),
-        Command::ReplayPause => replay_reply(ask(ctx, BackendRequest::ReplayPause)?),
-        Command::ReplayResume => replay_reply(ask(ctx, BackendRequest::ReplayResume)?),
-        Command::ReplayStatus => replay_reply(ask(ctx, BackendRequest::ReplayStatus)?),
-        Command::ImpairGet => impair_reply(ask(ctx, BackendRequest::ImpairGet)?),
-        Command::ImpairSet { settings, reset } => impair_set(ctx, &settings, reset),
+        Command::Record(RecordCommand::Stop {}) => {
+            record_reply(ask(ctx, BackendRequest::RecordStop)?)
+        }
+        Command::Record(RecordCommand::Status {}) => {
+            record_reply(ask(ctx, BackendRequest::RecordStatus)?)
+        }
+        Command::Replay(ReplayCommand::Pause {}) => {
+            replay_reply(ask(ctx, BackendRequest::ReplayPause)?)
+        }
+        Command::Replay(ReplayCommand::Resume {}) => {
+            replay_reply(ask(ctx, BackendRequest::ReplayResume)?)
+        }
+        Command::Replay(ReplayCommand::Status {}) => {
+            replay_reply(ask(ctx, BackendRequest::ReplayStatus)?)
+        }
+        Command::Impair(ImpairCommand::Get {}) => {
+            impair_reply(ask(ctx, BackendRequest::ImpairGet)?)
+        }
+        Command::Impair(ImpairCommand::Set(set)) => impair_set(ctx, &set.settings, set.reset),
     }
 }
 

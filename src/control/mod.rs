@@ -16,7 +16,8 @@
 //! <- {"error": {"class": "CommandNotFound", "desc": "unknown command `nonsense`; ..."}}
 //! ```
 //!
-//! Commands (`request.rs` reads them, `execute.rs` does them):
+//! Commands (`request.rs` defines them once, as the wire reads them and as `nic-emu-cli
+//! ctl` parses them; `execute.rs` does them):
 //!
 //! | command | arguments | does |
 //! |---|---|---|

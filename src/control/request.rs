@@ -1,12 +1,17 @@
-//! Reading a control request: one line of JSON, checked field by field. Whatever is
-//! wrong is an error that names the field; nothing here touches the device.
+//! Control requests: one definition of every command and its arguments. The wire's
+//! `{"execute": NAME, "arguments": {...}}` is [`Command`]'s serde form and `nic-emu-cli
+//! ctl NAME ...` its clap form (feature `cli`), so `ctl` builds a request by serializing
+//! what it parsed and the server reads one by deserializing it. Whatever is wrong is an
+//! error that names the field; nothing here touches the device.
 
 use std::path::PathBuf;
 
+#[cfg(feature = "cli")]
+use clap::builder::TypedValueParser;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::backend::RecordLimits;
-
 /// The command names, for `query-commands` and "unknown command" messages.
 pub const COMMANDS: [&str; 8] = [
     "info",
@@ -72,59 +77,212 @@ fn invalid(desc: impl Into<String>) -> RequestError {
 }
 
 /// Format of the `stats` reply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum StatsFormat {
     /// Nested JSON objects.
+    #[default]
     Json,
     /// The Prometheus text format, as one string.
     Prometheus,
 }
 
-/// A command with its arguments, checked.
-#[derive(Clone, Debug, PartialEq)]
+/// A command with its arguments: `{"execute": "link", "arguments": {"up": false}}` on
+/// the wire, `ctl link down` on the command line. Commands without arguments are
+/// written `Info {}` so that their `arguments`, when given, must be an empty object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "execute",
+    content = "arguments",
+    rename_all = "kebab-case",
+    deny_unknown_fields
+)]
+#[cfg_attr(feature = "cli", derive(clap::Subcommand))]
 pub enum Command {
-    /// `info`.
-    Info,
-    /// `link`: plug (`up`) or pull the cable.
+    /// Version, backend, MAC, link, whether QEMU is connected, uptime.
+    Info {},
+    /// Plug the cable in (up) or pull it (down): the guest sees the change at once.
     Link {
-        /// The new state.
+        /// up or down (on the wire `up`: true or false).
+        #[cfg_attr(
+            feature = "cli",
+            arg(
+                value_name = "STATE",
+                action = clap::ArgAction::Set,
+                value_parser = clap::builder::PossibleValuesParser::new(["up", "down"])
+                    .map(|s| s == "up")
+            )
+        )]
         up: bool,
     },
-    /// `stats`.
-    Stats(StatsFormat),
-    /// `lints`: the findings, optionally forgotten after this reply.
+    /// Every counter: nic-emu's, the statistics registers (not cleared), the backend's.
+    Stats {
+        /// In the Prometheus text format (on the wire `format`: json or prometheus).
+        #[serde(default)]
+        #[cfg_attr(
+            feature = "cli",
+            arg(
+                long = "prometheus",
+                action = clap::ArgAction::SetTrue,
+                value_parser = clap::builder::BoolishValueParser::new()
+                    .map(|p| if p { StatsFormat::Prometheus } else { StatsFormat::Json })
+            )
+        )]
+        format: StatsFormat,
+    },
+    /// What the guest's driver did wrong: each lint that fired, its count, its first
+    /// occurrence and message.
     Lints {
-        /// Forget the findings once reported (between two runs of a driver).
+        /// Forget the findings after printing them (between two runs of a driver).
+        #[serde(default)]
+        #[cfg_attr(feature = "cli", arg(long))]
         clear: bool,
     },
-    /// `record` `start`.
-    RecordStart {
-        /// The file to create.
-        file: PathBuf,
-        /// When recording stops by itself.
-        limits: RecordLimits,
-    },
-    /// `record` `stop`.
-    RecordStop,
-    /// `record` `status`.
-    RecordStatus,
-    /// `replay` `pause`.
-    ReplayPause,
-    /// `replay` `resume`.
-    ReplayResume,
-    /// `replay` `status`.
-    ReplayStatus,
-    /// `impair` `get`.
-    ImpairGet,
-    /// `impair` `set`.
-    ImpairSet {
-        /// `key=value` settings in the order given (keys of backends.toml's impairments).
-        settings: Vec<(String, String)>,
-        /// Start from no impairment instead of the current settings.
-        reset: bool,
-    },
-    /// `query-commands`.
-    QueryCommands,
+    /// Record both directions to a pcap file, from now until `record stop`.
+    #[cfg_attr(feature = "cli", command(subcommand))]
+    Record(RecordCommand),
+    /// Pause or resume a pcap replay backend, or show where it is.
+    #[cfg_attr(feature = "cli", command(subcommand))]
+    Replay(ReplayCommand),
+    /// Show or change the impairments (backends started with loss=, delay=, ...).
+    #[cfg_attr(feature = "cli", command(subcommand))]
+    Impair(ImpairCommand),
+    /// The command names.
+    QueryCommands {},
+}
+
+/// `record`'s actions (`{"action": "start", "file": ...}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+#[cfg_attr(feature = "cli", derive(clap::Subcommand))]
+pub enum RecordCommand {
+    /// Start recording to FILE (created or truncated by nic-emu-cli).
+    #[serde(deserialize_with = "naming_the_field")]
+    Start(RecordStart),
+    /// Finish the recording (the file is complete when this returns).
+    Stop {},
+    /// Whether recording, to which file, how much.
+    Status {},
+}
+
+/// `record start`'s arguments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct RecordStart {
+    /// The pcap file (a relative path is the server's: `ctl` sends an absolute one).
+    pub file: PathBuf,
+    /// Stop by itself at this file size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BYTES"))]
+    pub max_bytes: Option<u64>,
+    /// Stop by itself after this many frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "cli", arg(long, value_name = "N"))]
+    pub max_frames: Option<u64>,
+}
+
+impl RecordStart {
+    /// When the recording stops by itself.
+    pub fn limits(&self) -> RecordLimits {
+        RecordLimits {
+            max_bytes: self.max_bytes,
+            max_frames: self.max_frames,
+        }
+    }
+}
+
+/// `replay`'s actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+#[cfg_attr(feature = "cli", derive(clap::Subcommand))]
+pub enum ReplayCommand {
+    /// Stop offering frames from the capture (the position in the file is kept).
+    Pause {},
+    /// Go on from where the replay was paused.
+    Resume {},
+    /// Where the replay is.
+    Status {},
+}
+
+/// `impair`'s actions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+#[cfg_attr(feature = "cli", derive(clap::Subcommand))]
+pub enum ImpairCommand {
+    /// The impairments in force and what they did.
+    Get {},
+    /// Change impairments: KEY=VALUE as in backends.toml (loss=10 rx_delay=20ms ...).
+    #[serde(deserialize_with = "naming_the_field")]
+    Set(ImpairSet),
+}
+
+/// `impair set`'s arguments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct ImpairSet {
+    /// The settings (on the wire an object: `{"loss": 10, "delay": "20ms"}`), applied in
+    /// the order of their keys.
+    #[serde(default, with = "settings")]
+    #[cfg_attr(
+        feature = "cli",
+        arg(value_name = "KEY=VALUE", value_parser = key_value)
+    )]
+    pub settings: Vec<(String, String)>,
+    /// Start from no impairment instead of the current settings.
+    #[serde(default)]
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub reset: bool,
+}
+
+/// `KEY=VALUE` of `ctl impair set`.
+#[cfg(feature = "cli")]
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
+}
+
+/// The impairment settings as a JSON object whose values are strings or numbers.
+mod settings {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(v.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        let map = Map::deserialize(d)?;
+        map.into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k, s)),
+                Value::Number(n) => Ok((k, n.to_string())),
+                other => Err(serde::de::Error::custom(format_args!(
+                    "`{k}` must be a string or a number, not {other}"
+                ))),
+            })
+            .collect()
+    }
+}
+
+/// The fields of an action's arguments, read with their names in errors: serde reads an
+/// internally tagged enum (`action`) through a buffer that loses the path of a field of
+/// the wrong type, so this variant's fields are read on their own.
+fn naming_the_field<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    serde_path_to_error::deserialize(d).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            inner
+        } else {
+            serde::de::Error::custom(format_args!("`{path}`: {inner}"))
+        }
+    })
 }
 
 /// A checked request.
@@ -136,74 +294,36 @@ pub struct Request {
     pub command: Command,
 }
 
-/// The arguments of one command: every field read is ticked off, and fields left over
-/// are an error (a typo is never silently ignored).
-struct Args<'a> {
-    command: &'a str,
-    map: Map<String, Value>,
-}
-
-impl<'a> Args<'a> {
-    fn take(&mut self, field: &str) -> Option<Value> {
-        self.map.remove(field)
-    }
-
-    fn bool(&mut self, field: &str) -> Result<Option<bool>, RequestError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(b)),
-            Some(v) => Err(invalid(format!(
-                "{}: `{field}` must be true or false, not {v}",
-                self.command
-            ))),
+impl Command {
+    /// The command's name on the wire (`execute`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Info {} => "info",
+            Self::Link { .. } => "link",
+            Self::Stats { .. } => "stats",
+            Self::Lints { .. } => "lints",
+            Self::Record(_) => "record",
+            Self::Replay(_) => "replay",
+            Self::Impair(_) => "impair",
+            Self::QueryCommands {} => "query-commands",
         }
     }
 
-    fn string(&mut self, field: &str) -> Result<Option<String>, RequestError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(v) => Err(invalid(format!(
-                "{}: `{field}` must be a string, not {v}",
-                self.command
-            ))),
-        }
+    /// The request line's JSON (`{"execute": ..., "arguments": {...}}`).
+    pub fn to_request(&self) -> Value {
+        serde_json::to_value(self).expect("a command serializes")
     }
 
-    fn u64(&mut self, field: &str) -> Result<Option<u64>, RequestError> {
-        match self.take(field) {
-            None => Ok(None),
-            Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-                invalid(format!(
-                    "{}: `{field}` must be a non-negative integer, not {v}",
-                    self.command
-                ))
-            }),
-        }
-    }
-
-    fn required<T>(&self, field: &str, v: Option<T>) -> Result<T, RequestError> {
-        v.ok_or_else(|| invalid(format!("{} needs `{field}`", self.command)))
-    }
-
-    fn action(&mut self, allowed: &[&str]) -> Result<String, RequestError> {
-        let a = self.string("action")?;
-        let a = self.required("action", a)?;
-        if allowed.contains(&a.as_str()) {
-            Ok(a)
-        } else {
-            Err(invalid(format!(
-                "{}: `action` must be one of {}, not {a:?}",
-                self.command,
-                allowed.join(", ")
-            )))
-        }
-    }
-
-    fn done(self) -> Result<(), RequestError> {
-        match self.map.keys().next() {
-            None => Ok(()),
-            Some(k) => Err(invalid(format!("{}: unknown argument `{k}`", self.command))),
+    /// What serde cannot say: values that are of the right type but make no sense.
+    fn check(&self) -> Result<(), RequestError> {
+        match self {
+            Self::Record(RecordCommand::Start(s)) if s.file.as_os_str().is_empty() => {
+                Err(invalid("record: `file` is empty"))
+            }
+            Self::Impair(ImpairCommand::Set(s)) if s.settings.is_empty() && !s.reset => {
+                Err(invalid("impair set needs `settings` (or `reset`: true)"))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -219,7 +339,7 @@ pub fn parse(line: &[u8]) -> Result<Request, (Option<Value>, RequestError)> {
     };
     let id = obj.remove("id");
     let with_id = |e: RequestError| (id.clone(), e);
-    let command = match obj.remove("execute") {
+    let name = match obj.remove("execute") {
         Some(Value::String(s)) => s,
         Some(v) => {
             return Err(with_id(RequestError::new(
@@ -234,9 +354,9 @@ pub fn parse(line: &[u8]) -> Result<Request, (Option<Value>, RequestError)> {
             )))
         }
     };
-    let map = match obj.remove("arguments") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
+    let arguments = match obj.remove("arguments") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v,
         Some(v) => {
             return Err(with_id(RequestError::new(
                 ErrorClass::InvalidRequest,
@@ -250,110 +370,41 @@ pub fn parse(line: &[u8]) -> Result<Request, (Option<Value>, RequestError)> {
             format!("unknown member `{k}` (a request has execute, arguments, id)"),
         )));
     }
-    let args = Args {
-        command: &command,
-        map,
-    };
-    let command = command_of(args).map_err(with_id)?;
+    if !COMMANDS.contains(&name.as_str()) {
+        return Err(with_id(RequestError::new(
+            ErrorClass::CommandNotFound,
+            format!(
+                "unknown command `{}`; the commands are {}",
+                name.chars().take(64).collect::<String>(),
+                COMMANDS.join(", ")
+            ),
+        )));
+    }
+    let command = command_of(&name, arguments).map_err(with_id)?;
     Ok(Request { id, command })
 }
 
-fn command_of(mut a: Args) -> Result<Command, RequestError> {
-    let cmd = match a.command {
-        "info" => Command::Info,
-        "query-commands" => Command::QueryCommands,
-        "link" => {
-            let up = a.bool("up")?;
-            Command::Link {
-                up: a.required("up", up)?,
-            }
+/// `Command` from its name and arguments, read in that order (the tag first, so serde
+/// reads the arguments as they come and errors keep the field's path).
+fn command_of(name: &str, arguments: Value) -> Result<Command, RequestError> {
+    use serde::de::value::MapDeserializer;
+    let fields = [("execute", Value::from(name)), ("arguments", arguments)];
+    let d = MapDeserializer::<_, serde_json::Error>::new(fields.into_iter());
+    let command: Command = serde_path_to_error::deserialize(d).map_err(|e| {
+        let path = e.path().to_string();
+        let field = path
+            .strip_prefix("arguments")
+            .map(|p| p.trim_start_matches('.'))
+            .unwrap_or("");
+        let inner = e.into_inner();
+        if field.is_empty() {
+            invalid(format!("{name}: {inner}"))
+        } else {
+            invalid(format!("{name}: `{field}`: {inner}"))
         }
-        "stats" => match a.string("format")?.as_deref() {
-            None | Some("json") => Command::Stats(StatsFormat::Json),
-            Some("prometheus") => Command::Stats(StatsFormat::Prometheus),
-            Some(f) => {
-                return Err(invalid(format!(
-                    "stats: `format` must be json or prometheus, not {f:?}"
-                )))
-            }
-        },
-        "lints" => Command::Lints {
-            clear: a.bool("clear")?.unwrap_or(false),
-        },
-        "record" => match a.action(&["start", "stop", "status"])?.as_str() {
-            "start" => {
-                let file = a.string("file")?;
-                let file = a.required("file", file)?;
-                if file.is_empty() {
-                    return Err(invalid("record: `file` is empty"));
-                }
-                let limits = RecordLimits {
-                    max_bytes: a.u64("max_bytes")?,
-                    max_frames: a.u64("max_frames")?,
-                };
-                Command::RecordStart {
-                    file: PathBuf::from(file),
-                    limits,
-                }
-            }
-            "stop" => Command::RecordStop,
-            _ => Command::RecordStatus,
-        },
-        "replay" => match a.action(&["pause", "resume", "status"])?.as_str() {
-            "pause" => Command::ReplayPause,
-            "resume" => Command::ReplayResume,
-            _ => Command::ReplayStatus,
-        },
-        "impair" => match a.action(&["get", "set"])?.as_str() {
-            "get" => Command::ImpairGet,
-            _ => {
-                let reset = a.bool("reset")?.unwrap_or(false);
-                let settings = impair_settings(a.take("settings"))?;
-                if settings.is_empty() && !reset {
-                    return Err(invalid("impair set needs `settings` (or `reset`: true)"));
-                }
-                Command::ImpairSet { settings, reset }
-            }
-        },
-        other => {
-            return Err(RequestError::new(
-                ErrorClass::CommandNotFound,
-                format!(
-                    "unknown command `{}`; the commands are {}",
-                    other.chars().take(64).collect::<String>(),
-                    COMMANDS.join(", ")
-                ),
-            ))
-        }
-    };
-    a.done()?;
-    Ok(cmd)
-}
-
-fn impair_settings(v: Option<Value>) -> Result<Vec<(String, String)>, RequestError> {
-    let map = match v {
-        None => return Ok(Vec::new()),
-        Some(Value::Object(m)) => m,
-        Some(v) => {
-            return Err(invalid(format!(
-                "impair: `settings` must be an object such as {{\"loss\": 10}}, not {v}"
-            )))
-        }
-    };
-    map.into_iter()
-        .map(|(k, v)| {
-            let text = match v {
-                Value::String(s) => s,
-                Value::Number(n) => n.to_string(),
-                other => {
-                    return Err(invalid(format!(
-                        "impair: `settings.{k}` must be a string or a number, not {other}"
-                    )))
-                }
-            };
-            Ok((k, text))
-        })
-        .collect()
+    })?;
+    command.check()?;
+    Ok(command)
 }
 
 #[cfg(test)]
@@ -373,14 +424,92 @@ mod tests {
             .unwrap();
         assert_eq!(
             r.command,
-            Command::ImpairSet {
+            Command::Impair(ImpairCommand::Set(ImpairSet {
                 settings: vec![
                     ("delay".into(), "20ms".into()),
                     ("loss".into(), "10".into())
                 ],
                 reset: false
-            }
+            }))
         );
+        for (line, command) in [
+            (r#"{"execute":"info"}"#, Command::Info {}),
+            (r#"{"execute":"info","arguments":null}"#, Command::Info {}),
+            (
+                r#"{"execute":"stats"}"#,
+                Command::Stats {
+                    format: StatsFormat::Json,
+                },
+            ),
+            (
+                r#"{"execute":"stats","arguments":{"format":"prometheus"}}"#,
+                Command::Stats {
+                    format: StatsFormat::Prometheus,
+                },
+            ),
+            (r#"{"execute":"lints"}"#, Command::Lints { clear: false }),
+            (
+                r#"{"execute":"record","arguments":{"action":"start","file":"/x","max_frames":3}}"#,
+                Command::Record(RecordCommand::Start(RecordStart {
+                    file: "/x".into(),
+                    max_bytes: None,
+                    max_frames: Some(3),
+                })),
+            ),
+            (
+                r#"{"execute":"replay","arguments":{"action":"pause"}}"#,
+                Command::Replay(ReplayCommand::Pause {}),
+            ),
+            (
+                r#"{"execute":"impair","arguments":{"action":"set","reset":true}}"#,
+                Command::Impair(ImpairCommand::Set(ImpairSet {
+                    settings: vec![],
+                    reset: true,
+                })),
+            ),
+        ] {
+            assert_eq!(parse(line.as_bytes()).unwrap().command, command, "{line}");
+        }
+    }
+
+    /// Every command's request, as `ctl` sends it, reads back to the same command; every
+    /// name in `COMMANDS` is a command and every command is in `COMMANDS`.
+    #[test]
+    fn requests_read_back_and_commands_are_listed() {
+        let all = [
+            Command::Info {},
+            Command::Link { up: true },
+            Command::Stats {
+                format: StatsFormat::Prometheus,
+            },
+            Command::Lints { clear: true },
+            Command::Record(RecordCommand::Start(RecordStart {
+                file: "/tmp/a b.pcap".into(),
+                max_bytes: Some(1 << 20),
+                max_frames: None,
+            })),
+            Command::Record(RecordCommand::Stop {}),
+            Command::Record(RecordCommand::Status {}),
+            Command::Replay(ReplayCommand::Resume {}),
+            Command::Replay(ReplayCommand::Status {}),
+            Command::Impair(ImpairCommand::Get {}),
+            Command::Impair(ImpairCommand::Set(ImpairSet {
+                settings: vec![
+                    ("loss".into(), "10".into()),
+                    ("rx_delay".into(), "5ms".into()),
+                ],
+                reset: true,
+            })),
+            Command::QueryCommands {},
+        ];
+        for c in &all {
+            let line = c.to_request().to_string();
+            assert_eq!(&parse(line.as_bytes()).unwrap().command, c, "{line}");
+            assert!(COMMANDS.contains(&c.name()), "{} not listed", c.name());
+        }
+        for name in COMMANDS {
+            assert!(all.iter().any(|c| c.name() == name), "{name} is no command");
+        }
     }
 
     #[test]
@@ -391,16 +520,60 @@ mod tests {
             err(r#"{"execute":"reboot"}"#).class,
             ErrorClass::CommandNotFound
         );
-        let e = err(r#"{"execute":"link","arguments":{"up":"no"}}"#);
-        assert!(e.desc.contains("`up`"), "{e}");
-        let e = err(r#"{"execute":"link"}"#);
-        assert!(e.desc.contains("needs `up`"), "{e}");
-        let e = err(r#"{"execute":"link","arguments":{"up":true,"upp":1}}"#);
-        assert!(e.desc.contains("`upp`"), "{e}");
-        let e = err(
-            r#"{"execute":"record","arguments":{"action":"start","file":"x","max_frames":-1}}"#,
+        assert_eq!(
+            err(r#"{"execute":"info","arguments":[1]}"#).class,
+            ErrorClass::InvalidRequest
         );
-        assert!(e.desc.contains("`max_frames`"), "{e}");
+        for (line, field) in [
+            (r#"{"execute":"link","arguments":{"up":"no"}}"#, "`up`"),
+            (r#"{"execute":"link"}"#, "`up`"),
+            (
+                r#"{"execute":"link","arguments":{"up":true,"upp":1}}"#,
+                "`upp`",
+            ),
+            (r#"{"execute":"info","arguments":{"x":1}}"#, "`x`"),
+            (
+                r#"{"execute":"stats","arguments":{"format":"xml"}}"#,
+                "`format`",
+            ),
+            (
+                r#"{"execute":"record","arguments":{"action":"start","file":"x","max_frames":-1}}"#,
+                "`max_frames`",
+            ),
+            (
+                r#"{"execute":"record","arguments":{"action":"start","file":7}}"#,
+                "`file`",
+            ),
+            (
+                r#"{"execute":"record","arguments":{"action":"start","file":""}}"#,
+                "`file`",
+            ),
+            (
+                r#"{"execute":"record","arguments":{"action":"stop","file":"x"}}"#,
+                "`file`",
+            ),
+            (
+                r#"{"execute":"record","arguments":{"action":"go"}}"#,
+                "`action`",
+            ),
+            (r#"{"execute":"replay"}"#, "`action`"),
+            (
+                r#"{"execute":"impair","arguments":{"action":"set","settings":{"loss":[1]}}}"#,
+                "`loss`",
+            ),
+            (
+                r#"{"execute":"impair","arguments":{"action":"set","settings":3}}"#,
+                "`settings`",
+            ),
+            (
+                r#"{"execute":"impair","arguments":{"action":"set"}}"#,
+                "`settings`",
+            ),
+        ] {
+            let e = err(line);
+            assert_eq!(e.class, ErrorClass::InvalidArgument, "{line}: {e}");
+            assert!(e.desc.contains(field), "{line}: {e}");
+        }
         let (id, _) = parse(br#"{"execute":"nope","id":"a"}"#).unwrap_err();
         assert_eq!(id, Some(Value::from("a")));
     }

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{json, Map, Value};
+use clap::{Args, Subcommand};
+use serde_json::Value;
 
 use nic_emu::control::client;
+use nic_emu::control::request::{Command, RecordCommand, RecordStart, StatsFormat};
 
 /// Talk to a running nic-emu-cli through its control socket.
 #[derive(Args, Debug)]
@@ -29,52 +30,10 @@ pub struct CtlArgs {
     op: Op,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LinkState {
-    Up,
-    Down,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum ReplayAction {
-    Pause,
-    Resume,
-    Status,
-}
-
 #[derive(Subcommand, Debug)]
 enum Op {
-    /// Version, backend, MAC, link, whether QEMU is connected, uptime.
-    Info,
-    /// Plug the cable in (up) or pull it (down): the guest sees the change at once.
-    Link {
-        /// up or down.
-        state: LinkState,
-    },
-    /// Every counter: nic-emu's, the statistics registers (not cleared), the backend's.
-    Stats {
-        /// In the Prometheus text format.
-        #[arg(long)]
-        prometheus: bool,
-    },
-    /// What the guest's driver did wrong: each lint that fired, its count, its first
-    /// occurrence and message.
-    Lints {
-        /// Forget the findings after printing them (between two runs of a driver).
-        #[arg(long)]
-        clear: bool,
-    },
-    /// Record both directions to a pcap file, from now until `record stop`.
-    #[command(subcommand)]
-    Record(RecordOp),
-    /// Pause or resume a pcap replay backend, or show where it is.
-    Replay {
-        /// pause, resume or status.
-        action: ReplayAction,
-    },
-    /// Show or change the impairments (backends started with loss=, delay=, ...).
-    #[command(subcommand)]
-    Impair(ImpairOp),
+    #[command(flatten)]
+    Command(Command),
     /// Send one raw JSON request line, e.g. '{"execute":"query-commands"}'.
     Raw {
         /// The request.
@@ -82,96 +41,24 @@ enum Op {
     },
 }
 
-#[derive(Subcommand, Debug)]
-enum RecordOp {
-    /// Start recording to FILE (created or truncated by nic-emu-cli).
-    Start {
-        /// The pcap file.
-        file: PathBuf,
-        /// Stop by itself at this file size.
-        #[arg(long, value_name = "BYTES")]
-        max_bytes: Option<u64>,
-        /// Stop by itself after this many frames.
-        #[arg(long, value_name = "N")]
-        max_frames: Option<u64>,
-    },
-    /// Finish the recording (the file is complete when this returns).
-    Stop,
-    /// Whether recording, to which file, how much.
-    Status,
-}
-
-#[derive(Subcommand, Debug)]
-enum ImpairOp {
-    /// The impairments in force and what they did.
-    Get,
-    /// Change impairments: KEY=VALUE as in backends.toml (loss=10 rx_delay=20ms ...).
-    Set {
-        /// The settings.
-        #[arg(value_name = "KEY=VALUE")]
-        settings: Vec<String>,
-        /// Start from no impairment instead of the current settings.
-        #[arg(long)]
-        reset: bool,
-    },
-}
-
+/// The request line for `op`: the command serialized as the server reads it.
 fn build(op: &Op) -> Result<Value, String> {
-    let action = |a: &str| json!({ "action": a });
-    Ok(match op {
-        Op::Info => client::request("info", Value::Null),
-        Op::Link { state } => {
-            client::request("link", json!({ "up": matches!(state, LinkState::Up) }))
-        }
-        Op::Stats { prometheus } => client::request(
-            "stats",
-            json!({ "format": if *prometheus { "prometheus" } else { "json" } }),
-        ),
-        Op::Lints { clear } => client::request("lints", json!({ "clear": clear })),
-        Op::Record(RecordOp::Start {
-            file,
-            max_bytes,
-            max_frames,
-        }) => {
+    match op {
+        Op::Command(Command::Record(RecordCommand::Start(start))) => {
             // The server resolves a relative path against its own directory: send ours.
-            let file = std::path::absolute(file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let mut a = json!({ "action": "start", "file": file.display().to_string() });
-            if let Some(n) = max_bytes {
-                a["max_bytes"] = json!(n);
-            }
-            if let Some(n) = max_frames {
-                a["max_frames"] = json!(n);
-            }
-            client::request("record", a)
-        }
-        Op::Record(RecordOp::Stop) => client::request("record", action("stop")),
-        Op::Record(RecordOp::Status) => client::request("record", action("status")),
-        Op::Replay { action: a } => {
-            let a = match a {
-                ReplayAction::Pause => "pause",
-                ReplayAction::Resume => "resume",
-                ReplayAction::Status => "status",
+            let file = std::path::absolute(&start.file)
+                .map_err(|e| format!("{}: {e}", start.file.display()))?;
+            let start = RecordStart {
+                file,
+                ..start.clone()
             };
-            client::request("replay", action(a))
+            Ok(Command::Record(RecordCommand::Start(start)).to_request())
         }
-        Op::Impair(ImpairOp::Get) => client::request("impair", action("get")),
-        Op::Impair(ImpairOp::Set { settings, reset }) => {
-            let mut m = Map::new();
-            for s in settings {
-                let (k, v) = s
-                    .split_once('=')
-                    .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
-                m.insert(k.to_string(), Value::from(v));
-            }
-            client::request(
-                "impair",
-                json!({ "action": "set", "settings": m, "reset": reset }),
-            )
-        }
+        Op::Command(c) => Ok(c.to_request()),
         Op::Raw { request } => {
-            serde_json::from_str(request).map_err(|e| format!("the request is not JSON: {e}"))?
+            serde_json::from_str(request).map_err(|e| format!("the request is not JSON: {e}"))
         }
-    })
+    }
 }
 
 /// Run `ctl`: exit status 0 for a `return` reply, 1 for an `error` reply or no reply.
@@ -207,7 +94,12 @@ pub fn run(args: CtlArgs) -> ExitCode {
         let ret = reply.get("return").unwrap_or(&Value::Null);
         match (&args.op, ret.get("text").and_then(Value::as_str)) {
             // The exposition text itself, as /metrics serves it.
-            (Op::Stats { prometheus: true }, Some(text)) => print!("{text}"),
+            (
+                Op::Command(Command::Stats {
+                    format: StatsFormat::Prometheus,
+                }),
+                Some(text),
+            ) => print!("{text}"),
             _ => print!("{}", client::to_lines(ret)),
         }
     }
