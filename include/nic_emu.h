@@ -138,18 +138,23 @@ typedef struct NicEmuMemRegion {
   size_t len;
 } NicEmuMemRegion;
 
-// Emulator-side counters (see the Rust `Metrics` for the meaning of each).
+// Emulator-side counters: the Rust `Metrics`, field for field and in its order (see it
+// for the meaning of each).
 typedef struct NicEmuMetrics {
   // Register reads (MMIO and I/O window).
   uint64_t reg_reads;
   // Register writes (MMIO and I/O window).
   uint64_t reg_writes;
-  // Frames handed to the send callback.
+  // Frames the guest sent, handed to the send callback.
   uint64_t tx_frames;
-  // Bytes handed to the send callback.
+  // Bytes the guest sent, handed to the send callback.
   uint64_t tx_bytes;
   // Frames the send callback refused.
   uint64_t tx_backend_drops;
+  // Frames the guest sent while the link was down: completed, not sent.
+  uint64_t tx_no_link;
+  // Frames the card looped into its own receiver (PHY or MAC loopback), not sent.
+  uint64_t tx_looped;
   // Transmit descriptors or packets rejected as malformed.
   uint64_t tx_malformed;
   // Frames written into the guest's receive ring.
@@ -162,8 +167,12 @@ typedef struct NicEmuMetrics {
   uint64_t rx_dropped;
   // Times the receive ring was found full.
   uint64_t rx_backpressure;
+  // Frames received while the card was in loopback, discarded (also in rx_dropped).
+  uint64_t rx_while_looping;
   // DMA accesses outside guest memory or with bus mastering off.
   uint64_t dma_errors;
+  // Maps and unmaps applied to the guest memory table (vfio-user DMA_MAP/DMA_UNMAP).
+  uint64_t dma_map_edits;
   // Errors from the backend.
   uint64_t backend_errors;
   // Rising edges of the interrupt line.

@@ -534,23 +534,7 @@ pub unsafe extern "C" fn nic_emu_get_metrics(
     // SAFETY: `dev` is NULL or live, by this function's contract.
     let h = unsafe { handle(dev) };
     with_device(h, |_, d| {
-        let m = d.metrics();
-        let out = NicEmuMetrics {
-            reg_reads: m.reg_reads,
-            reg_writes: m.reg_writes,
-            tx_frames: m.tx_frames,
-            tx_bytes: m.tx_bytes,
-            tx_backend_drops: m.tx_backend_drops,
-            tx_malformed: m.tx_malformed,
-            rx_frames: m.rx_frames,
-            rx_bytes: m.rx_bytes,
-            rx_filtered: m.rx_filtered,
-            rx_dropped: m.rx_dropped,
-            rx_backpressure: m.rx_backpressure,
-            dma_errors: m.dma_errors,
-            backend_errors: m.backend_errors,
-            irq_asserts: m.irq_asserts,
-        };
+        let out = NicEmuMetrics::from(&d.metrics());
         // SAFETY: `metrics` is NULL or valid for writes by contract.
         unsafe { put(metrics, out) }
     })

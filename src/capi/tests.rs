@@ -181,6 +181,37 @@ fn constants_match_the_device() {
     assert_eq!(Bar::from_index(NIC_EMU_BAR_IO), Some(Bar::Io));
 }
 
+/// The C header's `NicEmuMetrics` lists the metrics of `metrics_table!` in its order (the
+/// struct literal in types.rs checks the names; this, the layout C code compiles against).
+#[test]
+fn c_metrics_struct_follows_the_metrics_table() {
+    let header = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/nic_emu.h"))
+        .expect("include/nic_emu.h");
+    let start = header
+        .find("typedef struct NicEmuMetrics {")
+        .expect("NicEmuMetrics in the header");
+    let body = &header[start..];
+    let body = &body[..body.find("} NicEmuMetrics;").expect("end of NicEmuMetrics")];
+    let fields: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("uint64_t "))
+        .map(|f| f.trim_end_matches(';'))
+        .collect();
+    let want: Vec<&str> = crate::device::Metrics::FIELDS.iter().map(|f| f.0).collect();
+    assert_eq!(fields, want);
+    assert_eq!(
+        std::mem::size_of::<NicEmuMetrics>(),
+        8 * crate::device::Metrics::COUNT
+    );
+    let m = crate::device::Metrics {
+        tx_no_link: 5,
+        dma_map_edits: 7,
+        ..Default::default()
+    };
+    let c = NicEmuMetrics::from(&m);
+    assert_eq!((c.tx_no_link, c.dma_map_edits, c.reg_reads), (5, 7, 0));
+}
+
 #[test]
 fn null_pointers_are_rejected() {
     use NicEmuStatus::NullPointer;

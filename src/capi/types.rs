@@ -3,6 +3,8 @@
 use std::ffi::c_void;
 
 use crate::backend::RxOutcome;
+use crate::device::metrics::metrics_table;
+use crate::device::Metrics;
 
 /// The result of a C API call: `NIC_EMU_STATUS_OK` (0) or a negative error.
 #[repr(i32)]
@@ -113,7 +115,8 @@ pub struct NicEmuMemRegion {
     pub len: usize,
 }
 
-/// Emulator-side counters (see the Rust `Metrics` for the meaning of each).
+/// Emulator-side counters: the Rust `Metrics`, field for field and in its order (see it
+/// for the meaning of each).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NicEmuMetrics {
@@ -121,12 +124,16 @@ pub struct NicEmuMetrics {
     pub reg_reads: u64,
     /// Register writes (MMIO and I/O window).
     pub reg_writes: u64,
-    /// Frames handed to the send callback.
+    /// Frames the guest sent, handed to the send callback.
     pub tx_frames: u64,
-    /// Bytes handed to the send callback.
+    /// Bytes the guest sent, handed to the send callback.
     pub tx_bytes: u64,
     /// Frames the send callback refused.
     pub tx_backend_drops: u64,
+    /// Frames the guest sent while the link was down: completed, not sent.
+    pub tx_no_link: u64,
+    /// Frames the card looped into its own receiver (PHY or MAC loopback), not sent.
+    pub tx_looped: u64,
     /// Transmit descriptors or packets rejected as malformed.
     pub tx_malformed: u64,
     /// Frames written into the guest's receive ring.
@@ -139,10 +146,27 @@ pub struct NicEmuMetrics {
     pub rx_dropped: u64,
     /// Times the receive ring was found full.
     pub rx_backpressure: u64,
+    /// Frames received while the card was in loopback, discarded (also in rx_dropped).
+    pub rx_while_looping: u64,
     /// DMA accesses outside guest memory or with bus mastering off.
     pub dma_errors: u64,
+    /// Maps and unmaps applied to the guest memory table (vfio-user DMA_MAP/DMA_UNMAP).
+    pub dma_map_edits: u64,
     /// Errors from the backend.
     pub backend_errors: u64,
     /// Rising edges of the interrupt line.
     pub irq_asserts: u64,
 }
+
+// Every metric, named on both sides: a field missing from either struct does not compile
+// (the order is checked against include/nic_emu.h by a test in tests.rs).
+macro_rules! c_metrics_from {
+    ($($name:ident: $help:literal,)*) => {
+        impl From<&Metrics> for NicEmuMetrics {
+            fn from(m: &Metrics) -> Self {
+                Self { $($name: m.$name,)* }
+            }
+        }
+    };
+}
+metrics_table!(c_metrics_from);

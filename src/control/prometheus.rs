@@ -13,7 +13,7 @@
 
 use std::fmt::Write;
 
-use super::snapshot::{metric_fields, Snapshot};
+use super::snapshot::Snapshot;
 
 /// `Content-Type` of the format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -101,7 +101,7 @@ pub fn render(s: &Snapshot) -> String {
         "Seconds since nic-emu started",
     );
     let _ = writeln!(out, "nic_emu_uptime_seconds {:.3}", s.uptime.as_secs_f64());
-    for (field, text, v) in metric_fields(&s.metrics) {
+    for (field, text, v) in s.metrics.named() {
         let n = format!("nic_emu_{field}_total");
         family(&mut out, &n, "counter", text);
         let _ = writeln!(out, "{n} {v}");

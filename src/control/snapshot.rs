@@ -48,123 +48,6 @@ pub struct Snapshot {
     pub uptime: Duration,
 }
 
-/// nic-emu's metrics by name (`tx_frames`, ...) with what they count. Every field of
-/// [`Metrics`] is here: the destructuring fails to compile when one is added.
-pub fn metric_fields(m: &Metrics) -> [(&'static str, &'static str, u64); 18] {
-    let Metrics {
-        reg_reads,
-        reg_writes,
-        tx_frames,
-        tx_bytes,
-        tx_backend_drops,
-        tx_no_link,
-        tx_looped,
-        tx_malformed,
-        rx_frames,
-        rx_bytes,
-        rx_filtered,
-        rx_dropped,
-        rx_backpressure,
-        rx_while_looping,
-        dma_errors,
-        dma_map_edits,
-        backend_errors,
-        irq_asserts,
-    } = *m;
-    [
-        (
-            "reg_reads",
-            "Register reads (MMIO and I/O window)",
-            reg_reads,
-        ),
-        (
-            "reg_writes",
-            "Register writes (MMIO and I/O window)",
-            reg_writes,
-        ),
-        (
-            "tx_frames",
-            "Frames the guest sent, handed to the backend",
-            tx_frames,
-        ),
-        (
-            "tx_bytes",
-            "Bytes the guest sent, handed to the backend",
-            tx_bytes,
-        ),
-        (
-            "tx_backend_drops",
-            "Frames the backend refused or failed to send",
-            tx_backend_drops,
-        ),
-        (
-            "tx_no_link",
-            "Frames the guest sent while the link was down (not sent)",
-            tx_no_link,
-        ),
-        (
-            "tx_looped",
-            "Frames the card looped into its own receiver (PHY or MAC loopback), not sent",
-            tx_looped,
-        ),
-        (
-            "tx_malformed",
-            "Transmit descriptors or packets rejected as malformed",
-            tx_malformed,
-        ),
-        (
-            "rx_frames",
-            "Frames written into the guest's receive ring",
-            rx_frames,
-        ),
-        (
-            "rx_bytes",
-            "Bytes written into the guest's receive ring",
-            rx_bytes,
-        ),
-        (
-            "rx_filtered",
-            "Frames dropped by the guest's address and VLAN filters",
-            rx_filtered,
-        ),
-        (
-            "rx_dropped",
-            "Frames dropped: oversize, receiver disabled, no link",
-            rx_dropped,
-        ),
-        (
-            "rx_backpressure",
-            "Times the receive ring was full and frames waited",
-            rx_backpressure,
-        ),
-        (
-            "rx_while_looping",
-            "Frames from the backend discarded while the card was in loopback (also in rx_dropped)",
-            rx_while_looping,
-        ),
-        (
-            "dma_errors",
-            "DMA accesses outside guest memory or without bus mastering",
-            dma_errors,
-        ),
-        (
-            "dma_map_edits",
-            "Maps and unmaps applied to the guest memory table (vfio-user DMA_MAP/UNMAP)",
-            dma_map_edits,
-        ),
-        (
-            "backend_errors",
-            "Errors returned by the backend",
-            backend_errors,
-        ),
-        (
-            "irq_asserts",
-            "Rising edges of the interrupt line",
-            irq_asserts,
-        ),
-    ]
-}
-
 /// The link as the guest sees it, and the two things it follows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkState {
@@ -258,7 +141,9 @@ impl Snapshot {
 
     /// `stats`'s answer in JSON: `metrics`, `registers` and `backend` objects of numbers.
     pub fn stats_json(&self) -> Value {
-        let metrics: Map<String, Value> = metric_fields(&self.metrics)
+        let metrics: Map<String, Value> = self
+            .metrics
+            .named()
             .iter()
             .map(|&(name, _, v)| (name.to_string(), Value::from(v)))
             .collect();

@@ -16,6 +16,7 @@ pub mod eeprom;
 pub mod filter;
 pub mod interrupts;
 pub mod lint;
+pub mod metrics;
 pub mod model;
 pub mod offload;
 pub mod pci_config;
@@ -38,6 +39,7 @@ use crate::mac::MacAddress;
 use crate::memory::{DmaError, GuestRam};
 use eeprom::{Eeprom, EEPROM_WORDS};
 use interrupts::Interrupts;
+pub use metrics::Metrics;
 pub use model::Model;
 use pci_config::PciConfig;
 use phy::Phy;
@@ -117,78 +119,6 @@ impl Default for DeviceConfig {
 pub trait EepromStore: Send + Sync + std::fmt::Debug {
     /// Keep `words` (the whole image).
     fn save(&self, words: &[u16; EEPROM_WORDS]) -> std::io::Result<()>;
-}
-
-/// Emulator-side counters: what the device did and what it refused, for logs, benchmarks
-/// and tests. (The guest-visible counters are the statistics registers.)
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Metrics {
-    /// Register reads (MMIO and I/O window).
-    pub reg_reads: u64,
-    /// Register writes (MMIO and I/O window).
-    pub reg_writes: u64,
-    /// Frames handed to the backend.
-    pub tx_frames: u64,
-    /// Bytes handed to the backend.
-    pub tx_bytes: u64,
-    /// Frames the backend refused or failed to send.
-    pub tx_backend_drops: u64,
-    /// Frames the guest transmitted while the link was down: completed, not sent.
-    pub tx_no_link: u64,
-    /// Frames the card looped into its own receiver (PHY or MAC loopback): not sent.
-    pub tx_looped: u64,
-    /// Transmit descriptors or packets rejected as malformed (each also logged).
-    pub tx_malformed: u64,
-    /// Frames written into the guest's receive ring.
-    pub rx_frames: u64,
-    /// Bytes written into the guest's receive ring.
-    pub rx_bytes: u64,
-    /// Frames dropped by the address/VLAN filters (not an error: the guest asked for it).
-    pub rx_filtered: u64,
-    /// Frames dropped for other reasons: oversize, receiver disabled, no link (also in
-    /// the statistics registers where hardware has a counter).
-    pub rx_dropped: u64,
-    /// Times the device stopped taking frames because the receive ring was full.
-    pub rx_backpressure: u64,
-    /// Frames from the backend discarded because the card was in loopback (also counted
-    /// in `rx_dropped`).
-    pub rx_while_looping: u64,
-    /// DMA accesses outside guest memory, or attempted with bus mastering off.
-    pub dma_errors: u64,
-    /// Maps and unmaps applied to the guest memory table (vfio-user DMA_MAP and
-    /// DMA_UNMAP: a guest with a virtual IOMMU sends them for every buffer).
-    pub dma_map_edits: u64,
-    /// Errors returned by the backend.
-    pub backend_errors: u64,
-    /// Rising edges of the interrupt line.
-    pub irq_asserts: u64,
-}
-
-impl std::fmt::Display for Metrics {
-    /// One line for logs: the counters a reader looks at first.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "tx {} frames / {} bytes ({} backend drops, {} malformed), rx {} frames / {} \
-             bytes ({} filtered, {} dropped, {} ring-full stalls), {} interrupts, {} register \
-             reads, {} writes, {} DMA map/unmap, {} DMA errors, {} backend errors",
-            self.tx_frames,
-            self.tx_bytes,
-            self.tx_backend_drops,
-            self.tx_malformed,
-            self.rx_frames,
-            self.rx_bytes,
-            self.rx_filtered,
-            self.rx_dropped,
-            self.rx_backpressure,
-            self.irq_asserts,
-            self.reg_reads,
-            self.reg_writes,
-            self.dma_map_edits,
-            self.dma_errors,
-            self.backend_errors
-        )
-    }
 }
 
 /// An emulated Intel 82540EM.
@@ -851,28 +781,4 @@ pub(crate) const NEXT_ACCESS_SOON: AccessEffect = AccessEffect {
 /// Index of a register in the register file.
 fn idx(off: u32) -> usize {
     (off / 4) as usize
-}
-
-#[cfg(test)]
-mod metrics_tests {
-    use super::Metrics;
-
-    #[test]
-    fn metrics_print_as_one_readable_line() {
-        let m = Metrics {
-            tx_frames: 3,
-            tx_bytes: 180,
-            rx_frames: 2,
-            rx_filtered: 1,
-            irq_asserts: 4,
-            ..Metrics::default()
-        };
-        let line = m.to_string();
-        assert!(
-            line.starts_with("tx 3 frames / 180 bytes (0 backend drops, 0 malformed), rx 2 frames")
-                && line.contains("(1 filtered, 0 dropped, 0 ring-full stalls), 4 interrupts"),
-            "{line}"
-        );
-        assert!(!line.contains('{') && !line.contains('\n'), "{line}");
-    }
 }
