@@ -105,6 +105,8 @@ pub mod irq;
 pub mod log_limit;
 pub mod mac;
 pub mod memory;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 
 pub use backend::PacketBackend;
 pub use clock::{Clock, ManualClock, MonotonicClock};

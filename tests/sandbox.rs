@@ -1,0 +1,308 @@
+//! The sandbox refuses what it must: a child process applies the sandbox nic-emu-cli
+//! applies (`nic_emu::sandbox::apply`, then one thread kind's filter) and attempts one
+//! call outside the lists; the parent checks how that ended. Calls outside a list end the
+//! process with status 159 and a report naming the call; opening a file outside the
+//! Landlock rules fails with EACCES. Each attempt also has a control that must succeed
+//! (the same call with allowed arguments), so a refusal is the filter's doing.
+//!
+//! No root needed: seccomp and Landlock work for any user once no_new_privs is set.
+//! A harness of its own (`harness = false`): the sandbox needs a process with one thread,
+//! which libtest's children are not.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use nic_emu::sandbox::{self, Plan, ThreadKind};
+
+const PROBE: &str = "NIC_EMU_SANDBOX_PROBE";
+const ALLOWED: &str = "NIC_EMU_SANDBOX_ALLOWED";
+
+/// What the child tries, after the sandbox.
+const ATTEMPTS: &[&str] = &[
+    "execve",
+    "open-outside",
+    "open-allowed",
+    "socket-packet",
+    "socket-unix",
+    "ptrace",
+    "mmap-exec",
+    "mmap-rw",
+    "mprotect-exec",
+    "fork",
+    "thread",
+    "kill",
+];
+
+fn kind_named(name: &str) -> ThreadKind {
+    ThreadKind::PROGRAM
+        .into_iter()
+        .chain([ThreadKind::Embedded])
+        .find(|k| k.name().replace(' ', "-") == name)
+        .unwrap_or_else(|| panic!("no thread kind {name}"))
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Report an outcome on stderr (the one descriptor every thread may write) and leave (status 0: the call returned).
+fn outcome(rc: i64) -> ! {
+    if rc < 0 {
+        eprintln!(
+            "returned error {}",
+            std::io::Error::from_raw_os_error(errno())
+        );
+    } else {
+        eprintln!("returned ok");
+    }
+    std::process::exit(0)
+}
+
+/// The child: sandbox as nic-emu-cli does for a tap backend (which may open
+/// /dev/net/tun) and a stream client to a Unix socket, plus one allowed file; become a
+/// thread of `kind`; attempt `what`.
+/// The C API's filter: the embedded device's calls plus `getppid`, then an attempt.
+fn child_embedded(what: &str) -> ! {
+    let extra = [c"getppid".as_ptr()];
+    // SAFETY: one NUL-terminated string.
+    let st = unsafe { nic_emu::capi::nic_emu_sandbox_thread(extra.as_ptr(), extra.len()) };
+    if st != nic_emu::capi::NicEmuStatus::Ok {
+        eprintln!("nic_emu_sandbox_thread: {st:?}");
+        std::process::exit(2);
+    }
+    // SAFETY: both take no arguments.
+    match what {
+        "extra" => outcome(unsafe { libc::getppid() }.into()),
+        "unlisted" => outcome(unsafe { libc::getuid() }.into()),
+        other => panic!("unknown attempt {other}"),
+    }
+}
+
+fn child(kind: &str, what: &str) -> ! {
+    if kind == "embedded" {
+        child_embedded(what);
+    }
+    let allowed = PathBuf::from(std::env::var_os(ALLOWED).expect("allowed file"));
+    let mut plan = Plan::default();
+    plan.add_backend(&nic_emu::backend::spec::BackendKind::Tap {
+        ifname: "tap0".into(),
+    });
+    plan.needs.stream = true;
+    plan.needs.socket_families.push(libc::AF_UNIX);
+    plan.needs.record = true;
+    plan.landlock.read.push(allowed.clone());
+    if let Err(e) = sandbox::apply(&plan) {
+        eprintln!("apply: {e}");
+        std::process::exit(2);
+    }
+    sandbox::enter(kind_named(kind));
+    let c = |p: &Path| CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY (every block below): each call is made with valid arguments (NUL-terminated
+    // strings we own, null or live pointers) purely to see how the sandbox answers; no
+    // result is used but the return value.
+    match what {
+        "execve" => {
+            let prog = c(Path::new("/bin/true"));
+            let argv = [prog.as_ptr(), std::ptr::null()];
+            let envp = [std::ptr::null()];
+            outcome(unsafe { libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr()) }.into())
+        }
+        "open-outside" | "open-allowed" => {
+            let p = if what == "open-allowed" {
+                allowed
+            } else {
+                PathBuf::from("/etc/passwd")
+            };
+            let p = c(&p);
+            outcome(unsafe { libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) }.into())
+        }
+        "socket-packet" => {
+            outcome(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) }.into())
+        }
+        "socket-unix" => {
+            outcome(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) }.into())
+        }
+        "ptrace" => outcome(unsafe { libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) }),
+        "mmap-exec" | "mmap-rw" => {
+            let prot = if what == "mmap-exec" {
+                libc::PROT_READ | libc::PROT_EXEC
+            } else {
+                libc::PROT_READ | libc::PROT_WRITE
+            };
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    prot,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            outcome(if p == libc::MAP_FAILED { -1 } else { 0 })
+        }
+        "mprotect-exec" => {
+            let v = vec![0u8; 3 * 4096];
+            let page = (v.as_ptr() as usize + 4095) & !4095;
+            outcome(
+                unsafe {
+                    libc::mprotect(
+                        page as *mut libc::c_void,
+                        4096,
+                        libc::PROT_READ | libc::PROT_EXEC,
+                    )
+                }
+                .into(),
+            )
+        }
+        "fork" => {
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                unsafe { libc::_exit(0) };
+            }
+            outcome(pid.into())
+        }
+        "thread" => {
+            let r = std::thread::Builder::new().spawn(|| 7).map(|t| t.join());
+            eprintln!("thread: {r:?}");
+            std::process::exit(0)
+        }
+        "kill" => outcome(unsafe { libc::kill(1, 0) }.into()),
+        other => panic!("unknown attempt {other}"),
+    }
+}
+
+/// How a child ended: its status and what it wrote on stderr (the report, if killed).
+#[derive(Debug)]
+struct Ended {
+    status: Option<i32>,
+    stderr: String,
+}
+
+fn run_child(kind: ThreadKind, what: &str, allowed: &Path) -> Ended {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(PROBE, format!("{}:{what}", kind.name().replace(' ', "-")))
+        .env(ALLOWED, allowed)
+        .output()
+        .expect("run the child");
+    Ended {
+        status: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn killed_for(e: &Ended, call: &str, kind: ThreadKind) -> Result<(), String> {
+    let want = format!("({call}) is not allowed in the {} thread", kind.name());
+    if e.status == Some(sandbox::sigsys::EXIT_STATUS) && e.stderr.contains(&want) {
+        Ok(())
+    } else {
+        Err(format!("expected a kill for {call}: {e:?}"))
+    }
+}
+
+fn returned(e: &Ended, what: &str) -> Result<(), String> {
+    if e.status == Some(0) && e.stderr.contains(what) {
+        Ok(())
+    } else {
+        Err(format!("expected `{what}`: {e:?}"))
+    }
+}
+
+/// Which kinds may open files and make Unix sockets with this plan (the tap and stream
+/// client groups are the device threads').
+fn runs_device(kind: ThreadKind) -> bool {
+    matches!(
+        kind,
+        ThreadKind::Main | ThreadKind::EventLoop | ThreadKind::Control
+    )
+}
+
+fn check(kind: ThreadKind, what: &str, e: &Ended) -> Result<(), String> {
+    match what {
+        "execve" => killed_for(e, "execve", kind),
+        "socket-packet" => killed_for(e, "socket", kind),
+        "ptrace" => killed_for(e, "ptrace", kind),
+        "mmap-exec" => killed_for(e, "mmap", kind),
+        "mprotect-exec" => killed_for(e, "mprotect", kind),
+        "kill" => killed_for(e, "kill", kind),
+        // glibc's fork is clone without CLONE_THREAD.
+        "fork" => killed_for(e, "clone", kind),
+        "mmap-rw" => returned(e, "returned ok"),
+        // Landlock (device threads) or the soft refusal (the others): EACCES either way.
+        "open-outside" => returned(e, "Permission denied"),
+        "open-allowed" if runs_device(kind) => returned(e, "returned ok"),
+        "open-allowed" => returned(e, "Permission denied"),
+        "socket-unix" if runs_device(kind) => returned(e, "returned ok"),
+        "socket-unix" => killed_for(e, "socket", kind),
+        "thread" if kind == ThreadKind::Control => returned(e, "thread: Ok(Ok(7))"),
+        // glibc installs its internal signals' handlers at the first thread, then clones.
+        "thread" => killed_for(e, "rt_sigaction", kind).or_else(|_| killed_for(e, "clone", kind)),
+        other => Err(format!("no check for {other}")),
+    }
+}
+
+fn main() -> ExitCode {
+    if let Ok(probe) = std::env::var(PROBE) {
+        let (kind, what) = probe.split_once(':').expect("KIND:ATTEMPT");
+        child(kind, what);
+    }
+    let filter = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    if sandbox::landlock::kernel_abi() < 1 {
+        println!("SKIP: the kernel has no Landlock; the file checks need it");
+        return ExitCode::FAILURE;
+    }
+    let dir = std::env::temp_dir().join(format!("nic-emu-sandbox-test.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let allowed = dir.join("allowed.pcap");
+    std::fs::write(&allowed, b"x").unwrap();
+    let (mut passed, mut failed) = (0, 0);
+    for kind in ThreadKind::PROGRAM {
+        for what in ATTEMPTS {
+            let name = format!("{}_{what}", kind.name().replace(' ', "_"));
+            if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+                continue;
+            }
+            let e = run_child(kind, what, &allowed);
+            match check(kind, what, &e) {
+                Ok(()) => {
+                    println!("test {name} ... ok");
+                    passed += 1;
+                }
+                Err(msg) => {
+                    println!("test {name} ... FAILED\n  {msg}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    for (what, check) in [
+        ("extra", returned as fn(&Ended, &str) -> Result<(), String>),
+        ("unlisted", |e: &Ended, _: &str| {
+            killed_for(e, "getuid", ThreadKind::Embedded)
+        }),
+    ] {
+        let name = format!("embedded_{what}");
+        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
+        let e = run_child(ThreadKind::Embedded, what, &allowed);
+        match check(&e, "returned ok") {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(msg) => {
+                println!("test {name} ... FAILED\n  {msg}");
+                failed += 1;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("\n{passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
