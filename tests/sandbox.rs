@@ -32,6 +32,7 @@ const ATTEMPTS: &[&str] = &[
     "fork",
     "thread",
     "kill",
+    "panic",
 ];
 
 fn kind_named(name: &str) -> ThreadKind {
@@ -79,9 +80,57 @@ fn child_embedded(what: &str) -> ! {
     }
 }
 
+/// A stream client (opened before the sandbox, as nic-emu-cli does) whose peer closes
+/// the first connection: under `kind`'s filter it reconnects and receives a frame on the
+/// second. Over TCP, a connection to another port is then tried (Landlock refuses it).
+fn child_stream(kind: &str, addr: &str, other: Option<&str>) -> ! {
+    use nic_emu::backend::spec::BackendKind;
+    use nic_emu::backend::stream::{StreamAddr, StreamBackend, StreamRole};
+    use nic_emu::PacketBackend;
+    let addr: StreamAddr = addr.parse().expect("a stream address");
+    let mut b = StreamBackend::open(addr.clone(), StreamRole::Connect).expect("open");
+    let mut plan = Plan::default();
+    plan.add_backend(&BackendKind::Stream {
+        addr,
+        role: StreamRole::Connect,
+    });
+    plan.needs.record = true;
+    if let Err(e) = sandbox::apply(&plan) {
+        eprintln!("apply: {e}");
+        std::process::exit(2);
+    }
+    sandbox::enter(kind_named(kind));
+    let mut buf = vec![0u8; 2048];
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(15) {
+        match b.recv(&mut buf) {
+            Ok(Some(n)) => {
+                eprintln!("got {n} bytes after {} connects", b.counters().connects);
+                if let Some(o) = other {
+                    let r = std::net::TcpStream::connect(o);
+                    eprintln!("other port: {:?}", r.map(|_| ()).map_err(|e| e.kind()));
+                }
+                std::process::exit(0);
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => {
+                eprintln!("recv: {e}");
+                std::process::exit(3);
+            }
+        }
+    }
+    eprintln!("no frame");
+    std::process::exit(4)
+}
+
 fn child(kind: &str, what: &str) -> ! {
     if kind == "embedded" {
         child_embedded(what);
+    }
+    if let Some(rest) = what.strip_prefix("stream=") {
+        let mut parts = rest.split('|');
+        let addr = parts.next().expect("address");
+        child_stream(kind, addr, parts.next());
     }
     let allowed = PathBuf::from(std::env::var_os(ALLOWED).expect("allowed file"));
     let mut plan = Plan::default();
@@ -169,6 +218,14 @@ fn child(kind: &str, what: &str) -> ! {
             std::process::exit(0)
         }
         "kill" => outcome(unsafe { libc::kill(1, 0) }.into()),
+        // A panic caught on the way (the vfio-user server catches the protocol
+        // library's), with RUST_BACKTRACE=1 as the end-to-end tests run it: the
+        // backtrace is printed without symbols rather than ending the process.
+        "panic" => {
+            let r = std::panic::catch_unwind(|| panic!("a test panic"));
+            eprintln!("caught: {}", r.is_err());
+            std::process::exit(0)
+        }
         other => panic!("unknown attempt {other}"),
     }
 }
@@ -184,6 +241,7 @@ fn run_child(kind: ThreadKind, what: &str, allowed: &Path) -> Ended {
     let out = Command::new(std::env::current_exe().unwrap())
         .env(PROBE, format!("{}:{what}", kind.name().replace(' ', "-")))
         .env(ALLOWED, allowed)
+        .env("RUST_BACKTRACE", "1")
         .output()
         .expect("run the child");
     Ended {
@@ -235,10 +293,97 @@ fn check(kind: ThreadKind, what: &str, e: &Ended) -> Result<(), String> {
         "open-allowed" => returned(e, "Permission denied"),
         "socket-unix" if runs_device(kind) => returned(e, "returned ok"),
         "socket-unix" => killed_for(e, "socket", kind),
+        "panic" => returned(e, "caught: true"),
         "thread" if kind == ThreadKind::Control => returned(e, "thread: Ok(Ok(7))"),
         // glibc installs its internal signals' handlers at the first thread, then clones.
         "thread" => killed_for(e, "rt_sigaction", kind).or_else(|_| killed_for(e, "clone", kind)),
         other => Err(format!("no check for {other}")),
+    }
+}
+
+/// Accept one connection within 10 s.
+fn accept_within<S>(accept: impl Fn() -> std::io::Result<S>) -> Result<S, String> {
+    let t = std::time::Instant::now();
+    loop {
+        match accept() {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+        if t.elapsed() > std::time::Duration::from_secs(10) {
+            return Err("no connection within 10 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The peer side of `child_stream`: close the first connection, send one 60-byte frame
+/// (QEMU's framing: a 4-byte big-endian length) on the second.
+fn stream_reconnect(kind: ThreadKind, tcp: bool, dir: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let frame: Vec<u8> = 60u32.to_be_bytes().into_iter().chain([0x5a; 60]).collect();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.env(ALLOWED, dir.join("allowed.pcap"));
+    let out = if tcp {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let other = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let what = format!(
+            "stream={}|{}",
+            l.local_addr().unwrap(),
+            other.local_addr().unwrap()
+        );
+        cmd.env(PROBE, format!("{}:{what}", kind.name().replace(' ', "-")));
+        let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let served = (|| {
+            drop(accept_within(|| l.accept())?);
+            let (mut s, _) = accept_within(|| l.accept())?;
+            s.write_all(&frame).map_err(|e| e.to_string())
+        })();
+        if served.is_err() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        served?;
+        out
+    } else {
+        let path = dir.join(format!("peer-{}.sock", kind.name().replace(' ', "-")));
+        let _ = std::fs::remove_file(&path);
+        let l = std::os::unix::net::UnixListener::bind(&path).map_err(|e| e.to_string())?;
+        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let what = format!("stream=unix:{}", path.display());
+        cmd.env(PROBE, format!("{}:{what}", kind.name().replace(' ', "-")));
+        let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let served = (|| {
+            drop(accept_within(|| l.accept())?);
+            let (mut s, _) = accept_within(|| l.accept())?;
+            s.write_all(&frame).map_err(|e| e.to_string())
+        })();
+        if served.is_err() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        served?;
+        out
+    };
+    let e = Ended {
+        status: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    returned_status(&e, "got 60 bytes after 2 connects")?;
+    if tcp && !e.stderr.contains("other port: Err(PermissionDenied)") {
+        return Err(format!(
+            "a TCP connect to another port was not refused: {e:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn returned_status(e: &Ended, what: &str) -> Result<(), String> {
+    if e.status == Some(0) && e.stderr.contains(what) {
+        Ok(())
+    } else {
+        Err(format!("expected `{what}`: {e:?}"))
     }
 }
 
@@ -265,6 +410,28 @@ fn main() -> ExitCode {
             }
             let e = run_child(kind, what, &allowed);
             match check(kind, what, &e) {
+                Ok(()) => {
+                    println!("test {name} ... ok");
+                    passed += 1;
+                }
+                Err(msg) => {
+                    println!("test {name} ... FAILED\n  {msg}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    for kind in [ThreadKind::Main, ThreadKind::EventLoop] {
+        for tcp in [false, true] {
+            let name = format!(
+                "{}_stream_{}_reconnects",
+                kind.name().replace(' ', "_"),
+                if tcp { "tcp" } else { "unix" }
+            );
+            if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+                continue;
+            }
+            match stream_reconnect(kind, tcp, &dir) {
                 Ok(()) => {
                     println!("test {name} ... ok");
                     passed += 1;

@@ -186,6 +186,8 @@ fn accept_loop(listener: &UnixListener, st: &Arc<State>) {
         let spawned = std::thread::Builder::new()
             .name("nic-emu-control-client".into())
             .spawn(move || {
+                #[cfg(feature = "sandbox")]
+                crate::sandbox::inherit(crate::sandbox::ThreadKind::Control);
                 if let Err(e) = serve_client(&stream, &st2) {
                     log::debug!("control: client: {e}");
                 }

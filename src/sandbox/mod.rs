@@ -35,7 +35,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use policy::{Needs, ThreadKind};
-pub use seccomp::{enter, Mode};
+pub use seccomp::{enter, inherit, Mode};
 
 use crate::backend::spec::BackendKind;
 use crate::backend::stream::{StreamAddr, StreamRole};

@@ -223,6 +223,41 @@ const fn with(call: &'static str, args: Args, why: &'static str) -> Entry {
     }
 }
 
+/// Every group, in the documentation's order.
+pub fn all_groups() -> [&'static Group; 16] {
+    [
+        &RUNTIME,
+        &SPAWN,
+        &DEVICE,
+        &TAP,
+        &UDP,
+        &STREAM,
+        &RECONNECT,
+        &STREAM_LISTEN,
+        &REPLAY,
+        &RECORD,
+        &VFIO_USER,
+        &SHUTDOWN,
+        &CONTROL,
+        &HTTP,
+        &TICKER,
+        &NARROWING,
+    ]
+}
+
+/// Whether `call` is listed only for the architecture other than `on_x86_64`'s.
+pub fn only_elsewhere(call: &str, on_x86_64: bool) -> bool {
+    let other = if on_x86_64 {
+        Only::Aarch64
+    } else {
+        Only::X86_64
+    };
+    all_groups()
+        .iter()
+        .flat_map(|g| g.entries)
+        .any(|e| e.call == call && e.only == other)
+}
+
 /// A set of calls that belong together.
 #[derive(Debug)]
 pub struct Group {
@@ -255,6 +290,7 @@ const TUNSETOFFLOAD: Named = named(0x4004_54D0, "TUNSETOFFLOAD");
 const TUNGETIFF: Named = named(0x8004_54D2, "TUNGETIFF");
 const TUNSETVNETHDRSZ: Named = named(0x4004_54D8, "TUNSETVNETHDRSZ");
 const SOL_SOCKET: Named = named(1, "SOL_SOCKET");
+const IPPROTO_TCP: Named = named(6, "IPPROTO_TCP");
 
 /// Every thread: memory, locks, time, signals, logging.
 pub static RUNTIME: Group = Group {
@@ -316,6 +352,17 @@ pub static RUNTIME: Group = Group {
             "std's debug builds check that a descriptor is open before closing it",
         ),
         any("getpid", "abort() (raise SIGABRT on a fatal error)"),
+        any("gettid", "a panic's message names the thread"),
+        any(
+            "getcwd",
+            "a panic's backtrace (RUST_BACKTRACE) shows paths relative to the working directory",
+        ),
+        x86(
+            "readlink",
+            "a panic's backtrace looks for the executable (/proc/self/exe; opening it is \
+             refused, so frames print without names)",
+        ),
+        any("readlinkat", "the same on aarch64"),
         with(
             "tgkill",
             Args::OneOf(2, &[SIGABRT]),
@@ -352,7 +399,6 @@ pub static SPAWN: Group = Group {
             "sched_getaffinity",
             "glibc's pthread_getattr_np, which std calls in a new thread to find its stack",
         ),
-        any("gettid", "the same"),
         with(
             "rt_sigaction",
             Args::OneOf(0, &[SIGCANCEL, SIGSETXID]),
@@ -438,6 +484,11 @@ pub static STREAM: Group = Group {
             Args::OneOf(1, &[F_GETFL, F_SETFL]),
             "a new connection made non-blocking",
         ),
+        with(
+            "setsockopt",
+            Args::OneOf(1, &[IPPROTO_TCP]),
+            "TCP_NODELAY on a new TCP connection",
+        ),
     ],
 };
 
@@ -453,11 +504,6 @@ pub static RECONNECT: Group = Group {
         ),
         any("connect", "to the configured address"),
         any("getsockopt", "SO_ERROR of a TCP connect with a timeout"),
-        with(
-            "setsockopt",
-            Args::OneOf(1, &[SOL_SOCKET]),
-            "socket options of the new connection",
-        ),
     ],
 };
 
@@ -494,7 +540,6 @@ pub static RECORD: Group = Group {
         ),
         any("fsync", "a recording made durable when it stops"),
         any("fdatasync", "the same, data only"),
-        any("fstat", "checking the file a control client passed"),
     ],
 };
 
@@ -571,9 +616,10 @@ pub static CONTROL: Group = Group {
         ),
         any("shutdown", "a client that sent an over-long line"),
         any(
-            "fstat",
-            "the descriptor passed for `record start` is a regular file",
+            "statx",
+            "the descriptor passed for `record start` is an empty regular file",
         ),
+        any("fstat", "the same where statx is missing"),
         with(
             "fcntl",
             Args::OneOf(1, &[F_GETFL]),
@@ -811,6 +857,11 @@ fn soft_for(l: &CallList) -> Vec<Soft> {
     SOFT.iter().filter(|s| !l.allows(s.call)).copied().collect()
 }
 
+/// Calls of `l` that exist on x86_64 (soft refusals included, as the filter has them).
+fn x86_64_count(l: &CallList) -> usize {
+    l.calls.keys().filter(|c| !only_elsewhere(c, true)).count() + l.soft.len()
+}
+
 fn args_text(a: &Args) -> String {
     let names = |v: &[Named]| v.iter().map(|n| n.name).collect::<Vec<_>>().join(", ");
     match a {
@@ -838,34 +889,16 @@ pub fn markdown() -> String {
         if kind.runs_backend() {
             names.push("+ the backend's");
         }
-        let n = calls_for(*kind, &every).len();
+        let n = x86_64_count(&calls_for(*kind, &every));
         let _ = writeln!(out, "| {} | {} | {n} |", kind.name(), names.join(", "));
     }
-    let n = calls_for_process(&every).len();
+    let n = x86_64_count(&calls_for_process(&every));
     let _ = writeln!(
         out,
         "| (process, until a thread installs its own) | all of the above, spawn, narrowing | {n} |"
     );
     out.push('\n');
-    let groups: [&Group; 16] = [
-        &RUNTIME,
-        &SPAWN,
-        &DEVICE,
-        &TAP,
-        &UDP,
-        &STREAM,
-        &RECONNECT,
-        &STREAM_LISTEN,
-        &REPLAY,
-        &RECORD,
-        &VFIO_USER,
-        &SHUTDOWN,
-        &CONTROL,
-        &HTTP,
-        &TICKER,
-        &NARROWING,
-    ];
-    for g in groups {
+    for g in all_groups() {
         let _ = writeln!(
             out,
             "#### {}: {}\n\n| call | arguments | why |\n|---|---|---|",
@@ -999,6 +1032,28 @@ mod tests {
                 assert_eq!(c, &Allowed::When(vec![Cond::Masked(0, 0x1_0000, 0x1_0000)]));
             }
         }
+    }
+
+    /// docs/SECURITY.md prints the lists as they are; `NIC_EMU_UPDATE_DOCS=1` rewrites
+    /// its generated part.
+    #[test]
+    fn security_md_prints_these_lists() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/SECURITY.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/SECURITY.md");
+        let begin = doc.find("<!-- policy:begin").expect("the begin marker");
+        let body = begin + doc[begin..].find("-->\n").expect("the marker's end") + 4;
+        let end = doc.find("<!-- policy:end -->").expect("the end marker");
+        let want = format!("\n{}", markdown());
+        if std::env::var_os("NIC_EMU_UPDATE_DOCS").is_some() {
+            let new = format!("{}{want}{}", &doc[..body], &doc[end..]);
+            std::fs::write(&path, new).expect("write docs/SECURITY.md");
+            return;
+        }
+        assert!(
+            doc[body..end] == want,
+            "docs/SECURITY.md is out of date: NIC_EMU_UPDATE_DOCS=1 cargo test --lib \
+             sandbox::policy"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-use super::policy::{self, Allowed, CallList, Cond, Needs, Only, ThreadKind};
+use super::policy::{self, Allowed, CallList, Cond, Needs, ThreadKind};
 use super::SandboxError;
 
 /// What a call outside the list does.
@@ -104,35 +104,6 @@ impl ThreadFilter {
     }
 }
 
-/// Whether `call` is listed for the other architecture only.
-fn other_arch_only(call: &str, arch: Arch) -> bool {
-    let only = match arch {
-        Arch::X86_64 => Only::Aarch64,
-        Arch::Aarch64 => Only::X86_64,
-    };
-    [
-        &policy::RUNTIME,
-        &policy::SPAWN,
-        &policy::DEVICE,
-        &policy::TAP,
-        &policy::UDP,
-        &policy::STREAM,
-        &policy::RECONNECT,
-        &policy::STREAM_LISTEN,
-        &policy::REPLAY,
-        &policy::RECORD,
-        &policy::VFIO_USER,
-        &policy::SHUTDOWN,
-        &policy::CONTROL,
-        &policy::HTTP,
-        &policy::TICKER,
-        &policy::NARROWING,
-    ]
-    .iter()
-    .flat_map(|g| g.entries)
-    .any(|e| e.call == call && e.only == only)
-}
-
 fn condition(c: &Cond) -> Result<SeccompCondition, SandboxError> {
     let (index, op, value) = match *c {
         Cond::Eq(i, v) => (i, SeccompCmpOp::Eq, v),
@@ -161,7 +132,7 @@ pub fn compile(list: &CallList, arch: Arch, mode: Mode) -> Result<ThreadFilter, 
     let resolve = |name: &str| -> Result<Option<i64>, SandboxError> {
         match arch.number(name) {
             Some(n) => Ok(Some(n)),
-            None if other_arch_only(name, arch) => Ok(None),
+            None if policy::only_elsewhere(name, arch == Arch::X86_64) => Ok(None),
             None => Err(SandboxError::UnknownCall(format!("{name} ({arch:?})"))),
         }
     };
@@ -254,6 +225,15 @@ pub fn register(filters: ThreadFilters) -> Result<(), SandboxError> {
     REGISTERED
         .set(filters)
         .map_err(|_| SandboxError::Seccomp("thread filters are already registered".into()))
+}
+
+/// The calling thread was started by a thread of `kind` and runs under the filter it
+/// inherited: only the SIGSYS report's label is set (the control socket's client
+/// threads).
+pub fn inherit(kind: ThreadKind) {
+    if REGISTERED.get().is_some() {
+        super::sigsys::set_thread_kind(kind);
+    }
 }
 
 /// The calling thread becomes a thread of `kind`: if a sandbox registered thread filters

@@ -15,7 +15,7 @@ use super::SandboxError;
 pub const EXIT_STATUS: i32 = 159;
 
 thread_local! {
-    static KIND: Cell<&'static str> = const { Cell::new("unsandboxed") };
+    static KIND: Cell<&'static str> = const { Cell::new("unlabelled") };
 }
 
 /// Name this thread's kind in a report.
