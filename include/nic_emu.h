@@ -352,8 +352,9 @@ const char *nic_emu_status_string(int32_t status);
 // time, writing to stderr) plus `extra_syscalls`, the embedder's own (`n_extra` names
 // such as "read", "sendto"; any arguments). Install it on each thread that calls into
 // the device, after that thread has opened what it needs. A call outside the list ends
-// the process with status 159 after writing which call it was to stderr; the filter
-// cannot be removed. Threads the calling thread starts afterwards inherit it.
+// the process with status 159 after writing which call it was to stderr (through a
+// SIGSYS handler this installs for the process); the filter cannot be removed.
+// Threads the calling thread starts afterwards inherit it.
 //
 // Returns `NIC_EMU_STATUS_INVALID_ARGUMENT` for a name this architecture has no call of
 // (nothing is installed then), `NIC_EMU_STATUS_NULL_POINTER` for a NULL list or name,

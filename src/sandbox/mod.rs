@@ -190,12 +190,10 @@ fn chown(path: &std::path::Path, id: &user::Identity) -> Result<(), SandboxError
     let uid = id.uid.unwrap_or(u32::MAX); // -1: leave the owner
                                           // SAFETY: lchown reads the NUL-terminated path for the call; ids are integers.
     if unsafe { libc::lchown(c.as_ptr(), uid, id.gid) } != 0 {
+        let e = io::Error::last_os_error();
         return Err(SandboxError::Os(
             "giving a socket file to --user",
-            io::Error::new(
-                io::Error::last_os_error().kind(),
-                format!("{}: {}", path.display(), io::Error::last_os_error()),
-            ),
+            io::Error::new(e.kind(), format!("{}: {e}", path.display())),
         ));
     }
     Ok(())
