@@ -157,7 +157,7 @@ fn child_bench() -> ! {
     let getfd = || unsafe {
         libc::fcntl(efd, libc::F_GETFD);
     };
-    let before = (ns_per_call(&wake), ns_per_call(getfd));
+    let before = (ns_per_call(wake), ns_per_call(getfd));
     let mut plan = Plan::default();
     plan.add_backend(&nic_emu::backend::spec::BackendKind::Tap {
         ifname: "tap0".into(),
@@ -165,7 +165,7 @@ fn child_bench() -> ! {
     plan.needs.record = true;
     sandbox::apply(&plan).expect("apply");
     sandbox::enter(ThreadKind::Main);
-    let after = (ns_per_call(&wake), ns_per_call(getfd));
+    let after = (ns_per_call(wake), ns_per_call(getfd));
     eprintln!(
         "eventfd write+read: {:.0} ns -> {:.0} ns per pair; fcntl(F_GETFD): {:.0} ns -> {:.0} ns \
          (main thread's filters: the process's and its own, stacked)",
