@@ -746,45 +746,6 @@ fn ctl_stats_prometheus_is_exposition_text() {
     let dir = scratch();
     let sock = dir.join("p.sock");
     let ctl = dir.join("p.ctl");
-
-#[test]
-fn an_unknown_user_or_group_is_an_error_naming_the_option() {
-    let o = run_in(
-        &scratch(),
-        &["--user", "no-such-user-here", "--socket", "x.sock"],
-    );
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("--user no-such-user-here: no such user"),
-        "{}",
-        stderr(&o)
-    );
-    let o = run_in(
-        &scratch(),
-        &["--group", "no-such-group-here", "--socket", "x.sock"],
-    );
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("--group no-such-group-here"),
-        "{}",
-        stderr(&o)
-    );
-}
-
-fn ctl(dir: &Path, control: &Path, args: &[&str]) -> Output {
-    let mut a = vec!["ctl", "--control", control.to_str().unwrap()];
-    a.extend_from_slice(args);
-    run_in(dir, &a)
-}
-
-/// Sandboxed (the default), nic-emu-cli opens no path for `record start`: `ctl` creates
-/// the file and passes its descriptor; a raw request without one is refused with a
-/// message saying why, and a failed start leaves no file behind.
-#[test]
-fn a_sandboxed_server_records_into_the_file_ctl_passes() {
-    let dir = scratch();
-    let sock = dir.join("s.sock");
-    let control = dir.join("s.ctl");
     let mut child = spawn_in(
         &dir,
         &[
@@ -880,7 +841,52 @@ fn fd_and_socket_path_exclude_each_other() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("socket /tmp/x.sock"));
+}
 
+#[test]
+fn an_unknown_user_or_group_is_an_error_naming_the_option() {
+    let o = run_in(
+        &scratch(),
+        &["--user", "no-such-user-here", "--socket", "x.sock"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--user no-such-user-here: no such user"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_in(
+        &scratch(),
+        &["--group", "no-such-group-here", "--socket", "x.sock"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--group no-such-group-here"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn ctl(dir: &Path, control: &Path, args: &[&str]) -> Output {
+    let mut a = vec!["ctl", "--control", control.to_str().unwrap()];
+    a.extend_from_slice(args);
+    run_in(dir, &a)
+}
+
+/// Sandboxed (the default), nic-emu-cli opens no path for `record start`: `ctl` creates
+/// the file and passes its descriptor; a raw request without one is refused with a
+/// message saying why, and a failed start leaves no file behind.
+#[test]
+fn a_sandboxed_server_records_into_the_file_ctl_passes() {
+    let dir = scratch();
+    let sock = dir.join("s.sock");
+    let control = dir.join("s.ctl");
+    let mut child = spawn_in(
+        &dir,
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--control",
             control.to_str().unwrap(),
         ],
     );

@@ -95,7 +95,10 @@ impl Plan {
                 self.needs.tap = true;
                 self.landlock.devices.push(PathBuf::from("/dev/net/tun"));
             }
-            BackendKind::Udp { .. } | BackendKind::Mcast { .. } => self.needs.udp = true,
+            // VXLAN is UDP too: its sockets are opened (and a peer's name resolved) at start.
+            BackendKind::Udp { .. } | BackendKind::Mcast { .. } | BackendKind::Vxlan(_) => {
+                self.needs.udp = true
+            }
             BackendKind::Stream { addr, role } => {
                 self.needs.stream = true;
                 match (role, addr) {

@@ -83,7 +83,7 @@ impl ThreadKind {
 pub struct Needs {
     /// A tap: frames through its descriptor; reattaching reopens `/dev/net/tun`.
     pub tap: bool,
-    /// A UDP tunnel or multicast segment.
+    /// A UDP tunnel or multicast segment, or VXLAN.
     pub udp: bool,
     /// A stream socket (QEMU framing, passt).
     pub stream: bool,
@@ -456,7 +456,7 @@ pub static TAP: Group = Group {
 /// A UDP tunnel or multicast segment.
 pub static UDP: Group = Group {
     name: "udp",
-    what: "backend `udp` (tunnel and multicast)",
+    what: "backends `udp` (tunnel and multicast) and `vxlan`",
     entries: &[
         any(
             "recvmmsg",
