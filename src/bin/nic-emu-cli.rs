@@ -459,6 +459,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     plan.add_backend(&spec.kind);
     plan.needs.record = true;
+    if let Some(path) = &eeprom_path {
+        plan.add_eeprom(path);
+    }
 
     // The backend always sits in a pcap recorder, idle unless `record` is set, so that
     // a control client can record at run time.

@@ -6,8 +6,9 @@
 //! the recording, the replayed capture: replay passes go back to the start of the
 //! descriptor it already has). What is left: removing its own socket files at exit (the
 //! right to remove a file in their directories), reattaching a tap (`/dev/net/tun`, read,
-//! write and ioctl), and the paths a caller adds ([`Rules::read`], [`Rules::write`]: an
-//! EEPROM image, say). A recording started at run time comes as a descriptor over the
+//! write and ioctl), an EEPROM image's directory (each save creates a temporary file there
+//! and renames it over the image: [`Rules::replace_in`]), and the paths a caller adds
+//! ([`Rules::read`], [`Rules::write`]). A recording started at run time comes as a descriptor over the
 //! control socket, opened by the `ctl` client with its own rights.
 //!
 //! The kernel's Landlock version decides what is enforced: nic-emu asks for ABI 6 (file
@@ -38,6 +39,10 @@ pub struct Rules {
     /// Directories in which a file may be removed (those of the socket files nic-emu
     /// created and removes at exit).
     pub remove_in: Vec<PathBuf>,
+    /// Directories in which a file may be created, written and renamed over another
+    /// (removing it), and which may be opened for their fsync: an EEPROM image's, whose
+    /// every save is a new file renamed over the old one.
+    pub replace_in: Vec<PathBuf>,
     /// TCP ports that may be connected to (a stream client's peer).
     pub tcp_connect: Vec<u16>,
 }
@@ -95,6 +100,17 @@ pub fn restrict(rules: &Rules) -> Result<Enforced, SandboxError> {
         created = created
             .add_rule(rule(d, AccessFs::RemoveFile.into())?)
             .map_err(err)?;
+    }
+    for d in &rules.replace_in {
+        // Truncate: File::create asks for O_TRUNC (a temporary file left by an earlier
+        // process of the same id is overwritten). ReadDir: the directory is opened to
+        // fsync the rename.
+        let access = AccessFs::MakeReg
+            | AccessFs::RemoveFile
+            | AccessFs::WriteFile
+            | AccessFs::Truncate
+            | AccessFs::ReadDir;
+        created = created.add_rule(rule(d, access)?).map_err(err)?;
     }
     for port in &rules.tcp_connect {
         created = created

@@ -93,8 +93,11 @@ impl Plan {
         match kind {
             BackendKind::Tap { .. } => {
                 self.needs.tap = true;
+                self.needs.tap_reattach = true;
                 self.landlock.devices.push(PathBuf::from("/dev/net/tun"));
             }
+            // An inherited descriptor is never reopened: no /dev/net/tun.
+            BackendKind::TapFd { .. } => self.needs.tap = true,
             // VXLAN is UDP too: its sockets are opened (and a peer's name resolved) at start.
             BackendKind::Udp { .. } | BackendKind::Mcast { .. } | BackendKind::Vxlan(_) => {
                 self.needs.udp = true
@@ -123,6 +126,14 @@ impl Plan {
             BackendKind::Pcap { .. } => self.needs.replay = true,
             BackendKind::Loopback => {}
         }
+    }
+
+    /// An EEPROM image file the guest's writes are saved to: a temporary file is created
+    /// in its directory, written, synced and renamed over it, and the directory synced
+    /// ([`EepromFile`](crate::eeprom_file::EepromFile)).
+    pub fn add_eeprom(&mut self, path: &std::path::Path) {
+        self.needs.eeprom = true;
+        self.landlock.replace_in.push(landlock::parent_dir(path));
     }
 
     /// A socket file this process created and removes at exit.

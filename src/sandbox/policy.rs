@@ -81,8 +81,11 @@ impl ThreadKind {
 /// What the configuration needs beyond the fixed lists: the backend's calls.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Needs {
-    /// A tap: frames through its descriptor; reattaching reopens `/dev/net/tun`.
+    /// A tap: frames through its descriptor (opened by name, or inherited: `fd=N`).
     pub tap: bool,
+    /// A tap opened by name: once deleted, it is looked for by name and reopened
+    /// through `/dev/net/tun` (an inherited descriptor is not).
+    pub tap_reattach: bool,
     /// A UDP tunnel or multicast segment, or VXLAN.
     pub udp: bool,
     /// A stream socket (QEMU framing, passt).
@@ -96,6 +99,8 @@ pub struct Needs {
     pub replay: bool,
     /// Recording (always possible in nic-emu-cli: `ctl record start`).
     pub record: bool,
+    /// An EEPROM image file the guest's writes are saved to (`--eeprom FILE`).
+    pub eeprom: bool,
     /// The C embedder's own calls (by name, any arguments), for [`ThreadKind::Embedded`].
     pub extra: Vec<String>,
 }
@@ -105,12 +110,14 @@ impl Needs {
     pub fn everything() -> Self {
         Self {
             tap: true,
+            tap_reattach: true,
             udp: true,
             stream: true,
             socket_families: vec![libc::AF_UNIX, libc::AF_INET, libc::AF_INET6],
             stream_listen: true,
             replay: true,
             record: true,
+            eeprom: true,
             extra: Vec::new(),
         }
     }
@@ -119,6 +126,7 @@ impl Needs {
         let mut g = Vec::new();
         for (on, group) in [
             (self.tap, &TAP),
+            (self.tap_reattach, &TAP_REATTACH),
             (self.udp, &UDP),
             (self.stream, &STREAM),
             (!self.socket_families.is_empty(), &RECONNECT),
@@ -224,12 +232,13 @@ const fn with(call: &'static str, args: Args, why: &'static str) -> Entry {
 }
 
 /// Every group, in the documentation's order.
-pub fn all_groups() -> [&'static Group; 16] {
+pub fn all_groups() -> [&'static Group; 18] {
     [
         &RUNTIME,
         &SPAWN,
         &DEVICE,
         &TAP,
+        &TAP_REATTACH,
         &UDP,
         &STREAM,
         &RECONNECT,
@@ -237,6 +246,7 @@ pub fn all_groups() -> [&'static Group; 16] {
         &REPLAY,
         &RECORD,
         &VFIO_USER,
+        &EEPROM,
         &SHUTDOWN,
         &CONTROL,
         &HTTP,
@@ -287,8 +297,9 @@ const F_GET_SEALS: Named = named(1034, "F_GET_SEALS");
 const FIONBIO: Named = named(0x5421, "FIONBIO");
 const TUNSETIFF: Named = named(0x4004_54CA, "TUNSETIFF");
 const TUNSETOFFLOAD: Named = named(0x4004_54D0, "TUNSETOFFLOAD");
-const TUNGETIFF: Named = named(0x8004_54D2, "TUNGETIFF");
-const TUNSETVNETHDRSZ: Named = named(0x4004_54D8, "TUNSETVNETHDRSZ");
+const SIOCGIFINDEX: Named = named(0x8933, "SIOCGIFINDEX");
+const AF_UNIX: Named = named(1, "AF_UNIX");
+const MSG_ERRQUEUE: Named = named(0x2000, "MSG_ERRQUEUE");
 const SOL_SOCKET: Named = named(1, "SOL_SOCKET");
 const IPPROTO_TCP: Named = named(6, "IPPROTO_TCP");
 
@@ -432,23 +443,45 @@ pub static DEVICE: Group = Group {
 /// A tap backend.
 pub static TAP: Group = Group {
     name: "tap",
-    what: "backend `tap`",
+    what: "backend `tap` (by name, or an inherited descriptor: `fd=N`)",
+    entries: &[any(
+        "writev",
+        "frames to the tap (virtio-net header and frame)",
+    )],
+};
+
+/// A tap opened by name, reattached after its deletion.
+pub static TAP_REATTACH: Group = Group {
+    name: "tap reattach",
+    what: "backend `tap,ifname=...`: once deleted (`ip link del`), the tap is looked for \
+           every second and reopened by name when it exists again",
     entries: &[
-        any("writev", "frames to the tap (virtio-net header and frame)"),
+        with(
+            "socket",
+            Args::OneOf(0, &[AF_UNIX]),
+            "a throwaway datagram socket to ask whether the interface exists \
+             (`SIOCGIFINDEX`, as if_nametoindex does), so the look never creates it; \
+             nothing may connect or bind it (no `connect`, `bind` in this list)",
+        ),
         any(
             "openat",
-            "reattaching a tap that was deleted and created again: /dev/net/tun (Landlock \
-             allows that file only)",
+            "reopening /dev/net/tun once the interface exists again (Landlock allows that \
+             file only)",
         ),
         with(
             "ioctl",
-            Args::OneOf(1, &[TUNSETIFF, TUNSETOFFLOAD, TUNGETIFF, TUNSETVNETHDRSZ]),
-            "reattaching a tap, its offloads and virtio-net header",
+            Args::OneOf(1, &[SIOCGIFINDEX, TUNSETIFF, TUNSETOFFLOAD]),
+            "whether the interface exists; attaching the new descriptor to it; its \
+             receive offloads",
         ),
         with(
             "fcntl",
             Args::OneOf(1, &[F_GETFL, F_SETFL]),
-            "a reattached tap made non-blocking",
+            "the reattached descriptor made non-blocking",
+        ),
+        any(
+            "geteuid",
+            "a refused reattach says which user to give the tap to (`ip tuntap ... user`)",
         ),
     ],
 };
@@ -463,6 +496,12 @@ pub static UDP: Group = Group {
             "up to 32 datagrams per call (NIC_EMU_UDP_RX_BATCH)",
         ),
         any("sendto", "one frame per datagram"),
+        with(
+            "recvmsg",
+            Args::Set(2, MSG_ERRQUEUE),
+            "ICMP errors about sent datagrams (IP_RECVERR: the peer is gone) taken from \
+             the socket's error queue, at most 64 at a time, never blocking",
+        ),
     ],
 };
 
@@ -564,6 +603,35 @@ pub static VFIO_USER: Group = Group {
         ),
         any("readlinkat", "the same on aarch64"),
         any("shutdown", "a client disconnected for shutdown"),
+    ],
+};
+
+/// The EEPROM image file.
+pub static EEPROM: Group = Group {
+    name: "eeprom",
+    what: "`--eeprom FILE`: the main thread saves what the guest programs into the card's \
+           EEPROM (the guest's register writes arrive there), atomically",
+    entries: &[
+        any(
+            "openat",
+            "a temporary file in the image's directory (created), then that directory \
+             (for its fsync); Landlock allows creating, writing and renaming files in that \
+             directory only",
+        ),
+        any(
+            "fsync",
+            "the temporary file's data, then the directory's entry",
+        ),
+        x86(
+            "rename",
+            "the temporary file over the image: a crash leaves old or new",
+        ),
+        arm("renameat2", "the same on aarch64 (glibc's rename)"),
+        x86(
+            "unlink",
+            "the temporary file, when writing it failed (a full disk)",
+        ),
+        any("unlinkat", "the same on aarch64"),
     ],
 };
 
@@ -824,6 +892,10 @@ pub fn calls_for(kind: ThreadKind, needs: &Needs) -> CallList {
     if kind.runs_backend() {
         groups.extend(needs.backend_groups());
     }
+    // Only the vfio-user socket thread carries the guest's register writes.
+    if kind == ThreadKind::Main && needs.eeprom {
+        groups.push(&EEPROM);
+    }
     let mut l = list_of(&groups, needs);
     if kind == ThreadKind::Embedded {
         l.extra = needs.extra.clone();
@@ -888,6 +960,9 @@ pub fn markdown() -> String {
         let mut names: Vec<&str> = kind.groups().iter().map(|g| g.name).collect();
         if kind.runs_backend() {
             names.push("+ the backend's");
+        }
+        if *kind == ThreadKind::Main {
+            names.push("+ eeprom (`--eeprom`)");
         }
         let few = x86_64_count(&calls_for(*kind, &loopback));
         let n = x86_64_count(&calls_for(*kind, &every));

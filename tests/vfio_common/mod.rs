@@ -214,6 +214,11 @@ pub struct CliServer {
 #[cfg(feature = "cli")]
 impl CliServer {
     pub fn start() -> CliServer {
+        Self::start_with_args(&[])
+    }
+
+    /// With these options added to the command line.
+    pub fn start_with_args(extra: &[&str]) -> CliServer {
         let path = socket_path();
         let log = path.with_extension("log");
         let out = File::create(&log).expect("create the log");
@@ -227,6 +232,7 @@ impl CliServer {
                 "--socket",
             ])
             .arg(&path)
+            .args(extra)
             .current_dir(std::env::temp_dir())
             .stdin(std::process::Stdio::null())
             .stdout(out)
@@ -254,7 +260,7 @@ impl CliServer {
         s
     }
 
-    fn log_text(&self) -> String {
+    pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
