@@ -66,6 +66,8 @@ enum NicEmuStatus
   NIC_EMU_STATUS_REENTRANT = -7,
   // A panic was caught inside the library; only `nic_emu_destroy` is still allowed.
   NIC_EMU_STATUS_PANICKED = -8,
+  // Not available: the library was built without the feature, or the kernel refused.
+  NIC_EMU_STATUS_UNSUPPORTED = -9,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -354,6 +356,26 @@ NicEmuStatus nic_emu_reset(struct NicEmuDevice *dev);
 
 // A static, NUL-terminated description of a status code (any value is accepted).
 const char *nic_emu_status_string(int32_t status);
+
+// Confine the calling thread to the system calls the device makes (memory, locks,
+// time, writing to stderr) plus `extra_syscalls`, the embedder's own (`n_extra` names
+// such as "read", "sendto"; any arguments). Install it on each thread that calls into
+// the device, after that thread has opened what it needs. A call outside the list ends
+// the process with status 159 after writing which call it was to stderr (through a
+// SIGSYS handler this installs for the process); the filter cannot be removed.
+// Threads the calling thread starts afterwards inherit it.
+//
+// Returns `NIC_EMU_STATUS_INVALID_ARGUMENT` for a name this architecture has no call of
+// (nothing is installed then), `NIC_EMU_STATUS_NULL_POINTER` for a NULL list or name,
+// `NIC_EMU_STATUS_UNSUPPORTED` when the library was built without the `sandbox`
+// feature or the kernel refused the filter. Landlock and privileges are the embedder's
+// business; `nic-emu-cli` shows the whole sandbox (docs/SECURITY.md).
+//
+// # Safety
+//
+// `extra_syscalls` is NULL (with `n_extra` 0) or points to `n_extra` pointers, each to a
+// NUL-terminated string.
+NicEmuStatus nic_emu_sandbox_thread(const char *const *extra_syscalls, size_t n_extra);
 
 // The library version, a static NUL-terminated string such as "0.1.0".
 const char *nic_emu_version(void);

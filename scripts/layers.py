@@ -38,7 +38,7 @@ import sys
 
 # The layers, bottom first. A module belongs to the layer of the longest prefix listed.
 LAYERS = [
-    ("base", ["wire", "mac", "clock", "log_limit", "irq", "memory", "sys"]),
+    ("base", ["wire", "mac", "clock", "log_limit", "irq", "memory", "sys", "sandbox"]),
     ("backend", ["backend"]),
     ("device", ["device"]),
     ("frontend", ["frontend"]),

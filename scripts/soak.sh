@@ -26,7 +26,9 @@
 # end the bound is checked over the samples after warm-up (the first third of the run,
 # at least one QEMU restart): descriptors and threads never exceed their warm-up
 # maximum, and RSS stays within 16 MiB of its warm-up maximum. The script exits 1 if
-# a bound is broken, a nic-emu-cli died, or a guest never moved traffic.
+# a bound is broken, a nic-emu-cli died, or a guest never moved traffic. Each
+# nic-emu-cli runs with its sandbox on (the default): a system call its lists lack
+# ends it, and the soak fails naming the call.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
@@ -223,6 +225,15 @@ for g in "${GUESTS[@]}"; do
   [ "$rc" = 0 ] || { warn "nic-emu-cli $g exited with status $rc after SIGTERM"; fail=1; }
 done
 CPID=()
+# Each ran sandboxed (its default), and its sandbox refused no system call.
+for g in "${GUESTS[@]}"; do
+  grep -q 'sandbox: running as' "$OUT/nic-emu-$g.log" \
+    || { warn "nic-emu-cli $g did not apply its sandbox"; fail=1; }
+  if grep -q 'nic-emu: sandbox: system call' "$OUT/nic-emu-$g.log"; then
+    warn "nic-emu-cli $g: $(grep -m1 'nic-emu: sandbox: system call' "$OUT/nic-emu-$g.log")"
+    fail=1
+  fi
+done
 echo "logs and samples: $OUT"
 if [ "$fail" = 0 ]; then echo "soak: PASS"; else echo "soak: FAIL"; fi
 exit "$fail"

@@ -106,6 +106,8 @@ pub mod irq;
 pub mod log_limit;
 pub mod mac;
 pub mod memory;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 mod sys;
 pub mod wire;
 

@@ -75,6 +75,9 @@ fn help_documents_every_option_with_examples() {
         "/tmp/nic-emu.sock",
         "backends.toml",
         "SIGTERM",
+        "--user",
+        "--group",
+        "--sandbox",
     ] {
         assert!(help.contains(opt), "--help does not mention {opt}:\n{help}");
     }
@@ -838,4 +841,121 @@ fn fd_and_socket_path_exclude_each_other() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("socket /tmp/x.sock"));
+}
+
+#[test]
+fn an_unknown_user_or_group_is_an_error_naming_the_option() {
+    let o = run_in(
+        &scratch(),
+        &["--user", "no-such-user-here", "--socket", "x.sock"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--user no-such-user-here: no such user"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_in(
+        &scratch(),
+        &["--group", "no-such-group-here", "--socket", "x.sock"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--group no-such-group-here"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn ctl(dir: &Path, control: &Path, args: &[&str]) -> Output {
+    let mut a = vec!["ctl", "--control", control.to_str().unwrap()];
+    a.extend_from_slice(args);
+    run_in(dir, &a)
+}
+
+/// Sandboxed (the default), nic-emu-cli opens no path for `record start`: `ctl` creates
+/// the file and passes its descriptor; a raw request without one is refused with a
+/// message saying why, and a failed start leaves no file behind.
+#[test]
+fn a_sandboxed_server_records_into_the_file_ctl_passes() {
+    let dir = scratch();
+    let sock = dir.join("s.sock");
+    let control = dir.join("s.ctl");
+    let mut child = spawn_in(
+        &dir,
+        &[
+            "--socket",
+            sock.to_str().unwrap(),
+            "--control",
+            control.to_str().unwrap(),
+        ],
+    );
+    wait_exists(&control, &mut child);
+    let pcap = dir.join("w.pcap");
+    let o = ctl(&dir, &control, &["record", "start", pcap.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("recording: true"));
+    let o = ctl(&dir, &control, &["record", "stop"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&pcap).unwrap();
+    assert_eq!(bytes.len(), 24, "a pcap header and no frame");
+    assert_eq!(
+        u32::from_le_bytes(bytes[..4].try_into().unwrap()),
+        0xa1b2_c3d4
+    );
+
+    let raw = dir.join("raw.pcap");
+    let req = format!(
+        r#"{{"execute":"record","arguments":{{"action":"start","file":"{}"}}}}"#,
+        raw.display()
+    );
+    let o = ctl(&dir, &control, &["raw", &req]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("runs sandboxed and cannot create"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!raw.exists());
+
+    // A path ctl cannot create: it says so, and nothing is sent.
+    let o = ctl(&dir, &control, &["record", "start", dir.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("record:"), "{}", stderr(&o));
+
+    let (status, log) = sigterm_and_wait(&mut child);
+    assert!(status.success(), "{log}");
+    assert!(log.contains("sandbox: running as"), "{log}");
+    assert!(!log.contains("nic-emu: sandbox: system call"), "{log}");
+}
+
+/// With `--sandbox off` the server still creates the file itself for a raw request.
+#[test]
+fn without_the_sandbox_a_raw_record_start_creates_the_file() {
+    let dir = scratch();
+    let sock = dir.join("s.sock");
+    let control = dir.join("s.ctl");
+    let mut child = spawn_in(
+        &dir,
+        &[
+            "--sandbox",
+            "off",
+            "--socket",
+            sock.to_str().unwrap(),
+            "--control",
+            control.to_str().unwrap(),
+        ],
+    );
+    wait_exists(&control, &mut child);
+    let raw = dir.join("raw.pcap");
+    let req = format!(
+        r#"{{"execute":"record","arguments":{{"action":"start","file":"{}"}}}}"#,
+        raw.display()
+    );
+    let o = ctl(&dir, &control, &["raw", &req]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(raw.exists());
+    let (status, log) = sigterm_and_wait(&mut child);
+    assert!(status.success(), "{log}");
+    assert!(log.contains("sandbox off"), "{log}");
 }

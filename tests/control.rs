@@ -342,3 +342,79 @@ fn link_and_info_say_when_the_backend_has_no_carrier_and_why() {
         assert!(text.contains("\nnic_emu_link_up 0\n"), "{text}");
     });
 }
+
+/// `record start` with a descriptor (what `nic-emu-cli ctl` sends): only an empty
+/// regular file open for writing is taken; without one, a context that may not create
+/// files (a sandboxed nic-emu-cli) says what to do instead.
+#[test]
+fn record_start_takes_a_passed_descriptor_and_checks_it() {
+    use nic_emu::control::reply_line_with;
+    let device = {
+        let backend = Box::new(PcapRecorder::idle(Loopback::new()));
+        SharedDevice::new(E1000::new(
+            DeviceConfig::default(),
+            backend,
+            Box::new(nic_emu::SharedIrqLine::new()),
+            Arc::new(MonotonicClock::new()),
+        ))
+    };
+    let mut ctx = ControlContext::new(Arc::new(device), "loopback");
+    ctx.create_files = false;
+    let dir = std::env::temp_dir().join(format!("nic-emu-ctl-fd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.pcap");
+    let start = format!(
+        r#"{{"execute":"record","arguments":{{"action":"start","file":"{}"}}}}"#,
+        path.display()
+    );
+    let answer = |file: Option<std::fs::File>| -> Value {
+        serde_json::from_str(&reply_line_with(&ctx, start.as_bytes(), file)).unwrap()
+    };
+
+    let v = answer(None);
+    assert!(
+        v["error"]["desc"]
+            .as_str()
+            .unwrap()
+            .contains("runs sandboxed"),
+        "{v}"
+    );
+    assert!(!path.exists(), "a file was created");
+
+    let (r, _w) = std::io::pipe().unwrap();
+    let v = answer(Some(std::fs::File::from(std::os::fd::OwnedFd::from(r))));
+    assert!(
+        v["error"]["desc"]
+            .as_str()
+            .unwrap()
+            .contains("not a regular file"),
+        "{v}"
+    );
+
+    std::fs::write(&path, b"old").unwrap();
+    let v = answer(Some(
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap(),
+    ));
+    assert!(
+        v["error"]["desc"].as_str().unwrap().contains("not empty"),
+        "{v}"
+    );
+
+    std::fs::write(&path, b"").unwrap();
+    let v = answer(Some(std::fs::File::open(&path).unwrap()));
+    assert!(
+        v["error"]["desc"]
+            .as_str()
+            .unwrap()
+            .contains("not open for writing"),
+        "{v}"
+    );
+
+    let v = answer(Some(std::fs::File::create(&path).unwrap()));
+    assert_eq!(v["return"]["recording"], true, "{v}");
+    let stop = br#"{"execute":"record","arguments":{"action":"stop"}}"#;
+    let v: Value = serde_json::from_str(&reply_line_with(&ctx, stop, None)).unwrap();
+    assert_eq!(v["return"]["recording"], false, "{v}");
+    assert_eq!(std::fs::read(&path).unwrap().len(), 24, "the pcap header");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -208,6 +208,11 @@ fn prometheus_samples(ns: &Netns, url: &str) -> BTreeMap<String, f64> {
 /// and tcpdump finds exactly the 5 requests and 5 replies. Then the guest takes eth0
 /// down and reports its counters, and the Prometheus endpoint, parsed by
 /// prometheus_client, shows the same frame counts.
+///
+/// nic-emu-cli starts as root (it creates the tap) and is told `--user nobody --group
+/// nogroup`: with the guest attached, every one of its threads shows seccomp filtering,
+/// no_new_privs, no capability and that user in /proc; the recording is a file the
+/// `ctl` client opened and passed over the control socket.
 #[test]
 fn e2e_control_record_window_and_prometheus_counts() {
     const T: &str = "e2e_control_record_window_and_prometheus_counts";
@@ -244,7 +249,16 @@ fn e2e_control_record_window_and_prometheus_counts() {
         &wd,
         "nic-emu",
         &sock,
-        &["--control", &ctl_s, "--metrics-listen", "127.0.0.1:9914"],
+        &[
+            "--control",
+            &ctl_s,
+            "--metrics-listen",
+            "127.0.0.1:9914",
+            "--user",
+            "nobody",
+            "--group",
+            "nogroup",
+        ],
     );
 
     let script = format!(
@@ -272,6 +286,12 @@ fn e2e_control_record_window_and_prometheus_counts() {
         &script,
     );
     g.wait_console("PRE-DONE", READY);
+    let info = ctl(&ctl_sock, &["info"]);
+    assert!(info.contains("client_connected: true"), "{info}");
+    let nobody = nic_emu::sandbox::user::resolve(Some("nobody"), Some("nogroup"))
+        .expect("nobody and nogroup")
+        .expect("an identity");
+    assert_sandboxed(nic.pid(), nobody.uid.expect("a uid"), nobody.gid);
     let bb = rig.busybox();
     let ping = |n: &str| {
         let out = run(&mut ns.cmd(&bb, &["ping", "-c", n, "-W", "2", "10.233.142.2"]));

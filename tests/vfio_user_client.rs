@@ -676,3 +676,100 @@ fn random_well_framed_messages_do_not_break_the_server() {
     assert_ne!(rd(&mut c, STATUS) & STATUS_LU, 0);
     assert_eq!(rd(&mut c, IMS), 0, "reset for the new client");
 }
+
+/// Shift `n` bits of `v` out on EECD.DI, most significant first, one SK pulse each.
+fn ee_shift_out(c: &mut Client, eecd: &mut u32, v: u32, n: u32) {
+    for i in (0..n).rev() {
+        *eecd = if (v >> i) & 1 != 0 {
+            *eecd | EECD_DI
+        } else {
+            *eecd & !EECD_DI
+        };
+        wr(c, EECD, *eecd);
+        wr(c, EECD, *eecd | EECD_SK);
+        wr(c, EECD, *eecd);
+    }
+    *eecd &= !EECD_DI;
+    wr(c, EECD, *eecd);
+}
+
+/// Chip select low, one clock, high again: between Microwire instructions.
+fn ee_standby(c: &mut Client, eecd: &mut u32) {
+    *eecd &= !(EECD_CS | EECD_SK);
+    wr(c, EECD, *eecd);
+    wr(c, EECD, *eecd | EECD_SK);
+    *eecd |= EECD_CS;
+    wr(c, EECD, *eecd | EECD_SK);
+    wr(c, EECD, *eecd);
+}
+
+/// Program EEPROM words through EECD as a driver does (Microwire EWEN, WRITE + data,
+/// wait for DO to say ready, EWDS).
+fn eeprom_write_words(c: &mut Client, addr: u16, words: &[u16]) {
+    let mut eecd = rd(c, EECD) | EECD_REQ;
+    wr(c, EECD, eecd);
+    assert_ne!(rd(c, EECD) & EECD_GNT, 0, "EEPROM grant");
+    eecd = (eecd | EECD_CS) & !(EECD_SK | EECD_DI);
+    wr(c, EECD, eecd);
+    ee_shift_out(c, &mut eecd, 0b10011, 5); // EWEN
+    ee_shift_out(c, &mut eecd, 0, 4);
+    ee_standby(c, &mut eecd);
+    for (i, &w) in words.iter().enumerate() {
+        ee_shift_out(c, &mut eecd, 0b101, 3); // WRITE
+        ee_shift_out(c, &mut eecd, u32::from(addr) + i as u32, 6);
+        ee_shift_out(c, &mut eecd, u32::from(w), 16);
+        ee_standby(c, &mut eecd);
+        assert!(
+            (0..200).any(|_| rd(c, EECD) & EECD_DO != 0),
+            "EEPROM write did not complete"
+        );
+        ee_standby(c, &mut eecd);
+    }
+    ee_shift_out(c, &mut eecd, 0b10000, 5); // EWDS
+    ee_shift_out(c, &mut eecd, 0, 4);
+    wr(c, EECD, eecd & !(EECD_CS | EECD_DI | EECD_REQ));
+}
+
+/// `--eeprom FILE` under the sandbox (the default): what a vfio-user client (the guest)
+/// programs into the EEPROM reaches the file, saved atomically (temporary file, rename,
+/// fsync of the directory) by a process that Landlock confines to that directory and
+/// whose main thread's seccomp list allows exactly those calls; nic-emu-cli stays alive
+/// and leaves no temporary file.
+#[cfg(feature = "cli")]
+#[test]
+fn a_guest_eeprom_write_reaches_the_file_under_the_sandbox() {
+    use nic_emu::device::eeprom::{checksum_ok, checksum_word};
+    let dir = std::env::temp_dir().join(format!("nic-emu-eeprom-sbx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let image = dir.join("card.eeprom");
+    let image_s = image.to_str().unwrap().to_string();
+    {
+        let s = CliServer::start_with_args(&["--eeprom", &image_s]);
+        let before = nic_emu::eeprom_file::parse(&std::fs::read(&image).unwrap())
+            .expect("the default image, created at start");
+        let mut c = Client::new(s.path()).unwrap();
+        let mut words = before;
+        words[0x30] = 0xBEEF;
+        words[0x3F] = checksum_word(&words);
+        eeprom_write_words(&mut c, 0x30, &[0xBEEF]);
+        eeprom_write_words(&mut c, 0x3F, &[words[0x3F]]);
+        let saved =
+            nic_emu::eeprom_file::parse(&std::fs::read(&image).unwrap()).expect("a whole image");
+        assert_eq!(saved, words, "the guest's words are in the file");
+        assert!(checksum_ok(&saved));
+        assert!(
+            !s.log_text().contains("eeprom: saving"),
+            "a save failed:\n{}",
+            s.log_text()
+        );
+        // Dropping `s` checks that nic-emu-cli was alive, sandboxed, refused no call
+        // and stops cleanly.
+    }
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("card.eeprom")]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -73,6 +73,8 @@ enum Next {
 
 /// A capture file played to the guest.
 pub struct PcapReplay {
+    /// The capture, opened once; each pass reads it from the start through a duplicate.
+    file: File,
     path: PathBuf,
     timing: ReplayTiming,
     repeat: u64,
@@ -112,11 +114,14 @@ impl std::fmt::Debug for PcapReplay {
     }
 }
 
-fn open_reader(path: &Path) -> io::Result<Reader> {
+/// A reader from the start of `file` (a duplicate of the descriptor opened once: every
+/// pass reads the same file, and no path is opened after start-up).
+fn open_reader(file: &File, path: &Path) -> io::Result<Reader> {
     let ctx =
         |e: String| io::Error::new(ErrorKind::InvalidData, format!("{}: {e}", path.display()));
-    let mut file = File::open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let mut file = file.try_clone().map_err(named)?;
+    file.seek(SeekFrom::Start(0)).map_err(named)?;
     let mut magic = [0u8; 4];
     let got = file.read(&mut magic)?;
     file.seek(SeekFrom::Start(0))?;
@@ -226,8 +231,11 @@ impl PcapReplay {
     /// `recv`, naming the frame.
     pub fn open(path: impl AsRef<Path>, timing: ReplayTiming, repeat: u64) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let reader = open_reader(&path)?;
+        let file = File::open(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let reader = open_reader(&file, &path)?;
         let mut me = Self {
+            file,
             path,
             timing,
             repeat,
@@ -321,7 +329,7 @@ impl PcapReplay {
                 self.finish();
                 return;
             }
-            match open_reader(&self.path) {
+            match open_reader(&self.file, &self.path) {
                 Ok(r) => self.reader = r,
                 Err(e) => {
                     self.next = Next::Failed(e);

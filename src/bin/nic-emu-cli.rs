@@ -23,8 +23,8 @@ use nic_emu::device::eeprom::default_image;
 use nic_emu::device::{Model, DEFAULT_AUTONEG_DELAY};
 use nic_emu::eeprom_file::EepromFile;
 use nic_emu::frontend::activation;
-use nic_emu::frontend::vfio_user::VfioUserServer;
-use nic_emu::frontend::Frontend;
+use nic_emu::frontend::vfio_user::{Listen, VfioUserServer};
+use nic_emu::sandbox::{self, ThreadKind};
 use nic_emu::{DeviceConfig, MacAddress};
 
 #[path = "cli/ctl.rs"]
@@ -80,7 +80,16 @@ socket (one per line, QMP style), and `nic-emu-cli ctl --control PATH ...` sends
 
 Service managers: under systemd socket activation (LISTEN_FDS=1, fd 3) or with
 --fd N, the vfio-user socket is the one handed over, and nic-emu never removes
-its file (contrib/systemd/ has a unit pair, nic-emu@.socket and nic-emu@.service).";
+its file (contrib/systemd/ has a unit pair, nic-emu@.socket and nic-emu@.service).
+
+Least privilege: once everything is open and before the first client is served,
+nic-emu-cli drops every capability, sets no_new_privs, limits its file access
+with Landlock (where the kernel has it) and each of its threads to the system
+calls it needs (seccomp; a call outside the list is reported and ends the
+process with status 159). --user NAME [--group NAME] also makes a process
+started as root become that user for good. --sandbox off turns the sandbox off
+for debugging; --sandbox log allows and logs (dmesg) the calls it would kill.
+docs/SECURITY.md has the threat model and the lists.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -122,6 +131,9 @@ Examples:
   # A backend named in a configuration file, own socket and MAC, debug logs:
   nic-emu-cli --config my-backends.toml --backend wire \\
       --socket /run/nic0.sock --mac 52:54:00:00:00:01 -v
+
+  # Open a tap as root, then run as nobody (sandboxed, as always):
+  nic-emu-cli --backend tap,ifname=tap0 --user nobody --group nogroup
 
   # Show the configuration that would be used, and exit:
   nic-emu-cli --config my-backends.toml --print-config
@@ -250,6 +262,22 @@ struct Args {
     #[arg(long)]
     print_config: bool,
 
+    /// After start-up, become this user (a name or a number) for good: start as root to
+    /// open a tap or sockets in root's directories, then run as USER. The group is the
+    /// user's own unless --group says otherwise; supplementary groups are cleared.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+
+    /// After start-up, become this group (a name or a number) for good.
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+
+    /// The sandbox (no capabilities, no_new_privs, Landlock, per-thread seccomp
+    /// filters): `on`; `off` for debugging; `log` to allow and log (dmesg) the system
+    /// calls it would refuse.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = SandboxMode::On)]
+    sandbox: SandboxMode,
+
     /// More log output: -v debug, -vv trace (default: info). The register and frame
     /// traces stay off unless named with --trace.
     #[arg(short, long, action = ArgAction::Count)]
@@ -265,6 +293,18 @@ struct Args {
     /// Less log output: warnings and errors only.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+}
+
+/// `--sandbox`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SandboxMode {
+    /// Sandboxed; a system call outside the lists ends the process.
+    On,
+    /// No sandbox (--user and --group still apply).
+    Off,
+    /// Sandboxed, but system calls outside the lists are allowed and logged by the
+    /// kernel: for finding what a new setup needs.
+    Log,
 }
 
 #[derive(Subcommand, Debug)]
@@ -378,6 +418,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    let identity = sandbox::user::resolve(args.user.as_deref(), args.group.as_deref())?;
+
     // The EEPROM file, if any, holds the MAC the guest will see.
     let mut eeprom = None;
     let mut eeprom_store: Option<Arc<dyn nic_emu::device::EepromStore>> = None;
@@ -405,6 +447,22 @@ fn run(args: Args) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
 
+    // Everything is opened first, with no thread started: the sandbox is applied while
+    // the process has one thread, so that every thread starts inside it.
+    let mut plan = sandbox::Plan {
+        identity,
+        mode: match args.sandbox {
+            SandboxMode::Log => sandbox::Mode::Log,
+            _ => sandbox::Mode::Enforce,
+        },
+        ..sandbox::Plan::default()
+    };
+    nic_emu::config::sandbox::add_backend(&mut plan, &spec.kind);
+    plan.needs.record = true;
+    if let Some(path) = &eeprom_path {
+        plan.add_eeprom(path);
+    }
+
     // The backend always sits in a pcap recorder, idle unless `record` is set, so that
     // a control client can record at run time.
     let mut opened = spec.clone();
@@ -428,32 +486,59 @@ fn run(args: Args) -> anyhow::Result<()> {
         eeprom_store,
         autoneg_delay,
     };
+    let inherited_socket = inherited.is_some();
     let mut server = match inherited {
-        Some(l) => VfioUserServer::from_listener(l, device_config, backend),
-        None => VfioUserServer::new(&args.socket, device_config, backend),
+        Some(l) => VfioUserServer::bind(Listen::Listener(l), device_config, backend),
+        None => VfioUserServer::bind(Listen::Path(&args.socket), device_config, backend),
     }
     .context("starting the vfio-user server")?;
-    let ctx = Arc::new(ControlContext::new(
-        Arc::new(server.device_handle()),
-        format!("{label}: {spec}"),
-    ));
-    let _control = match &args.control {
-        Some(p) => Some(ControlServer::start(p, ctx.clone())?),
-        None => None,
-    };
-    let _metrics = match args.metrics_listen {
-        Some(a) => {
-            let m = MetricsServer::start(a, ctx.clone())?;
-            log::info!("nic-emu-cli: metrics at http://{}/metrics", m.addr());
-            Some(m)
+    if !inherited_socket {
+        plan.add_own_socket(server.path().to_path_buf());
+    }
+    let sandboxed = args.sandbox != SandboxMode::Off;
+    let mut control_ctx =
+        ControlContext::new(Arc::new(server.device_handle()), format!("{label}: {spec}"));
+    // Sandboxed, a recording started at run time comes as a descriptor the client opened.
+    control_ctx.create_files = !sandboxed;
+    let ctx = Arc::new(control_ctx);
+    let mut control = match &args.control {
+        Some(p) => {
+            plan.add_own_socket(p.clone());
+            Some(ControlServer::bind(p, ctx.clone())?)
         }
         None => None,
     };
+    let mut metrics = match args.metrics_listen {
+        Some(a) => Some(MetricsServer::bind(a, ctx.clone())?),
+        None => None,
+    };
+
+    if sandboxed {
+        let report = sandbox::apply(&plan).context("applying the sandbox")?;
+        log::info!("sandbox: {report}");
+    } else if let Some(id) = &plan.identity {
+        sandbox::user::switch(id).context("switching user")?;
+        log::warn!(
+            "sandbox off (--sandbox off): running as {} without it",
+            id.label
+        );
+    } else {
+        log::warn!("sandbox off (--sandbox off)");
+    }
+
+    server.spawn().context("starting the event loop")?;
+    if let Some(c) = control.as_mut() {
+        c.spawn().context("starting the control socket")?;
+    }
+    if let Some(m) = metrics.as_mut() {
+        m.spawn().context("starting the metrics endpoint")?;
+        log::info!("nic-emu-cli: metrics at http://{}/metrics", m.addr());
+    }
     log::info!(
         "nic-emu-cli: listening on {}{} (vfio-user); backend {label}: {spec} ({backend_name}); \
          {} (MAC {mac}{}); link {}; config: {}{}",
         server.path().display(),
-        if args.fd.is_some() || server.path() != args.socket.as_path() {
+        if inherited_socket {
             " (inherited socket)"
         } else {
             ""
@@ -473,28 +558,43 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let device = server.device();
     let started = Instant::now();
-    let stats = (args.stats_interval > 0).then(|| {
+    let served = Arc::new(AtomicBool::new(false));
+    let ticker = {
         let device = device.clone();
         let stop = stop.clone();
-        let every = Duration::from_secs(args.stats_interval);
-        std::thread::spawn(move || {
-            let mut next = Instant::now() + every;
-            while !stop.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(200));
-                if Instant::now() >= next {
-                    next += every;
-                    let m = device.lock().metrics();
-                    log::info!("stats: {m}");
+        let served = served.clone();
+        let handle = server.shutdown_handle();
+        let every = (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval));
+        std::thread::Builder::new()
+            .name("nic-emu-ticker".into())
+            .spawn(move || {
+                sandbox::enter(ThreadKind::Ticker);
+                let mut next = every.map(|e| Instant::now() + e);
+                while !served.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if stop.load(Ordering::Acquire) {
+                        // Until serve() returns: a client accepted just after one
+                        // shutdown is disconnected by the next.
+                        handle.shutdown();
+                    }
+                    if let (Some(at), Some(e)) = (next.as_mut(), every) {
+                        if Instant::now() >= *at {
+                            *at += e;
+                            let m = device.lock().metrics();
+                            log::info!("stats: {m}");
+                        }
+                    }
                 }
-            }
-        })
-    });
+            })
+            .context("starting the ticker thread")?
+    };
+    sandbox::enter(ThreadKind::Main);
 
-    let result = server.run(&stop);
-    stop.store(true, Ordering::Release);
-    if let Some(t) = stats {
-        let _ = t.join();
-    }
+    let result = server.serve();
+    served.store(true, Ordering::Release);
+    let _ = ticker.join();
+    drop(control);
+    drop(metrics);
     // Dropping the server stops the event loop and removes the socket file.
     let clients = server.clients_served();
     drop(server);

@@ -569,9 +569,74 @@ pub extern "C" fn nic_emu_status_string(status: i32) -> *const c_char {
         -6 => b"the device clock is not manual\0",
         -7 => b"called from inside this device's callback\0",
         -8 => b"the library panicked; destroy the device\0",
+        -9 => b"not supported by this build or this kernel\0",
         _ => b"unknown status\0",
     };
     s.as_ptr().cast()
+}
+
+/// Confine the calling thread to the system calls the device makes (memory, locks,
+/// time, writing to stderr) plus `extra_syscalls`, the embedder's own (`n_extra` names
+/// such as "read", "sendto"; any arguments). Install it on each thread that calls into
+/// the device, after that thread has opened what it needs. A call outside the list ends
+/// the process with status 159 after writing which call it was to stderr (through a
+/// SIGSYS handler this installs for the process); the filter cannot be removed.
+/// Threads the calling thread starts afterwards inherit it.
+///
+/// Returns `NIC_EMU_STATUS_INVALID_ARGUMENT` for a name this architecture has no call of
+/// (nothing is installed then), `NIC_EMU_STATUS_NULL_POINTER` for a NULL list or name,
+/// `NIC_EMU_STATUS_UNSUPPORTED` when the library was built without the `sandbox`
+/// feature or the kernel refused the filter. Landlock and privileges are the embedder's
+/// business; `nic-emu-cli` shows the whole sandbox (docs/SECURITY.md).
+///
+/// # Safety
+///
+/// `extra_syscalls` is NULL (with `n_extra` 0) or points to `n_extra` pointers, each to a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn nic_emu_sandbox_thread(
+    extra_syscalls: *const *const c_char,
+    n_extra: usize,
+) -> NicEmuStatus {
+    let names = if n_extra == 0 {
+        Vec::new()
+    } else {
+        if extra_syscalls.is_null() {
+            return NicEmuStatus::NullPointer;
+        }
+        // SAFETY: the caller passes `n_extra` readable pointers at `extra_syscalls`.
+        let ptrs = unsafe { std::slice::from_raw_parts(extra_syscalls, n_extra) };
+        let mut names = Vec::with_capacity(n_extra);
+        for &p in ptrs {
+            if p.is_null() {
+                return NicEmuStatus::NullPointer;
+            }
+            // SAFETY: each non-NULL pointer is a NUL-terminated string (the contract).
+            match unsafe { std::ffi::CStr::from_ptr(p) }.to_str() {
+                Ok(s) => names.push(s.to_string()),
+                Err(_) => return NicEmuStatus::InvalidArgument,
+            }
+        }
+        names
+    };
+    sandbox_thread(&names)
+}
+
+#[cfg(feature = "sandbox")]
+fn sandbox_thread(names: &[String]) -> NicEmuStatus {
+    use crate::sandbox::{apply_embedded, Mode, SandboxError};
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    match std::panic::catch_unwind(|| apply_embedded(&refs, Mode::Enforce)) {
+        Ok(Ok(_)) => NicEmuStatus::Ok,
+        Ok(Err(SandboxError::UnknownCall(_))) => NicEmuStatus::InvalidArgument,
+        Ok(Err(_)) => NicEmuStatus::Unsupported,
+        Err(_) => NicEmuStatus::Panicked,
+    }
+}
+
+#[cfg(not(feature = "sandbox"))]
+fn sandbox_thread(_names: &[String]) -> NicEmuStatus {
+    NicEmuStatus::Unsupported
 }
 
 /// The library version, a static NUL-terminated string such as "0.1.0".

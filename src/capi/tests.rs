@@ -400,7 +400,7 @@ fn panics_become_a_status_and_poison_the_device() {
 
 #[test]
 fn strings_are_static_and_nul_terminated() {
-    for st in [0, -1, -2, -3, -4, -5, -6, -7, -8, 42, i32::MIN] {
+    for st in [0, -1, -2, -3, -4, -5, -6, -7, -8, -9, 42, i32::MIN] {
         // SAFETY: the function returns a static NUL-terminated string.
         let s = unsafe { std::ffi::CStr::from_ptr(nic_emu_status_string(st)) };
         assert!(!s.to_bytes().is_empty());
@@ -408,6 +408,33 @@ fn strings_are_static_and_nul_terminated() {
     // SAFETY: as above.
     let v = unsafe { std::ffi::CStr::from_ptr(nic_emu_version()) };
     assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+}
+
+/// Bad arguments are refused before anything is installed (tests/sandbox.rs installs a
+/// filter for real, in a child process).
+#[test]
+fn sandbox_thread_refuses_bad_lists_without_installing() {
+    // SAFETY: a NULL list with a non-zero count is what is being refused.
+    let st = unsafe { nic_emu_sandbox_thread(std::ptr::null(), 1) };
+    assert_eq!(st, NicEmuStatus::NullPointer);
+    let names = [c"read".as_ptr(), std::ptr::null()];
+    // SAFETY: two readable pointers, the second NULL (refused).
+    let st = unsafe { nic_emu_sandbox_thread(names.as_ptr(), 2) };
+    assert_eq!(st, NicEmuStatus::NullPointer);
+    let names = [c"read".as_ptr(), c"no_such_call".as_ptr()];
+    // SAFETY: two NUL-terminated strings.
+    let st = unsafe { nic_emu_sandbox_thread(names.as_ptr(), 2) };
+    let want = if cfg!(feature = "sandbox") {
+        NicEmuStatus::InvalidArgument
+    } else {
+        NicEmuStatus::Unsupported
+    };
+    assert_eq!(st, want);
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    assert!(
+        status.contains("Seccomp:\t0"),
+        "a filter was installed:\n{status}"
+    );
 }
 
 /// (space, offset, length, value, write?): offsets near both ends of BAR0 and anywhere.

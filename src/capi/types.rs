@@ -28,6 +28,8 @@ pub enum NicEmuStatus {
     Reentrant = -7,
     /// A panic was caught inside the library; only `nic_emu_destroy` is still allowed.
     Panicked = -8,
+    /// Not available: the library was built without the feature, or the kernel refused.
+    Unsupported = -9,
 }
 
 /// What became of a frame passed to `nic_emu_receive_frame`.

@@ -4,7 +4,8 @@
 //! * [`spec`]: [`BackendSpec`], read from either syntax, with errors that name the key;
 //! * `factory.rs`: [`BackendSpec::open_for`] builds the backend (the kind, wrapped in
 //!   the impairment and the recorder the spec asks for);
-//! * `file.rs` (feature `config`): `backends.toml` itself (`Config`).
+//! * `file.rs` (feature `config`): `backends.toml` itself (`Config`);
+//! * [`sandbox`] (feature `sandbox`): what each backend kind needs from the sandbox.
 //!
 //! The configuration sits above the backends: it names and builds them, they know
 //! nothing of it (what each is opened with is in [`crate::backend::params`]).
@@ -12,6 +13,8 @@
 mod factory;
 #[cfg(feature = "config")]
 mod file;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 pub mod spec;
 
 pub use factory::{BackendContext, BackendError};

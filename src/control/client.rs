@@ -1,24 +1,44 @@
 //! The client side of the control socket (`nic-emu-cli ctl`): send one request, read
 //! one reply, and print it for people.
 
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, ErrorKind, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 /// Send `request` (`{"execute": ...}`) to the control socket at `path` and return the
 /// reply object (`{"return": ...}` or `{"error": ...}`).
 pub fn call(path: &Path, request: &Value, timeout: Duration) -> io::Result<Value> {
+    call_with_file(path, request, None, timeout)
+}
+
+/// [`call`], passing `file`'s descriptor with the request (`SCM_RIGHTS`): the file
+/// `record start` writes into, opened here with the caller's rights.
+pub fn call_with_file(
+    path: &Path,
+    request: &Value,
+    file: Option<&File>,
+    timeout: Duration,
+) -> io::Result<Value> {
     let named =
         |e: io::Error| io::Error::new(e.kind(), format!("control socket {}: {e}", path.display()));
     let stream = UnixStream::connect(path).map_err(named)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    (&stream)
-        .write_all(format!("{request}\n").as_bytes())
-        .map_err(named)?;
+    let line = format!("{request}\n");
+    let mut bytes = line.as_bytes();
+    if let Some(f) = file {
+        let sent = stream
+            .send_with_fd(bytes, f.as_raw_fd())
+            .map_err(|e| named(io::Error::from_raw_os_error(e.errno())))?;
+        bytes = bytes.get(sent..).unwrap_or_default();
+    }
+    (&stream).write_all(bytes).map_err(named)?;
     let mut line = String::new();
     BufReader::new(&stream)
         .read_line(&mut line)

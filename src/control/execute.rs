@@ -19,9 +19,14 @@ use crate::device::lint::{Finding, Severity};
 
 /// Answer one request line with one reply line (without the newline).
 pub fn reply_line(ctx: &ControlContext, line: &[u8]) -> String {
+    reply_line_with(ctx, line, None)
+}
+
+/// [`reply_line`] for a line that came with a file descriptor (`record start`'s file).
+pub fn reply_line_with(ctx: &ControlContext, line: &[u8], file: Option<File>) -> String {
     let reply = match parse(line) {
         Ok(req) => {
-            let r = execute(ctx, req.command);
+            let r = execute_with(ctx, req.command, file);
             with_id(r, req.id)
         }
         Err((id, e)) => with_id(Err(e), id),
@@ -77,6 +82,43 @@ fn ask(ctx: &ControlContext, request: BackendRequest) -> Result<BackendReply, Re
 
 /// Do `command`.
 pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestError> {
+    execute_with(ctx, command, None)
+}
+
+/// A file passed with `record start` must be a regular, empty file open for writing.
+fn check_passed(file: &File, path: &std::path::Path) -> Result<(), RequestError> {
+    use std::os::fd::AsRawFd;
+    let bad = |why: String| {
+        RequestError::new(
+            ErrorClass::InvalidArgument,
+            format!(
+                "record: the descriptor passed for {}: {why}",
+                path.display()
+            ),
+        )
+    };
+    let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
+    if meta.len() != 0 {
+        return Err(bad(format!("not empty ({} bytes)", meta.len())));
+    }
+    // SAFETY: F_GETFL on a descriptor `file` owns; no memory is passed.
+    let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 || flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Err(bad("not open for writing".into()));
+    }
+    Ok(())
+}
+
+/// Do `command`; `file` is a descriptor the client passed with it (used by `record
+/// start`, dropped otherwise).
+pub fn execute_with(
+    ctx: &ControlContext,
+    command: Command,
+    file: Option<File>,
+) -> Result<Value, RequestError> {
     match command {
         Command::Info {} => Ok(Snapshot::take(ctx).info_json()),
         Command::QueryCommands {} => Ok(json!(COMMANDS)),
@@ -113,24 +155,44 @@ pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestE
             format: StatsFormat::Prometheus,
         } => Ok(json!({ "text": prometheus::render(&Snapshot::take(ctx)) })),
         Command::Record(RecordCommand::Start(start)) => {
-            let (file, limits) = (start.file.clone(), start.limits());
-            // Created here, not under the device lock.
-            let f = File::create(&file).map_err(|e| {
-                RequestError::new(
-                    ErrorClass::GenericError,
-                    format!("record: `file` {}: {e}", file.display()),
-                )
-            })?;
+            let (path, limits) = (start.file.clone(), start.limits());
+            let (f, created) = match file {
+                Some(f) => {
+                    check_passed(&f, &path)?;
+                    (f, false)
+                }
+                None if !ctx.create_files => {
+                    return Err(RequestError::new(
+                        ErrorClass::GenericError,
+                        format!(
+                            "record: this nic-emu runs sandboxed and cannot create {}; pass \
+                             the file's descriptor with the request (`nic-emu-cli ctl record \
+                             start FILE` opens FILE and does)",
+                            path.display()
+                        ),
+                    ))
+                }
+                // Created here, not under the device lock.
+                None => (
+                    File::create(&path).map_err(|e| {
+                        RequestError::new(
+                            ErrorClass::GenericError,
+                            format!("record: `file` {}: {e}", path.display()),
+                        )
+                    })?,
+                    true,
+                ),
+            };
             let r = ask(
                 ctx,
                 BackendRequest::RecordStart {
                     file: f,
-                    path: file.clone(),
+                    path: path.clone(),
                     limits,
                 },
             );
-            if r.is_err() {
-                let _ = std::fs::remove_file(&file);
+            if r.is_err() && created {
+                let _ = std::fs::remove_file(&path);
             }
             record_reply(r?)
         }

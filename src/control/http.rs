@@ -25,6 +25,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct MetricsServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// The listener and context, until [`spawn`](MetricsServer::spawn) hands them over.
+    pending: Option<(TcpListener, Arc<ControlContext>)>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -39,14 +41,35 @@ impl std::fmt::Debug for MetricsServer {
 impl MetricsServer {
     /// Listen on `addr` (port 0: any free port, see [`addr`](Self::addr)).
     pub fn start(addr: SocketAddr, ctx: Arc<ControlContext>) -> io::Result<Self> {
+        let mut s = Self::bind(addr, ctx)?;
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// Listen on `addr` but answer nothing until [`spawn`](Self::spawn).
+    pub fn bind(addr: SocketAddr, ctx: Arc<ControlContext>) -> io::Result<Self> {
         let listener = TcpListener::bind(addr)
             .map_err(|e| io::Error::new(e.kind(), format!("metrics listen {addr}: {e}")))?;
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
+        Ok(Self {
+            addr,
+            stop: Arc::new(AtomicBool::new(false)),
+            pending: Some((listener, ctx)),
+            thread: None,
+        })
+    }
+
+    /// Start the serving thread (`nic-emu-metrics`), once.
+    pub fn spawn(&mut self) -> io::Result<()> {
+        let Some((listener, ctx)) = self.pending.take() else {
+            return Ok(());
+        };
+        let st = self.stop.clone();
         let thread = std::thread::Builder::new()
             .name("nic-emu-metrics".into())
             .spawn(move || {
+                #[cfg(feature = "sandbox")]
+                crate::sandbox::enter(crate::sandbox::ThreadKind::Metrics);
                 while !st.load(Ordering::Acquire) {
                     match poll_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
                         Ok(true) => {}
@@ -63,11 +86,8 @@ impl MetricsServer {
                     }
                 }
             })?;
-        Ok(Self {
-            addr,
-            stop,
-            thread: Some(thread),
-        })
+        self.thread = Some(thread);
+        Ok(())
     }
 
     /// The address it listens on.

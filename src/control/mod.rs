@@ -30,6 +30,11 @@
 //! | `impair` | `action`: `get`, or `set` with `settings` (`{"loss": 10, "delay": "20ms"}`) and optional `reset` | the impairment wrapper |
 //! | `query-commands` | | the command names |
 //!
+//! `record start` writes into the file whose descriptor came with the request line
+//! (`SCM_RIGHTS`: `nic-emu-cli ctl record start FILE` creates FILE with the rights of
+//! whoever runs it and passes it); without one, nic-emu creates `file` itself, unless it
+//! runs sandboxed ([`ControlContext::create_files`]).
+//!
 //! A request that is not JSON, too long ([`MAX_REQUEST`]), names an unknown command or
 //! has arguments of the wrong kind gets an `error` reply and never reaches the device.
 //! The device is locked only for the moment a command needs it (a copy of the counters,
@@ -49,7 +54,7 @@ pub mod request;
 mod server;
 pub mod snapshot;
 
-pub use execute::{execute, reply_line};
+pub use execute::{execute, execute_with, reply_line, reply_line_with};
 pub use request::{ErrorClass, Request, RequestError};
 pub use server::{ControlServer, MAX_CLIENTS, MAX_REQUEST};
 pub use snapshot::Snapshot;
@@ -106,6 +111,11 @@ pub struct ControlContext {
     pub backend: String,
     /// When the program started, for `uptime`.
     pub started: Instant,
+    /// Whether `record start FILE` may create FILE itself (default). A sandboxed program
+    /// cannot: the client opens the file and passes its descriptor with the request
+    /// (`nic-emu-cli ctl` does), and a request without one is refused with a message
+    /// that says so.
+    pub create_files: bool,
 }
 
 impl std::fmt::Debug for ControlContext {
@@ -124,6 +134,7 @@ impl ControlContext {
             target,
             backend: backend.into(),
             started: Instant::now(),
+            create_files: true,
         }
     }
 

@@ -170,7 +170,10 @@ pub enum RecordCommand {
 #[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct RecordStart {
-    /// The pcap file (a relative path is the server's: `ctl` sends an absolute one).
+    /// The pcap file. `ctl` creates (or truncates) it with the caller's rights and passes
+    /// its descriptor with the request, so a sandboxed nic-emu-cli opens no file; without
+    /// a descriptor the server creates it (a relative path is then the server's: `ctl`
+    /// sends an absolute one).
     pub file: PathBuf,
     /// Stop by itself at this file size.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,8 @@
 //! The control socket: a listening thread and one thread per client, each reading lines
 //! of at most [`MAX_REQUEST`] bytes and answering each with one line.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::fs::File;
+use std::io::{self, ErrorKind, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -11,7 +12,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::execute::{reply_line, with_id};
+use vmm_sys_util::sock_ctrl_msg::ScmSocket;
+
+use super::execute::{reply_line_with, with_id};
 use super::request::{ErrorClass, RequestError};
 use super::ControlContext;
 use crate::frontend::waker::poll_readable;
@@ -38,6 +41,8 @@ pub struct ControlServer {
     /// Device and inode of the socket file we created (only ours is removed).
     file_id: (u64, u64),
     state: Arc<State>,
+    /// The listening socket, until [`spawn`](ControlServer::spawn) hands it to the thread.
+    listener: Option<UnixListener>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -82,6 +87,15 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
 impl ControlServer {
     /// Listen on `path` (mode 0600) and serve requests on `ctx` until dropped.
     pub fn start(path: &Path, ctx: Arc<ControlContext>) -> io::Result<Self> {
+        let mut s = Self::bind(path, ctx)?;
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// Listen on `path` (mode 0600) but answer nothing until [`spawn`](Self::spawn):
+    /// clients that connect meanwhile wait in the backlog. For a program that locks
+    /// itself down between opening its sockets and starting threads.
+    pub fn bind(path: &Path, ctx: Arc<ControlContext>) -> io::Result<Self> {
         let listener = bind(path)?;
         let id = file_id(path)?;
         let state = Arc::new(State {
@@ -89,16 +103,30 @@ impl ControlServer {
             stop: AtomicBool::new(false),
             clients: AtomicUsize::new(0),
         });
-        let st = state.clone();
-        let thread = std::thread::Builder::new()
-            .name("nic-emu-control".into())
-            .spawn(move || accept_loop(&listener, &st))?;
         Ok(Self {
             path: path.to_path_buf(),
             file_id: id,
             state,
-            thread: Some(thread),
+            listener: Some(listener),
+            thread: None,
         })
+    }
+
+    /// Start the listening thread (`nic-emu-control`), once.
+    pub fn spawn(&mut self) -> io::Result<()> {
+        let Some(listener) = self.listener.take() else {
+            return Ok(());
+        };
+        let st = self.state.clone();
+        let thread = std::thread::Builder::new()
+            .name("nic-emu-control".into())
+            .spawn(move || {
+                #[cfg(feature = "sandbox")]
+                crate::sandbox::enter(crate::sandbox::ThreadKind::Control);
+                accept_loop(&listener, &st)
+            })?;
+        self.thread = Some(thread);
+        Ok(())
     }
 
     /// The socket path.
@@ -158,6 +186,8 @@ fn accept_loop(listener: &UnixListener, st: &Arc<State>) {
         let spawned = std::thread::Builder::new()
             .name("nic-emu-control-client".into())
             .spawn(move || {
+                #[cfg(feature = "sandbox")]
+                crate::sandbox::inherit(crate::sandbox::ThreadKind::Control);
                 if let Err(e) = serve_client(&stream, &st2) {
                     log::debug!("control: client: {e}");
                 }
@@ -177,27 +207,30 @@ fn accept_loop(listener: &UnixListener, st: &Arc<State>) {
 }
 
 /// Serve one client until it leaves, sends an over-long line, or the server stops.
+///
+/// A descriptor sent with the bytes of a request (`SCM_RIGHTS`, one per message; more
+/// are closed by the kernel) belongs to the first line that ends in or after that message
+/// (`record start`'s file); a newer one replaces one not yet used.
 fn serve_client(stream: &UnixStream, st: &State) -> io::Result<()> {
     stream.set_read_timeout(Some(TICK))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut pending: Vec<u8> = Vec::new();
+    let mut file: Option<File> = None;
     let mut chunk = [0u8; 4096];
     loop {
         if st.stop.load(Ordering::Acquire) {
             return Ok(());
         }
-        let n = match (&*stream).read(&mut chunk) {
-            Ok(0) => return Ok(()), // gone (a half line is dropped unanswered)
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) =>
-            {
-                continue
+        let n = match stream.recv_with_fd(&mut chunk) {
+            Ok((0, None)) => return Ok(()), // gone (a half line is dropped unanswered)
+            Ok((n, f)) => {
+                if f.is_some() {
+                    file = f;
+                }
+                n
             }
-            Err(e) => return Err(e),
+            Err(e) if matches!(e.errno(), libc::EAGAIN | libc::ETIMEDOUT | libc::EINTR) => continue,
+            Err(e) => return Err(io::Error::from_raw_os_error(e.errno())),
         };
         pending.extend_from_slice(chunk.get(..n).unwrap_or_default());
         while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
@@ -210,7 +243,7 @@ fn serve_client(stream: &UnixStream, st: &State) -> io::Result<()> {
             if line.len() > MAX_REQUEST {
                 return too_long(stream);
             }
-            let reply = reply_line(&st.ctx, line);
+            let reply = reply_line_with(&st.ctx, line, file.take());
             (&*stream).write_all(format!("{reply}\n").as_bytes())?;
         }
         if pending.len() > MAX_REQUEST {

@@ -108,7 +108,11 @@ impl EventLoop {
         let waker = self.waker.clone();
         let thread = std::thread::Builder::new()
             .name("nic-emu-io".into())
-            .spawn(move || self.run())?;
+            .spawn(move || {
+                #[cfg(feature = "sandbox")]
+                crate::sandbox::enter(crate::sandbox::ThreadKind::EventLoop);
+                self.run()
+            })?;
         Ok(EventLoopHandle {
             stop,
             waker,

@@ -168,6 +168,15 @@ impl DeviceHandle {
     }
 }
 
+/// Where a [`VfioUserServer`] listens.
+#[derive(Debug)]
+pub enum Listen<'a> {
+    /// Bind a socket at this path (a stale socket file is replaced; removed at the end).
+    Path(&'a Path),
+    /// A socket that is already listening (handed over; its file is left alone).
+    Listener(UnixListener),
+}
+
 /// The vfio-user server for one emulated e1000.
 pub struct VfioUserServer {
     server: Server,
@@ -178,6 +187,8 @@ pub struct VfioUserServer {
     socket_id: Option<(u64, u64)>,
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
+    /// The event loop, until [`spawn`](VfioUserServer::spawn) starts it.
+    pending_loop: Option<EventLoop>,
     event_loop: Option<EventLoopHandle>,
 }
 
@@ -199,15 +210,53 @@ impl VfioUserServer {
         config: DeviceConfig,
         backend: Box<dyn PacketBackend>,
     ) -> Result<Self, FrontendError> {
-        let listener = socket::bind_socket(path)?;
-        let socket_id = socket::file_id(path)?;
-        Self::serve_on(
-            listener,
-            path.to_path_buf(),
-            Some(socket_id),
-            config,
-            backend,
-        )
+        let mut s = Self::bind(Listen::Path(path), config, backend)?;
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// Create the device on `backend` and listen, but start no thread yet: everything
+    /// the server will use is open (the socket, the event loop's wake-up), nothing runs
+    /// until [`spawn`](Self::spawn) or [`serve`](Self::serve). For a program that locks
+    /// itself down in between (`crate::sandbox`, feature `sandbox`, wants one thread).
+    pub fn bind(
+        listen: Listen<'_>,
+        config: DeviceConfig,
+        backend: Box<dyn PacketBackend>,
+    ) -> Result<Self, FrontendError> {
+        match listen {
+            Listen::Path(path) => {
+                let listener = socket::bind_socket(path)?;
+                let socket_id = socket::file_id(path)?;
+                Self::serve_on(
+                    listener,
+                    path.to_path_buf(),
+                    Some(socket_id),
+                    config,
+                    backend,
+                )
+            }
+            Listen::Listener(listener) => {
+                let path = listener
+                    .local_addr()?
+                    .as_pathname()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from(format!("(fd {})", listener.as_raw_fd())));
+                // The server accepts after poll(2) says a client is there; a blocking
+                // accept keeps the vfio_user crate's loop simple whatever flags the
+                // socket came with.
+                listener.set_nonblocking(false)?;
+                Self::serve_on(listener, path, None, config, backend)
+            }
+        }
+    }
+
+    /// Start the event-loop thread (`nic-emu-io`) if it is not running yet.
+    pub fn spawn(&mut self) -> Result<(), FrontendError> {
+        if let Some(lp) = self.pending_loop.take() {
+            self.event_loop = Some(lp.spawn()?);
+        }
+        Ok(())
     }
 
     /// Like [`new`](Self::new), on a socket that is already listening: one a service
@@ -218,15 +267,9 @@ impl VfioUserServer {
         config: DeviceConfig,
         backend: Box<dyn PacketBackend>,
     ) -> Result<Self, FrontendError> {
-        let path = listener
-            .local_addr()?
-            .as_pathname()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(format!("(fd {})", listener.as_raw_fd())));
-        // The server accepts after poll(2) says a client is there; a blocking accept keeps
-        // the vfio_user crate's loop simple whatever flags the socket came with.
-        listener.set_nonblocking(false)?;
-        Self::serve_on(listener, path, None, config, backend)
+        let mut s = Self::bind(Listen::Listener(listener), config, backend)?;
+        s.spawn()?;
+        Ok(s)
     }
 
     fn serve_on(
@@ -259,7 +302,6 @@ impl VfioUserServer {
         let waker = event_loop.waker();
         let hook_intx = intx.clone();
         event_loop.set_hook(Box::new(move || hook_intx.poll_recheck()));
-        let event_loop = event_loop.spawn()?;
 
         let server = Server::from_owned_fd(
             OwnedFd::from(listener),
@@ -281,7 +323,8 @@ impl VfioUserServer {
                 connection: Mutex::new(None),
             }),
             clock,
-            event_loop: Some(event_loop),
+            pending_loop: Some(event_loop),
+            event_loop: None,
         })
     }
 
@@ -327,6 +370,7 @@ impl VfioUserServer {
     /// Serve clients one after the other until a [`ShutdownHandle`] stops the server.
     /// A client that sends garbage or fails is logged and dropped; the next one is served.
     pub fn serve(&mut self) -> Result<(), FrontendError> {
+        self.spawn()?;
         while !self.shared.stop.load(Ordering::Acquire) {
             match poll_readable(self.listener.as_raw_fd(), Duration::from_millis(100)) {
                 Ok(true) => self.serve_one(),
@@ -339,6 +383,9 @@ impl VfioUserServer {
 
     /// Accept one client (blocking until one connects) and serve it until it leaves.
     pub fn serve_one(&mut self) {
+        if let Err(e) = self.spawn() {
+            log::error!("vfio-user: cannot start the event loop: {e}");
+        }
         self.fresh_device();
         let n = self.shared.clients.fetch_add(1, Ordering::AcqRel) + 1;
         log::info!(

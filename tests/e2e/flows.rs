@@ -124,10 +124,68 @@ pub fn assert_cli_alive(cli: &mut Proc) {
     if let Some(st) = cli.try_wait() {
         panic!("{} exited ({st}):\n{}", cli.name, cli.log_tail(40));
     }
+    assert_sandbox_log(cli);
 }
 
-/// Stop nic-emu-cli with SIGTERM: it must exit 0 within 5 s.
+/// nic-emu-cli ran sandboxed (the default) and its sandbox refused no call.
+pub fn assert_sandbox_log(cli: &Proc) {
+    let log = cli.log_text();
+    assert!(
+        log.contains("sandbox: running as"),
+        "{} did not apply its sandbox:\n{}",
+        cli.name,
+        cli.log_tail(40)
+    );
+    assert!(
+        !log.contains("nic-emu: sandbox: system call"),
+        "{}: the sandbox refused a call:\n{}",
+        cli.name,
+        cli.log_tail(40)
+    );
+}
+
+/// `/proc/PID/status` and that of every thread of a sandboxed nic-emu-cli: seccomp
+/// filtering (mode 2), no_new_privs, no capability in any set, and the user and group
+/// it was told to become.
+pub fn assert_sandboxed(pid: u32, uid: u32, gid: u32) {
+    let tasks: Vec<std::path::PathBuf> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the process's threads")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert!(tasks.len() >= 3, "threads of {pid}: {tasks:?}");
+    let mut names = Vec::new();
+    for dir in std::iter::once(std::path::PathBuf::from(format!("/proc/{pid}"))).chain(tasks) {
+        let status = std::fs::read_to_string(dir.join("status")).expect("status");
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_else(|| panic!("{k} in {}:\n{status}", dir.display()))
+        };
+        let name = field("Name:");
+        for (k, want) in [
+            ("Seccomp:", "2".to_string()),
+            ("NoNewPrivs:", "1".to_string()),
+            ("CapInh:", "0000000000000000".to_string()),
+            ("CapPrm:", "0000000000000000".to_string()),
+            ("CapEff:", "0000000000000000".to_string()),
+            ("CapBnd:", "0000000000000000".to_string()),
+            ("CapAmb:", "0000000000000000".to_string()),
+            ("Uid:", format!("{uid} {uid} {uid} {uid}")),
+            ("Gid:", format!("{gid} {gid} {gid} {gid}")),
+            ("Groups:", String::new()),
+        ] {
+            assert_eq!(field(k), want, "{k} of {name} ({})", dir.display());
+        }
+        names.push(name);
+    }
+    eprintln!("e2e: {pid} sandboxed (uid {uid}, gid {gid}), threads: {names:?}");
+}
+
+/// Stop nic-emu-cli with SIGTERM: it must exit 0 within 5 s, sandboxed all along.
 pub fn stop_cli(cli: &mut Proc) {
+    assert_sandbox_log(cli);
     let st = cli.stop(Duration::from_secs(5));
     assert!(
         st.is_some_and(|s| s.success()),

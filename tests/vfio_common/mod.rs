@@ -178,3 +178,135 @@ pub fn header(id: u16, command: u16, size: u32, flags: u32) -> Vec<u8> {
     h.extend_from_slice(&0u32.to_le_bytes());
     h
 }
+
+/// What a hostile-client test needs from a server: its socket, and where it can tell,
+/// its guest-memory map count and whether an INTx eventfd is connected.
+pub trait Target {
+    fn path(&self) -> &Path;
+    /// DMA regions mapped now (`None`: not visible from outside the server's process).
+    fn region_count(&self) -> Option<usize>;
+    /// An INTx eventfd connected (`None`: not visible).
+    fn intx_enabled(&self) -> Option<bool>;
+}
+
+impl Target for Running {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn region_count(&self) -> Option<usize> {
+        Some(self.device.lock().memory().region_count())
+    }
+    fn intx_enabled(&self) -> Option<bool> {
+        Some(self.intx.enabled())
+    }
+}
+
+/// `nic-emu-cli` itself, with its sandbox on (the default), on a loopback backend: a
+/// hostile input that reached a system call outside its lists would kill it (status
+/// 159), and the drop checks that it is alive and stops cleanly.
+#[cfg(feature = "cli")]
+pub struct CliServer {
+    pub path: PathBuf,
+    log: PathBuf,
+    child: std::process::Child,
+}
+
+#[cfg(feature = "cli")]
+impl CliServer {
+    pub fn start() -> CliServer {
+        Self::start_with_args(&[])
+    }
+
+    /// With these options added to the command line.
+    pub fn start_with_args(extra: &[&str]) -> CliServer {
+        let path = socket_path();
+        let log = path.with_extension("log");
+        let out = File::create(&log).expect("create the log");
+        let err = out.try_clone().expect("dup the log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_nic-emu-cli"))
+            .args([
+                "--backend",
+                "loopback",
+                "--mac",
+                "52:54:00:ab:cd:01",
+                "--socket",
+            ])
+            .arg(&path)
+            .args(extra)
+            .current_dir(std::env::temp_dir())
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start nic-emu-cli");
+        let mut s = CliServer { path, log, child };
+        let t = Instant::now();
+        while !s.log_text().contains("listening on") {
+            if let Ok(Some(st)) = s.child.try_wait() {
+                panic!("nic-emu-cli exited ({st}):\n{}", s.log_text());
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "nic-emu-cli did not start:\n{}",
+                s.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            s.log_text().contains("sandbox: running as"),
+            "not sandboxed:\n{}",
+            s.log_text()
+        );
+        s
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+#[cfg(feature = "cli")]
+impl Target for CliServer {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn region_count(&self) -> Option<usize> {
+        None
+    }
+    fn intx_enabled(&self) -> Option<bool> {
+        None
+    }
+}
+
+#[cfg(feature = "cli")]
+impl Drop for CliServer {
+    fn drop(&mut self) {
+        let alive = matches!(self.child.try_wait(), Ok(None));
+        // SAFETY: kill(2) on our own child's pid; no memory involved.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        let status = loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                break Some(st);
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = self.log_text();
+        let _ = std::fs::remove_file(&self.log);
+        if std::thread::panicking() {
+            eprintln!("nic-emu-cli log:\n{log}");
+            return;
+        }
+        assert!(alive, "nic-emu-cli died during the test:\n{log}");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "nic-emu-cli ended with {status:?} after SIGTERM:\n{log}"
+        );
+        assert!(!log.contains("nic-emu: sandbox: system call"), "{log}");
+        assert!(!self.path.exists(), "socket file left behind");
+    }
+}

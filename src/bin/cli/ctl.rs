@@ -74,7 +74,26 @@ pub fn run(args: CtlArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let reply = match client::call(path, &request, Duration::from_secs(args.timeout.max(1))) {
+    // `record start FILE`: the file is created here and its descriptor sent along.
+    let record_to = match &args.op {
+        Op::Command(Command::Record(RecordCommand::Start(start))) => {
+            match std::fs::File::create(&start.file) {
+                Ok(f) => Some((f, start.file.clone())),
+                Err(e) => {
+                    eprintln!("nic-emu-cli ctl: record: {}: {e}", start.file.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => None,
+    };
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let reply = client::call_with_file(path, &request, record_to.as_ref().map(|r| &r.0), timeout);
+    let failed = !matches!(&reply, Ok(r) if r.get("error").is_none());
+    if let (true, Some((_, file))) = (failed, &record_to) {
+        let _ = std::fs::remove_file(file);
+    }
+    let reply = match reply {
         Ok(r) => r,
         Err(e) => {
             eprintln!("nic-emu-cli ctl: {e}");
