@@ -5,7 +5,7 @@
 //! * `factory.rs`: [`BackendSpec::open_for`] builds the backend (the kind, wrapped in
 //!   the impairment and the recorder the spec asks for);
 //! * `file.rs` (feature `config`): `backends.toml` itself (`Config`);
-//! * [`sandbox`] (feature `sandbox`): what each backend kind needs from the sandbox.
+//! * `sandbox.rs` (feature `sandbox`): what each backend kind needs from the sandbox.
 //!
 //! The configuration sits above the backends: it names and builds them, they know
 //! nothing of it (what each is opened with is in [`crate::backend::params`]).
