@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use nic_emu::backend::{DstRewrite, PacketBackend, PcapReplay, ReplayTiming, Rewrite};
 use nic_emu::backend::RxOutcome;
+use nic_emu::backend::{DstRewrite, PacketBackend, PcapReplay, ReplayTiming, Rewrite};
 use nic_emu::MacAddress;
 
 /// The capture file: a memfd (memory only) and the path that opens it again.

@@ -266,7 +266,11 @@ pub fn run(input: &Input) {
     // SAFETY: valid config and out pointer.
     let st = unsafe { nic_emu_create(&cfg, &mut dev) };
     let valid_clock = matches!(cfg.clock, NIC_EMU_CLOCK_MANUAL | NIC_EMU_CLOCK_MONOTONIC);
-    if !valid_clock {
+    // A group or all-zero address is refused: a guest driver would refuse the card.
+    let valid_mac = nic_emu::mac::MacAddress::new(cfg.mac)
+        .check_station()
+        .is_ok();
+    if !(valid_clock && valid_mac) {
         assert_eq!(st, NicEmuStatus::InvalidArgument);
         assert!(dev.is_null(), "*out set to NULL on failure");
         for call in &input.calls {
@@ -514,7 +518,10 @@ unsafe fn one(dev: *mut NicEmuDevice, call: &Call, mem: &Mem, manual: bool) -> N
                     &mut needed
                 };
                 let st = nic_emu_lint_report(dev, bp, len, np);
-                if !*null_buf && len > 0 && (st == NicEmuStatus::Ok || st == NicEmuStatus::InvalidLength) {
+                if !*null_buf
+                    && len > 0
+                    && (st == NicEmuStatus::Ok || st == NicEmuStatus::InvalidLength)
+                {
                     // Always NUL-terminated within the buffer.
                     assert!(buf.contains(&0), "{call:?}");
                 }
