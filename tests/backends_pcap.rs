@@ -368,7 +368,7 @@ fn limits_stop_recording_but_not_traffic() {
         assert!(rec.send(f).unwrap());
     }
     assert_eq!(drain(&mut rec), fs);
-    assert_eq!(rec.stopped(), Some(&RecordStop::FrameLimit));
+    assert_eq!(rec.stopped(), Some(RecordStop::FrameLimit));
     assert_eq!(rec.counters().not_recorded, 5);
     drop(rec);
     assert_eq!(read_back(&path).1.len(), 3);
@@ -384,7 +384,7 @@ fn limits_stop_recording_but_not_traffic() {
         rec.send(&[0u8; 60]).unwrap();
     }
     assert_eq!(drain(&mut rec).len(), 3);
-    assert_eq!(rec.stopped(), Some(&RecordStop::SizeLimit));
+    assert_eq!(rec.stopped(), Some(RecordStop::SizeLimit));
     rec.flush().unwrap();
     assert_eq!(read_back(&path).1.len(), 2);
     assert!(std::fs::metadata(&path).unwrap().len() <= 200);

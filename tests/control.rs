@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::watchdog;
-use nic_emu::backend::{Loopback, PcapRecorder};
+use nic_emu::backend::{Handles, Loopback, PcapRecorder};
 use nic_emu::control::http::MetricsServer;
 use nic_emu::control::{ControlContext, ControlServer, MAX_REQUEST};
 use nic_emu::frontend::SharedDevice;
@@ -20,7 +20,12 @@ use nic_emu::{DeviceConfig, MonotonicClock, E1000};
 use serde_json::Value;
 
 fn setup(tag: &str) -> (SharedDevice, ControlServer, PathBuf) {
-    let backend = Box::new(PcapRecorder::idle(Loopback::new()));
+    let recorder = PcapRecorder::idle(Loopback::new());
+    let handles = Handles {
+        recorder: Some(recorder.handle()),
+        ..Handles::default()
+    };
+    let backend = Box::new(recorder);
     let d = E1000::new(
         DeviceConfig::default(),
         backend,
@@ -29,7 +34,8 @@ fn setup(tag: &str) -> (SharedDevice, ControlServer, PathBuf) {
     );
     let device = SharedDevice::new(d);
     let path = std::env::temp_dir().join(format!("nic-emu-ctl-{}-{tag}.sock", std::process::id()));
-    let ctx = Arc::new(ControlContext::new(Arc::new(device.clone()), "loopback"));
+    let ctx =
+        Arc::new(ControlContext::new(Arc::new(device.clone()), "loopback").with_handles(handles));
     let server = ControlServer::start(&path, ctx).expect("control server");
     (device, server, path)
 }
@@ -349,16 +355,18 @@ fn link_and_info_say_when_the_backend_has_no_carrier_and_why() {
 #[test]
 fn record_start_takes_a_passed_descriptor_and_checks_it() {
     use nic_emu::control::reply_line_with;
-    let device = {
-        let backend = Box::new(PcapRecorder::idle(Loopback::new()));
-        SharedDevice::new(E1000::new(
-            DeviceConfig::default(),
-            backend,
-            Box::new(nic_emu::SharedIrqLine::new()),
-            Arc::new(MonotonicClock::new()),
-        ))
+    let recorder = PcapRecorder::idle(Loopback::new());
+    let handles = Handles {
+        recorder: Some(recorder.handle()),
+        ..Handles::default()
     };
-    let mut ctx = ControlContext::new(Arc::new(device), "loopback");
+    let device = SharedDevice::new(E1000::new(
+        DeviceConfig::default(),
+        Box::new(recorder),
+        Box::new(nic_emu::SharedIrqLine::new()),
+        Arc::new(MonotonicClock::new()),
+    ));
+    let mut ctx = ControlContext::new(Arc::new(device), "loopback").with_handles(handles);
     ctx.create_files = false;
     let dir = std::env::temp_dir().join(format!("nic-emu-ctl-fd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -417,4 +425,100 @@ fn record_start_takes_a_passed_descriptor_and_checks_it() {
     assert_eq!(v["return"]["recording"], false, "{v}");
     assert_eq!(std::fs::read(&path).unwrap().len(), 24, "the pcap header");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `impair` and `replay` act on the handles the factory returns with the backend: the
+/// device's lock is not involved, the chain sees the change at its next frame.
+#[test]
+fn impair_and_replay_steer_the_chain_through_their_handles() {
+    use nic_emu::config::{BackendContext, BackendSpec, Opened};
+    use nic_emu::control::reply_line;
+    use nic_emu::PacketBackend;
+
+    let reply = |ctx: &ControlContext, line: &str| -> Value {
+        serde_json::from_str(&reply_line(ctx, line.as_bytes())).unwrap()
+    };
+    let device_with = |backend: Box<dyn PacketBackend>| {
+        SharedDevice::new(E1000::new(
+            DeviceConfig::default(),
+            backend,
+            Box::new(nic_emu::SharedIrqLine::new()),
+            Arc::new(MonotonicClock::new()),
+        ))
+    };
+
+    // Impairment: `set loss=100` loses every frame from then on, and `get` counts them.
+    let Opened { backend, handles } = BackendSpec::parse_inline("loopback,loss=0")
+        .unwrap()
+        .open_with_handles(&BackendContext::default())
+        .unwrap();
+    assert!(handles.impair.is_some() && handles.replay.is_none());
+    let device = device_with(backend);
+    let ctx = ControlContext::new(Arc::new(device.clone()), "loopback").with_handles(handles);
+    let v = reply(
+        &ctx,
+        r#"{"execute":"impair","arguments":{"action":"set","settings":{"loss":100}}}"#,
+    );
+    assert_eq!(v["return"]["settings"]["loss"], "100", "{v}");
+    {
+        let mut d = device.lock();
+        let b = d.backend_mut();
+        for _ in 0..3 {
+            b.send(&[7u8; 60]).unwrap();
+        }
+        let mut buf = vec![0u8; 2048];
+        assert_eq!(b.recv(&mut buf).unwrap(), None, "every frame lost");
+    }
+    let v = reply(&ctx, r#"{"execute":"impair","arguments":{"action":"get"}}"#);
+    assert_eq!(v["return"]["counters"]["tx"]["lost"], 3, "{v}");
+    let v = reply(
+        &ctx,
+        r#"{"execute":"impair","arguments":{"action":"set","settings":{"nonsense":1}}}"#,
+    );
+    assert_eq!(v["error"]["class"], "InvalidArgument", "{v}");
+    let v = reply(
+        &ctx,
+        r#"{"execute":"replay","arguments":{"action":"pause"}}"#,
+    );
+    assert_eq!(v["error"]["class"], "NotSupported", "{v}");
+
+    // Replay: paused, it offers nothing; resumed, the frame comes.
+    let file = std::env::temp_dir().join(format!("nic-emu-ctl-replay-{}.pcap", std::process::id()));
+    {
+        let mut rec = PcapRecorder::create(Loopback::new(), &file, Default::default()).unwrap();
+        rec.send(&[5u8; 60]).unwrap();
+        assert!(rec.finish());
+    }
+    let Opened { backend, handles } =
+        BackendSpec::parse_inline(&format!("pcap,replay={},timing=fast", file.display()))
+            .unwrap()
+            .open_with_handles(&BackendContext::default())
+            .unwrap();
+    assert!(handles.replay.is_some() && handles.impair.is_none());
+    let device = device_with(backend);
+    let ctx = ControlContext::new(Arc::new(device.clone()), "replay").with_handles(handles);
+    let v = reply(
+        &ctx,
+        r#"{"execute":"replay","arguments":{"action":"pause"}}"#,
+    );
+    assert_eq!(v["return"]["paused"], true, "{v}");
+    let mut buf = vec![0u8; 2048];
+    assert_eq!(device.lock().backend_mut().recv(&mut buf).unwrap(), None);
+    assert_eq!(device.lock().backend_mut().next_rx_deadline(), None);
+    let v = reply(
+        &ctx,
+        r#"{"execute":"replay","arguments":{"action":"resume"}}"#,
+    );
+    assert_eq!(v["return"]["paused"], false, "{v}");
+    assert_eq!(
+        device.lock().backend_mut().recv(&mut buf).unwrap(),
+        Some(60)
+    );
+    let v = reply(
+        &ctx,
+        r#"{"execute":"replay","arguments":{"action":"status"}}"#,
+    );
+    assert_eq!(v["return"]["delivered"], 1, "{v}");
+    assert_eq!(v["return"]["finished"], true, "{v}");
+    let _ = std::fs::remove_file(&file);
 }

@@ -17,11 +17,11 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::control::{with_inner_counters, BackendCounter};
 use super::RxOutcome;
-use super::{BackendReply, BackendRequest, PacketBackend};
+use super::{BackendCounter, PacketBackend};
 
 pub use super::params::impair::*;
 
@@ -241,21 +241,127 @@ fn describe(spec: &ImpairSpec) -> String {
 /// Wraps a backend and impairs the frames crossing it.
 pub struct Impair<B: PacketBackend> {
     inner: B,
-    spec: ImpairSpec,
-    rx: Lane,
-    tx: Lane,
+    shared: Arc<Shared>,
     /// For each frame handed to the device, in order: whether its verdict goes to the
     /// inner backend (only the first copy of one of its frames).
     verdicts_owed: VecDeque<bool>,
     scratch: Vec<u8>,
 }
 
+/// The impairments in force and both directions' pipelines, shared by the wrapper (on
+/// the frame path, under the device lock) and its [`ImpairHandle`]s (a control client,
+/// without the device lock). Lock order: device, then this.
+#[derive(Debug)]
+struct Shared(Mutex<Lanes>);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Lanes> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug)]
+struct Lanes {
+    /// The wrapped backend's name, for logs.
+    label: String,
+    spec: ImpairSpec,
+    rx: Lane,
+    tx: Lane,
+}
+
+impl Lanes {
+    fn counters(&self) -> ImpairCounters {
+        ImpairCounters {
+            rx: self.rx.c,
+            tx: self.tx.c,
+        }
+    }
+
+    fn set_spec(&mut self, spec: ImpairSpec) {
+        if spec.seed != self.spec.seed {
+            self.rx.rng = SplitMix64(spec.seed ^ RX_SALT);
+            self.tx.rng = SplitMix64(spec.seed ^ TX_SALT);
+        }
+        self.rx.p = spec.rx;
+        self.tx.p = spec.tx;
+        self.spec = spec;
+        log::info!("impair {}: now {}", self.label, describe(&spec));
+    }
+
+    /// Send the transmitted frames that are due.
+    fn release_tx(&mut self, inner: &mut impl PacketBackend, now: Instant) -> io::Result<()> {
+        while let Some(h) = self.tx.pop_due(now) {
+            inner.send(&h.data)?;
+        }
+        Ok(())
+    }
+
+    /// Take what the inner backend has (bounded) into the receive lane.
+    fn pull_rx(
+        &mut self,
+        inner: &mut impl PacketBackend,
+        scratch: &mut [u8],
+        now: Instant,
+    ) -> io::Result<()> {
+        for _ in 0..64 {
+            if self.rx.held() >= QUEUE_LIMIT {
+                // Leave the rest in the inner backend until frames leave.
+                break;
+            }
+            match inner.recv(scratch)? {
+                Some(n) => {
+                    let frame = scratch.get(..n).unwrap_or_default();
+                    let before = self.rx.c.lost;
+                    self.rx.push(frame, now);
+                    if self.rx.c.lost != before {
+                        // Lost before the device saw it: tell the inner backend.
+                        inner.rx_outcome(RxOutcome::Dropped);
+                    }
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Steering an [`Impair`] from another thread (a control client): read and change the
+/// impairments without the device lock.
+#[derive(Clone, Debug)]
+pub struct ImpairHandle {
+    shared: Arc<Shared>,
+}
+
+impl ImpairHandle {
+    /// The impairments in force, and what they did so far.
+    pub fn get(&self) -> (ImpairSpec, ImpairCounters) {
+        let l = self.shared.lock();
+        (l.spec, l.counters())
+    }
+
+    /// Change the impairments with `f`, which sees those in force; read, change and
+    /// write back under one lock, so two clients cannot interleave. Frames already held
+    /// keep their fate; a new seed restarts the generators. Returns the impairments
+    /// now in force and the counters, or `f`'s error (nothing changed).
+    pub fn update<E>(
+        &self,
+        f: impl FnOnce(&mut ImpairSpec) -> Result<(), E>,
+    ) -> Result<(ImpairSpec, ImpairCounters), E> {
+        let mut l = self.shared.lock();
+        let mut spec = l.spec;
+        f(&mut spec)?;
+        l.set_spec(spec);
+        Ok((l.spec, l.counters()))
+    }
+}
+
 impl<B: PacketBackend> fmt::Debug for Impair<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let l = self.shared.lock();
         f.debug_struct("Impair")
             .field("inner", &self.inner.name())
-            .field("spec", &self.spec)
-            .field("counters", &self.counters())
+            .field("spec", &l.spec)
+            .field("counters", &l.counters())
             .finish_non_exhaustive()
     }
 }
@@ -263,14 +369,26 @@ impl<B: PacketBackend> fmt::Debug for Impair<B> {
 impl<B: PacketBackend> Impair<B> {
     /// Wrap `inner`.
     pub fn new(inner: B, spec: ImpairSpec) -> Self {
-        log::info!("impair {}: {}", inner.name(), describe(&spec));
-        Self {
-            inner,
+        let label = inner.name();
+        log::info!("impair {label}: {}", describe(&spec));
+        let lanes = Lanes {
+            label,
             rx: Lane::new(spec.rx, spec.seed ^ RX_SALT),
             tx: Lane::new(spec.tx, spec.seed ^ TX_SALT),
             spec,
+        };
+        Self {
+            inner,
+            shared: Arc::new(Shared(Mutex::new(lanes))),
             verdicts_owed: VecDeque::new(),
             scratch: vec![0; super::MAX_FRAME],
+        }
+    }
+
+    /// A handle that reads and changes the impairments from another thread.
+    pub fn handle(&self) -> ImpairHandle {
+        ImpairHandle {
+            shared: self.shared.clone(),
         }
     }
 
@@ -286,59 +404,18 @@ impl<B: PacketBackend> Impair<B> {
 
     /// Counters so far.
     pub fn counters(&self) -> ImpairCounters {
-        ImpairCounters {
-            rx: self.rx.c,
-            tx: self.tx.c,
-        }
+        self.shared.lock().counters()
     }
 
     /// The impairments in force.
     pub fn spec(&self) -> ImpairSpec {
-        self.spec
+        self.shared.lock().spec
     }
 
     /// Impair the frames from now on as `spec` says (a control client's `impair set`).
     /// Frames already held keep their fate; a new seed restarts the generators.
     pub fn set_spec(&mut self, spec: ImpairSpec) {
-        if spec.seed != self.spec.seed {
-            self.rx.rng = SplitMix64(spec.seed ^ RX_SALT);
-            self.tx.rng = SplitMix64(spec.seed ^ TX_SALT);
-        }
-        self.rx.p = spec.rx;
-        self.tx.p = spec.tx;
-        self.spec = spec;
-        log::info!("impair {}: now {}", self.inner.name(), describe(&spec));
-    }
-
-    /// Send the transmitted frames that are due.
-    fn release_tx(&mut self, now: Instant) -> io::Result<()> {
-        while let Some(h) = self.tx.pop_due(now) {
-            self.inner.send(&h.data)?;
-        }
-        Ok(())
-    }
-
-    /// Take what the inner backend has (bounded) into the receive lane.
-    fn pull_rx(&mut self, now: Instant) -> io::Result<()> {
-        for _ in 0..64 {
-            if self.rx.held() >= QUEUE_LIMIT {
-                // Leave the rest in the inner backend until frames leave.
-                break;
-            }
-            match self.inner.recv(&mut self.scratch)? {
-                Some(n) => {
-                    let frame = self.scratch.get(..n).unwrap_or_default();
-                    let before = self.rx.c.lost;
-                    self.rx.push(frame, now);
-                    if self.rx.c.lost != before {
-                        // Lost before the device saw it: tell the inner backend.
-                        self.inner.rx_outcome(RxOutcome::Dropped);
-                    }
-                }
-                None => break,
-            }
-        }
-        Ok(())
+        self.shared.lock().set_spec(spec);
     }
 }
 
@@ -349,19 +426,22 @@ impl<B: PacketBackend> PacketBackend for Impair<B> {
 
     fn send(&mut self, frame: &[u8]) -> io::Result<bool> {
         let now = Instant::now();
-        let full = self.tx.c.queue_full;
-        self.tx.push(frame, now);
-        self.release_tx(now)?;
-        Ok(self.tx.c.queue_full == full)
+        let mut l = self.shared.lock();
+        let full = l.tx.c.queue_full;
+        l.tx.push(frame, now);
+        l.release_tx(&mut self.inner, now)?;
+        Ok(l.tx.c.queue_full == full)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let now = Instant::now();
-        self.release_tx(now)?;
-        self.pull_rx(now)?;
-        let Some(h) = self.rx.pop_due(now) else {
+        let mut l = self.shared.lock();
+        l.release_tx(&mut self.inner, now)?;
+        l.pull_rx(&mut self.inner, &mut self.scratch, now)?;
+        let Some(h) = l.rx.pop_due(now) else {
             return Ok(None);
         };
+        drop(l);
         let n = h.data.len().min(buf.len());
         if let (Some(dst), Some(src)) = (buf.get_mut(..n), h.data.get(..n)) {
             dst.copy_from_slice(src);
@@ -374,17 +454,18 @@ impl<B: PacketBackend> PacketBackend for Impair<B> {
         // With the queue full, `recv` leaves the inner backend's frames where they are:
         // its fd stays readable and is not worth watching until frames leave
         // (`next_rx_deadline`).
-        if self.rx.held() >= QUEUE_LIMIT {
+        if self.shared.lock().rx.held() >= QUEUE_LIMIT {
             return None;
         }
         self.inner.rx_fd()
     }
 
     fn next_rx_deadline(&self) -> Option<Instant> {
+        let l = self.shared.lock();
         [
             self.inner.next_rx_deadline(),
-            self.rx.next_due(),
-            self.tx.next_due(),
+            l.rx.next_due(),
+            l.tx.next_due(),
         ]
         .into_iter()
         .flatten()
@@ -414,28 +495,20 @@ impl<B: PacketBackend> PacketBackend for Impair<B> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        log::info!("impair {}: rx {}", self.inner.name(), self.rx.c);
-        log::info!("impair {}: tx {}", self.inner.name(), self.tx.c);
+        let c = self.counters();
+        log::info!("impair {}: rx {}", self.inner.name(), c.rx);
+        log::info!("impair {}: tx {}", self.inner.name(), c.tx);
         self.inner.flush()
     }
 
-    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
-        match request {
-            BackendRequest::ImpairGet => {}
-            BackendRequest::ImpairSet(spec) => self.set_spec(spec),
-            BackendRequest::Counters => {
-                let mut own = Vec::new();
-                for (dir, c) in [("rx", &self.rx.c), ("tx", &self.tx.c)] {
-                    own.extend(dir_counters(dir, c));
-                }
-                return Some(with_inner_counters(
-                    own,
-                    self.inner.control(BackendRequest::Counters),
-                ));
-            }
-            other => return self.inner.control(other),
+    fn backend_counters(&self) -> Vec<BackendCounter> {
+        let c = self.counters();
+        let mut all = Vec::new();
+        for (dir, c) in [("rx", &c.rx), ("tx", &c.tx)] {
+            all.extend(dir_counters(dir, c));
         }
-        Some(BackendReply::Impair(Box::new((self.spec, self.counters()))))
+        all.extend(self.inner.backend_counters());
+        all
     }
 }
 

@@ -12,8 +12,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-pub mod control;
-pub use control::{BackendReply, BackendRequest};
+mod handles;
+pub use handles::Handles;
 pub mod gso;
 #[cfg_attr(not(any(feature = "tap", feature = "pcap")), allow(dead_code))]
 pub(crate) mod gso_rx;
@@ -50,6 +50,28 @@ pub use pcap_replay::PcapReplay;
 pub mod pcap_record;
 #[cfg(feature = "pcap")]
 pub use pcap_record::PcapRecorder;
+
+/// One counter of a backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendCounter {
+    /// Name: lower case, `[a-z0-9_]`, prefixed by the layer (`impair_rx_lost`).
+    pub name: String,
+    /// What it counts, one line.
+    pub help: &'static str,
+    /// The value.
+    pub value: u64,
+}
+
+impl BackendCounter {
+    /// A counter named `layer_name`.
+    pub fn new(layer: &str, name: &str, help: &'static str, value: u64) -> Self {
+        Self {
+            name: format!("{layer}_{name}"),
+            help,
+            value,
+        }
+    }
+}
 
 /// What a backend says about its wire, as a cable's carrier: whether frames can cross it
 /// now, and when the backend wants to be asked again.
@@ -171,11 +193,12 @@ pub trait PacketBackend: Send {
         ))
     }
 
-    /// A request from a control client (see [`control`]): a wrapper answers its own
-    /// requests and passes the others to the backend it wraps. `None`: nothing here
-    /// knows the request.
-    fn control(&mut self, _request: BackendRequest) -> Option<BackendReply> {
-        None
+    /// The backend's own counters (for the control socket's `stats` and Prometheus),
+    /// read under the device lock; a wrapper puts its counters before those of the
+    /// backend it wraps. Steering a wrapper at run time goes through its handle
+    /// ([`Handles`]), not through the chain.
+    fn backend_counters(&self) -> Vec<BackendCounter> {
+        Vec::new()
     }
 
     /// Whether the wire works now, as a cable's carrier (a tap that was deleted, a
@@ -232,8 +255,8 @@ impl<B: PacketBackend + ?Sized> PacketBackend for Box<B> {
     fn send_gso(&mut self, frame: &[u8], gso: &Gso) -> io::Result<bool> {
         (**self).send_gso(frame, gso)
     }
-    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
-        (**self).control(request)
+    fn backend_counters(&self) -> Vec<BackendCounter> {
+        (**self).backend_counters()
     }
     fn carrier(&mut self) -> Carrier {
         (**self).carrier()

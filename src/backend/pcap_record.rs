@@ -10,22 +10,23 @@
 //! most 64 KiB or about the last second.
 //!
 //! A recorder can also sit idle ([`PcapRecorder::idle`]) and be switched on and off while
-//! frames flow ([`PcapRecorder::start`], [`PcapRecorder::finish`], or the `Record*`
-//! requests of [`BackendRequest`]): nic-emu-cli always wraps its backend in one, so a
-//! control client can record any stretch of traffic.
+//! frames flow ([`PcapRecorder::start`], [`PcapRecorder::finish`], or from another
+//! thread through its [`RecorderHandle`]): nic-emu-cli always wraps its backend in one,
+//! so a control client can record any stretch of traffic.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pcap_file::pcap::{PcapHeader, PcapWriteError};
 use pcap_file::{DataLink, Endianness};
 
-use super::control::{with_inner_counters, BackendCounter, RecordStatus};
 use super::params::RecordLimits;
-use super::{BackendReply, BackendRequest, PacketBackend};
+use super::{BackendCounter, PacketBackend};
 
 mod file;
 pub use file::BUFFER;
@@ -64,9 +65,58 @@ pub enum RecordStop {
     WriteError(String),
 }
 
+/// What a pcap recorder is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordStatus {
+    /// Whether frames are being written now.
+    pub recording: bool,
+    /// The file of the current (or last) recording.
+    pub path: Option<PathBuf>,
+    /// Frames written by the current (or last) recording, both directions.
+    pub frames: u64,
+    /// Bytes in its file, header included.
+    pub bytes: u64,
+    /// Why it stopped by itself (limit, write error), if it did.
+    pub stopped: Option<String>,
+}
+
 /// Wraps a backend and records the frames crossing it.
 pub struct PcapRecorder<B: PacketBackend> {
     inner: B,
+    shared: Arc<Shared>,
+}
+
+/// The recording, shared by the wrapper (on the frame path, under the device lock) and
+/// its [`RecorderHandle`]s (a control client, without the device lock). Lock order:
+/// device, then `state`.
+#[derive(Debug)]
+struct Shared {
+    /// Whether frames must go through `state`: a recording in progress, or one that
+    /// stopped by itself (frames are counted as not recorded). False while idle, so an
+    /// idle recorder costs one atomic load per frame.
+    engaged: AtomicBool,
+    state: Mutex<Recording>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Recording> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Run `f` on the recording, then publish whether frames must go through it.
+    fn with<R>(&self, f: impl FnOnce(&mut Recording) -> R) -> R {
+        let mut g = self.lock();
+        let r = f(&mut g);
+        self.engaged
+            .store(g.writer.is_some() || g.stopped.is_some(), Ordering::Release);
+        r
+    }
+}
+
+/// The state of a recorder's file.
+struct Recording {
+    /// The wrapped backend's name, for logs.
+    label: String,
     /// The file of the current (or last) recording; `None` before the first.
     path: Option<PathBuf>,
     writer: Option<RecordFile>,
@@ -80,15 +130,51 @@ pub struct PcapRecorder<B: PacketBackend> {
     last_flush: Instant,
 }
 
-impl<B: PacketBackend> std::fmt::Debug for PcapRecorder<B> {
+impl std::fmt::Debug for Recording {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PcapRecorder")
-            .field("inner", &self.inner.name())
+        f.debug_struct("Recording")
+            .field("label", &self.label)
             .field("path", &self.path)
             .field("limits", &self.limits)
             .field("counters", &self.counters)
             .field("stopped", &self.stopped)
             .finish_non_exhaustive()
+    }
+}
+
+impl<B: PacketBackend> std::fmt::Debug for PcapRecorder<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcapRecorder")
+            .field("inner", &self.inner.name())
+            .field("recording", &*self.shared.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Steering a [`PcapRecorder`] from another thread (a control client): start, stop and
+/// status act on the recorder's own state, never on the device's lock.
+#[derive(Clone, Debug)]
+pub struct RecorderHandle {
+    shared: Arc<Shared>,
+}
+
+impl RecorderHandle {
+    /// [`PcapRecorder::start`]: start recording into `file` (empty, at `path`); a
+    /// recording in progress is finished first. The pcap header is written here, on the
+    /// caller's thread.
+    pub fn start(&self, file: File, path: PathBuf, limits: RecordLimits) -> io::Result<()> {
+        self.shared
+            .with(|r| r.start_into(Box::new(file), path, limits))
+    }
+
+    /// [`PcapRecorder::finish`]: finish the recording in progress; traffic goes on.
+    pub fn finish(&self) -> bool {
+        self.shared.with(Recording::finish)
+    }
+
+    /// What the recorder is doing.
+    pub fn status(&self) -> RecordStatus {
+        self.shared.lock().status()
     }
 }
 
@@ -104,15 +190,15 @@ impl<B: PacketBackend> PcapRecorder<B> {
     pub fn create(inner: B, path: impl AsRef<Path>, limits: RecordLimits) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
         let file = File::create(&path).map_err(|e| record_error(&path, e))?;
-        let mut me = Self::idle(inner);
+        let me = Self::idle(inner);
         me.start(file, path, limits)?;
         Ok(me)
     }
 
     /// Wrap `inner` without recording (until [`start`](Self::start)).
     pub fn idle(inner: B) -> Self {
-        Self {
-            inner,
+        let state = Recording {
+            label: inner.name(),
             path: None,
             writer: None,
             limits: RecordLimits::default(),
@@ -121,16 +207,85 @@ impl<B: PacketBackend> PcapRecorder<B> {
             epoch: SystemTime::now(),
             base: Instant::now(),
             last_flush: Instant::now(),
+        };
+        Self {
+            inner,
+            shared: Arc::new(Shared {
+                engaged: AtomicBool::new(false),
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    /// A handle that starts, stops and watches this recorder from another thread.
+    pub fn handle(&self) -> RecorderHandle {
+        RecorderHandle {
+            shared: self.shared.clone(),
         }
     }
 
     /// Start recording into `file` (empty, at `path`): the pcap header is written and the
     /// counters start again. A recording in progress is finished first.
-    pub fn start(&mut self, file: File, path: PathBuf, limits: RecordLimits) -> io::Result<()> {
-        self.start_into(Box::new(file), path, limits)
+    pub fn start(&self, file: File, path: PathBuf, limits: RecordLimits) -> io::Result<()> {
+        self.handle().start(file, path, limits)
     }
 
     /// [`start`](Self::start) into any sink (tests: one that fails on purpose).
+    #[cfg(test)]
+    fn start_into(
+        &self,
+        sink: Box<dyn RecordSink>,
+        path: PathBuf,
+        limits: RecordLimits,
+    ) -> io::Result<()> {
+        self.shared.with(|r| r.start_into(sink, path, limits))
+    }
+
+    /// Finish the recording in progress, if any: the file is flushed and closed; frames
+    /// go on flowing unrecorded. Returns whether one was in progress.
+    pub fn finish(&self) -> bool {
+        self.shared.with(Recording::finish)
+    }
+
+    /// What the recorder is doing.
+    pub fn status(&self) -> RecordStatus {
+        self.shared.lock().status()
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    /// The wrapped backend, mutably.
+    pub fn inner_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> RecordCounters {
+        self.shared.lock().counters
+    }
+
+    /// Why recording stopped, if it did.
+    pub fn stopped(&self) -> Option<RecordStop> {
+        self.shared.lock().stopped.clone()
+    }
+
+    /// The file of the current (or last) recording.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.shared.lock().path.clone()
+    }
+
+    /// Record `frame` if a recording is in progress (count it if one stopped by itself).
+    fn record(&self, frame: &[u8], tx: bool) {
+        if self.shared.engaged.load(Ordering::Acquire) {
+            self.shared.with(|r| r.record(frame, tx));
+        }
+    }
+}
+
+impl Recording {
     fn start_into(
         &mut self,
         sink: Box<dyn RecordSink>,
@@ -150,11 +305,7 @@ impl<B: PacketBackend> PcapRecorder<B> {
             .map_err(|e| record_error(&path, write_error(e)))?;
         let writer = RecordFile::start(sink, &bytes)
             .map_err(|f| record_error(&path, io::Error::new(f.error.kind(), f.to_string())))?;
-        log::info!(
-            "pcap record {}: recording {}",
-            path.display(),
-            self.inner.name()
-        );
+        log::info!("pcap record {}: recording {}", path.display(), self.label);
         self.writer = Some(writer);
         self.path = Some(path);
         self.limits = limits;
@@ -167,9 +318,7 @@ impl<B: PacketBackend> PcapRecorder<B> {
         Ok(())
     }
 
-    /// Finish the recording in progress, if any: the file is flushed and closed; frames
-    /// go on flowing unrecorded. Returns whether one was in progress.
-    pub fn finish(&mut self) -> bool {
+    fn finish(&mut self) -> bool {
         let Some(mut w) = self.writer.take() else {
             return false;
         };
@@ -190,8 +339,7 @@ impl<B: PacketBackend> PcapRecorder<B> {
         true
     }
 
-    /// What the recorder is doing.
-    pub fn status(&self) -> RecordStatus {
+    fn status(&self) -> RecordStatus {
         RecordStatus {
             recording: self.writer.is_some(),
             path: self.path.clone(),
@@ -201,35 +349,9 @@ impl<B: PacketBackend> PcapRecorder<B> {
         }
     }
 
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
-    /// The wrapped backend, mutably.
-    pub fn inner_mut(&mut self) -> &mut B {
-        &mut self.inner
-    }
-
-    /// Counters so far.
-    pub fn counters(&self) -> RecordCounters {
-        self.counters
-    }
-
-    /// Why recording stopped, if it did.
-    pub fn stopped(&self) -> Option<&RecordStop> {
-        self.stopped.as_ref()
-    }
-
-    /// The file of the current (or last) recording.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
     fn shown_path(&self) -> std::path::Display<'_> {
         self.path.as_deref().unwrap_or(Path::new("?")).display()
     }
-
     /// Records that were waiting when a write failed: not in the file after all.
     fn lost(&mut self, f: &WriteFailure) {
         let c = &mut self.counters;
@@ -326,8 +448,12 @@ fn record_error(path: &Path, e: io::Error) -> io::Error {
 
 impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
     fn name(&self) -> String {
-        match (&self.path, &self.writer) {
-            (Some(p), Some(_)) => format!("{} (recorded to {})", self.inner.name(), p.display()),
+        match &*self.shared.lock() {
+            Recording {
+                path: Some(p),
+                writer: Some(_),
+                ..
+            } => format!("{} (recorded to {})", self.inner.name(), p.display()),
             _ => self.inner.name(),
         }
     }
@@ -345,20 +471,27 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
     }
 
     fn send_gso(&mut self, frame: &[u8], gso: &super::Gso) -> io::Result<bool> {
-        if self.writer.is_some() {
-            let hdr = gso.vnet_hdr();
-            match super::gso_rx::Cutter::look(&hdr, frame) {
-                super::gso_rx::Received::Gso(mut cutter) => {
-                    let mut seg = vec![0u8; super::MAX_FRAME];
-                    while !cutter.done(frame) {
-                        if let Some(n) = cutter.next_segment(frame, &mut seg) {
-                            self.record(&seg[..n], true);
+        if self.shared.engaged.load(Ordering::Acquire) {
+            self.shared.with(|r| {
+                if r.writer.is_none() {
+                    // Stopped by itself: counted as one frame not recorded.
+                    r.record(frame, true);
+                    return;
+                }
+                let hdr = gso.vnet_hdr();
+                match super::gso_rx::Cutter::look(&hdr, frame) {
+                    super::gso_rx::Received::Gso(mut cutter) => {
+                        let mut seg = vec![0u8; super::MAX_FRAME];
+                        while !cutter.done(frame) {
+                            if let Some(n) = cutter.next_segment(frame, &mut seg) {
+                                r.record(&seg[..n], true);
+                            }
                         }
                     }
+                    // A packet the cutter does not take is recorded as handed on.
+                    _ => r.record(frame, true),
                 }
-                // A packet the cutter does not take is recorded as handed on.
-                _ => self.record(frame, true),
-            }
+            });
         }
         self.inner.send_gso(frame, gso)
     }
@@ -390,17 +523,22 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
     /// asks here on every pass, and wakes when told).
     fn carrier(&mut self) -> super::Carrier {
         let mut c = self.inner.carrier();
-        if self.writer.as_ref().is_some_and(RecordFile::waiting) {
-            let due = self.last_flush + FLUSH_INTERVAL;
-            if Instant::now() >= due {
-                self.last_flush = Instant::now();
-                if let Some(Err(f)) = self.writer.as_mut().map(RecordFile::flush) {
-                    self.write_failed(f);
-                }
-            } else {
-                c.recheck_at = Some(c.recheck_at.map_or(due, |r| r.min(due)));
-            }
+        if !self.shared.engaged.load(Ordering::Acquire) {
+            return c;
         }
+        self.shared.with(|r| {
+            if r.writer.as_ref().is_some_and(RecordFile::waiting) {
+                let due = r.last_flush + FLUSH_INTERVAL;
+                if Instant::now() >= due {
+                    r.last_flush = Instant::now();
+                    if let Some(Err(f)) = r.writer.as_mut().map(RecordFile::flush) {
+                        r.write_failed(f);
+                    }
+                } else {
+                    c.recheck_at = Some(c.recheck_at.map_or(due, |t| t.min(due)));
+                }
+            }
+        });
         c
     }
 
@@ -417,69 +555,53 @@ impl<B: PacketBackend> PacketBackend for PcapRecorder<B> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let ours = match self.writer.as_mut().map(RecordFile::flush) {
-            Some(Err(f)) => {
-                let e = io::Error::new(f.error.kind(), f.to_string());
-                self.write_failed(f);
-                Err(e)
-            }
-            _ => Ok(()),
-        };
+        let ours = self
+            .shared
+            .with(|r| match r.writer.as_mut().map(RecordFile::flush) {
+                Some(Err(f)) => {
+                    let e = io::Error::new(f.error.kind(), f.to_string());
+                    r.write_failed(f);
+                    Err(e)
+                }
+                _ => Ok(()),
+            });
         let theirs = self.inner.flush();
         ours.and(theirs)
     }
 
-    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
-        let reply = match request {
-            BackendRequest::RecordStart { file, path, limits } => {
-                match self.start(file, path, limits) {
-                    Ok(()) => BackendReply::Record(self.status()),
-                    Err(e) => BackendReply::Failed(e.to_string()),
-                }
-            }
-            BackendRequest::RecordStop => {
-                self.finish();
-                BackendReply::Record(self.status())
-            }
-            BackendRequest::RecordStatus => BackendReply::Record(self.status()),
-            BackendRequest::Counters => {
-                let c = self.counters;
-                let own = vec![
-                    BackendCounter::new(
-                        "record",
-                        "tx_frames",
-                        "Frames the guest sent written by the current recording",
-                        c.tx_recorded,
-                    ),
-                    BackendCounter::new(
-                        "record",
-                        "rx_frames",
-                        "Frames the guest received written by the current recording",
-                        c.rx_recorded,
-                    ),
-                    BackendCounter::new(
-                        "record",
-                        "not_recorded",
-                        "Frames not written since the recording stopped by itself",
-                        c.not_recorded,
-                    ),
-                ];
-                return Some(with_inner_counters(
-                    own,
-                    self.inner.control(BackendRequest::Counters),
-                ));
-            }
-            other => return self.inner.control(other),
-        };
-        Some(reply)
+    fn backend_counters(&self) -> Vec<BackendCounter> {
+        let c = self.counters();
+        let mut all = vec![
+            BackendCounter::new(
+                "record",
+                "tx_frames",
+                "Frames the guest sent written by the current recording",
+                c.tx_recorded,
+            ),
+            BackendCounter::new(
+                "record",
+                "rx_frames",
+                "Frames the guest received written by the current recording",
+                c.rx_recorded,
+            ),
+            BackendCounter::new(
+                "record",
+                "not_recorded",
+                "Frames not written since the recording stopped by itself",
+                c.not_recorded,
+            ),
+        ];
+        all.extend(self.inner.backend_counters());
+        all
     }
 }
 
 impl<B: PacketBackend> Drop for PcapRecorder<B> {
     fn drop(&mut self) {
-        if let Some(w) = self.writer.as_mut() {
+        let r = &mut *self.shared.lock();
+        if let Some(w) = r.writer.as_mut() {
             if let Err(f) = w.flush() {
-                log::warn!("pcap record {}: flush at close: {f}", self.shown_path());
+                log::warn!("pcap record {}: flush at close: {f}", r.shown_path());
             }
         }
     }
@@ -571,7 +693,7 @@ mod tests {
     #[test]
     fn a_disk_full_before_the_header_refuses_the_start() {
         let disk = FullDisk::new(10);
-        let mut rec = PcapRecorder::idle(Loopback::new());
+        let rec = PcapRecorder::idle(Loopback::new());
         let e = rec
             .start_into(
                 Box::new(disk.clone()),

@@ -19,6 +19,8 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pcap_file::pcap::{PcapReadError, PcapReader};
@@ -28,10 +30,11 @@ use pcap_file::DataLink;
 
 use super::params::{DstRewrite, ReplayTiming, Rewrite};
 use super::RxOutcome;
-use super::{BackendReply, BackendRequest, PacketBackend};
+use super::{BackendCounter, PacketBackend};
 use crate::mac::MacAddress;
 
 mod pause;
+pub use pause::{ReplayHandle, ReplayStatus};
 mod report;
 use report::FrameClass;
 pub use report::ReplayReport;
@@ -97,8 +100,8 @@ pub struct PcapReplay {
     awaiting: VecDeque<(FrameClass, bool)>,
     report: ReplayReport,
     reported: bool,
-    /// Paused by a control request, since then (`pause.rs`).
-    paused_since: Option<Instant>,
+    /// Shared with the handles: the pause, and where the replay is (`pause.rs`).
+    shared: Arc<pause::Shared>,
 }
 
 impl std::fmt::Debug for PcapReplay {
@@ -234,6 +237,7 @@ impl PcapReplay {
         let file = File::open(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         let reader = open_reader(&file, &path)?;
+        let shared = Arc::new(pause::Shared::new(path.clone()));
         let mut me = Self {
             file,
             path,
@@ -253,9 +257,10 @@ impl PcapReplay {
             awaiting: VecDeque::new(),
             report: ReplayReport::default(),
             reported: false,
-            paused_since: None,
+            shared,
         };
         me.advance();
+        me.publish();
         if let Next::Failed(_) = me.next {
             if let Next::Failed(e) = std::mem::replace(&mut me.next, Next::End) {
                 return Err(e);
@@ -436,9 +441,43 @@ impl PacketBackend for PcapReplay {
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        if self.paused_since.is_some() {
+        if self.shared.paused.load(Ordering::Acquire) {
             return Ok(None);
         }
+        self.take_shift();
+        let r = self.take(buf);
+        self.publish();
+        r
+    }
+
+    fn rx_outcome(&mut self, outcome: RxOutcome) {
+        self.judged(outcome);
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.maybe_report(true);
+        Ok(())
+    }
+
+    fn backend_counters(&self) -> Vec<BackendCounter> {
+        self.counter_list()
+    }
+
+    fn next_rx_deadline(&self) -> Option<Instant> {
+        if self.shared.paused.load(Ordering::Acquire) {
+            return None;
+        }
+        match &self.next {
+            Next::End => None,
+            Next::Failed(_) => Some(self.created),
+            Next::Frame { ts, .. } => Some(self.due(*ts)),
+        }
+    }
+}
+
+impl PcapReplay {
+    /// `recv`'s work once not paused.
+    fn take(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         // Bounded: each skipped frame is consumed.
         for _ in 0..64 {
             let ts = match &self.next {
@@ -500,7 +539,8 @@ impl PacketBackend for PcapReplay {
         Ok(None)
     }
 
-    fn rx_outcome(&mut self, outcome: RxOutcome) {
+    /// What the device did with the oldest frame offered and not yet judged.
+    fn judged(&mut self, outcome: RxOutcome) {
         let Some((class, long)) = self.awaiting.pop_front() else {
             return;
         };
@@ -514,25 +554,5 @@ impl PacketBackend for PcapReplay {
             (RxOutcome::Dropped | RxOutcome::NoRoom, _) => r.dropped += 1,
         }
         self.maybe_report(false);
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.maybe_report(true);
-        Ok(())
-    }
-
-    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
-        self.answer(request)
-    }
-
-    fn next_rx_deadline(&self) -> Option<Instant> {
-        if self.paused_since.is_some() {
-            return None;
-        }
-        match &self.next {
-            Next::End => None,
-            Next::Failed(_) => Some(self.created),
-            Next::Frame { ts, .. } => Some(self.due(*ts)),
-        }
     }
 }

@@ -21,8 +21,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use super::control::{with_inner_counters, BackendCounter};
-use super::{sys, BackendReply, BackendRequest, Carrier, PacketBackend};
+use super::{sys, BackendCounter, Carrier, PacketBackend};
 use crate::sys::unix_socket;
 
 /// Largest length prefix accepted: QEMU's `NET_BUFSIZE` (4096 + 65536). Longer ones end
@@ -583,42 +582,36 @@ impl PacketBackend for StreamBackend {
         })
     }
 
-    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
-        let BackendRequest::Counters = request else {
-            return None;
-        };
+    fn backend_counters(&self) -> Vec<BackendCounter> {
         let c = self.counters;
         let counter = |name, help, value| BackendCounter::new("stream", name, help, value);
-        Some(with_inner_counters(
-            vec![
-                counter("sent", "Frames written or queued whole", c.sent),
-                counter("received", "Frames received", c.received),
-                counter(
-                    "tx_dropped",
-                    "Frames not sent: no peer, or the write buffer full",
-                    c.tx_dropped,
-                ),
-                counter(
-                    "tx_lost_on_disconnect",
-                    "Frames queued when the connection ended",
-                    c.tx_lost_on_disconnect,
-                ),
-                counter(
-                    "rx_skipped",
-                    "Frames read past: length 0 or larger than the device takes",
-                    c.rx_skipped,
-                ),
-                counter(
-                    "rx_bad_length",
-                    "Connections ended for a length prefix beyond QEMU's limit",
-                    c.rx_bad_length,
-                ),
-                counter("connects", "Connections made or accepted", c.connects),
-                counter("disconnects", "Connections that ended", c.disconnects),
-                counter("tx_writes", "Write system calls", c.tx_writes),
-            ],
-            None,
-        ))
+        vec![
+            counter("sent", "Frames written or queued whole", c.sent),
+            counter("received", "Frames received", c.received),
+            counter(
+                "tx_dropped",
+                "Frames not sent: no peer, or the write buffer full",
+                c.tx_dropped,
+            ),
+            counter(
+                "tx_lost_on_disconnect",
+                "Frames queued when the connection ended",
+                c.tx_lost_on_disconnect,
+            ),
+            counter(
+                "rx_skipped",
+                "Frames read past: length 0 or larger than the device takes",
+                c.rx_skipped,
+            ),
+            counter(
+                "rx_bad_length",
+                "Connections ended for a length prefix beyond QEMU's limit",
+                c.rx_bad_length,
+            ),
+            counter("connects", "Connections made or accepted", c.connects),
+            counter("disconnects", "Connections that ended", c.disconnects),
+            counter("tx_writes", "Write system calls", c.tx_writes),
+        ]
     }
 
     fn begin_burst(&mut self) {

@@ -26,10 +26,9 @@ use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::control::{with_inner_counters, BackendCounter};
 use super::gso::{Gso, VNET_HDR_LEN};
 use super::gso_rx::{Cutter, Received};
-use super::{sys, BackendReply, BackendRequest, Carrier, PacketBackend};
+use super::{sys, BackendCounter, Carrier, PacketBackend};
 
 /// Longest interface name Linux accepts (`IFNAMSIZ` - 1).
 pub const MAX_IFNAME: usize = 15;
@@ -809,54 +808,48 @@ impl PacketBackend for Tap {
         })
     }
 
-    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
-        let BackendRequest::Counters = request else {
-            return None;
-        };
+    fn backend_counters(&self) -> Vec<BackendCounter> {
         let c = self.counters;
         let counter = |name, help, value| BackendCounter::new("tap", name, help, value);
-        Some(with_inner_counters(
-            vec![
-                counter("sent", "Frames written to the tap", c.sent),
-                counter("received", "Frames read from the tap", c.received),
-                counter(
-                    "send_dropped",
-                    "Frames the tap did not take (queue full, interface down or gone)",
-                    c.send_dropped,
-                ),
-                counter(
-                    "rx_oversize",
-                    "Frames from the tap larger than the device's buffer, dropped",
-                    c.rx_oversize,
-                ),
-                counter(
-                    "gso_sent",
-                    "TCP packets handed to the kernel whole to segment",
-                    c.gso_sent,
-                ),
-                counter(
-                    "gso_received",
-                    "TCP packets the kernel handed over whole, cut into frames",
-                    c.gso_received,
-                ),
-                counter(
-                    "gso_bad",
-                    "Whole packets from the kernel with headers that did not describe them",
-                    c.gso_bad,
-                ),
-                counter(
-                    "lost",
-                    "Times the interface was deleted under nic-emu",
-                    c.lost,
-                ),
-                counter(
-                    "reattached",
-                    "Times a deleted tap came back and was reattached",
-                    c.reattached,
-                ),
-            ],
-            None,
-        ))
+        vec![
+            counter("sent", "Frames written to the tap", c.sent),
+            counter("received", "Frames read from the tap", c.received),
+            counter(
+                "send_dropped",
+                "Frames the tap did not take (queue full, interface down or gone)",
+                c.send_dropped,
+            ),
+            counter(
+                "rx_oversize",
+                "Frames from the tap larger than the device's buffer, dropped",
+                c.rx_oversize,
+            ),
+            counter(
+                "gso_sent",
+                "TCP packets handed to the kernel whole to segment",
+                c.gso_sent,
+            ),
+            counter(
+                "gso_received",
+                "TCP packets the kernel handed over whole, cut into frames",
+                c.gso_received,
+            ),
+            counter(
+                "gso_bad",
+                "Whole packets from the kernel with headers that did not describe them",
+                c.gso_bad,
+            ),
+            counter(
+                "lost",
+                "Times the interface was deleted under nic-emu",
+                c.lost,
+            ),
+            counter(
+                "reattached",
+                "Times a deleted tap came back and was reattached",
+                c.reattached,
+            ),
+        ]
     }
 }
 

@@ -22,9 +22,8 @@ use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
-use super::control::{with_inner_counters, BackendCounter};
 use super::sys::RecvBatch;
-use super::{sys, BackendReply, BackendRequest, PacketBackend, MAX_FRAME};
+use super::{sys, BackendCounter, PacketBackend, MAX_FRAME};
 
 /// Datagrams taken from the socket per `recvmmsg` call unless `NIC_EMU_UDP_RX_BATCH`
 /// says otherwise (1: one datagram per call).
@@ -403,45 +402,39 @@ impl PacketBackend for UdpTunnel {
         self.rx.pending().then(std::time::Instant::now)
     }
 
-    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
-        let BackendRequest::Counters = request else {
-            return None;
-        };
+    fn backend_counters(&self) -> Vec<BackendCounter> {
         let c = self.counters;
         let counter = |name, help, value| BackendCounter::new("udp", name, help, value);
-        Some(with_inner_counters(
-            vec![
-                counter("sent", "Frames sent", c.sent),
-                counter("received", "Frames received", c.received),
-                counter(
-                    "send_dropped",
-                    "Frames not sent: no remote yet, buffer full, too big, peer unreachable",
-                    c.send_dropped,
-                ),
-                counter(
-                    "rx_dropped",
-                    "Datagrams empty or larger than a frame, dropped",
-                    c.rx_dropped,
-                ),
-                counter(
-                    "rx_foreign",
-                    "Datagrams from an address other than the peer, dropped",
-                    c.rx_foreign,
-                ),
-                counter(
-                    "rx_own",
-                    "Multicast: own frames looped back, not received",
-                    c.rx_own,
-                ),
-                counter("rx_calls", "Receive system calls", c.rx_calls),
-                counter(
-                    "peer_unreachable",
-                    "ICMP errors about frames sent to the peer (port or host unreachable)",
-                    c.peer_unreachable,
-                ),
-            ],
-            None,
-        ))
+        vec![
+            counter("sent", "Frames sent", c.sent),
+            counter("received", "Frames received", c.received),
+            counter(
+                "send_dropped",
+                "Frames not sent: no remote yet, buffer full, too big, peer unreachable",
+                c.send_dropped,
+            ),
+            counter(
+                "rx_dropped",
+                "Datagrams empty or larger than a frame, dropped",
+                c.rx_dropped,
+            ),
+            counter(
+                "rx_foreign",
+                "Datagrams from an address other than the peer, dropped",
+                c.rx_foreign,
+            ),
+            counter(
+                "rx_own",
+                "Multicast: own frames looped back, not received",
+                c.rx_own,
+            ),
+            counter("rx_calls", "Receive system calls", c.rx_calls),
+            counter(
+                "peer_unreachable",
+                "ICMP errors about frames sent to the peer (port or host unreachable)",
+                c.peer_unreachable,
+            ),
+        ]
     }
 }
 

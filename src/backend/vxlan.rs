@@ -30,10 +30,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket}
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Instant;
 
-use super::control::{BackendCounter, BackendReply, BackendRequest};
 use super::params::{VxlanHost, VxlanLocal, VxlanPeer, VxlanSpec};
 use super::sys::{self, RecvBatch};
 use super::udp::{rx_batch_from_env, send_failure, SendFailure};
+use super::BackendCounter;
 use super::{PacketBackend, MAX_FRAME};
 use crate::log_limit::worth_logging;
 
@@ -651,10 +651,7 @@ impl PacketBackend for Vxlan {
         self.rx.pending().then(Instant::now)
     }
 
-    fn control(&mut self, request: BackendRequest) -> Option<BackendReply> {
-        if !matches!(request, BackendRequest::Counters) {
-            return None;
-        }
+    fn backend_counters(&self) -> Vec<BackendCounter> {
         let c = self.counters();
         let all: [(&str, &'static str, u64); 18] = [
             ("tx_frames", "Frames sent to VTEPs", c.tx_frames),
@@ -712,11 +709,9 @@ impl PacketBackend for Vxlan {
             ("fdb_full", "MACs not learned: table full", c.fdb_full),
             ("fdb_aged", "Entries aged out", c.fdb_aged),
         ];
-        Some(BackendReply::Counters(
-            all.iter()
-                .map(|&(n, help, v)| BackendCounter::new("vxlan", n, help, v))
-                .collect(),
-        ))
+        all.iter()
+            .map(|&(n, help, v)| BackendCounter::new("vxlan", n, help, v))
+            .collect()
     }
 }
 

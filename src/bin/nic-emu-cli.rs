@@ -16,7 +16,7 @@ use anyhow::Context;
 use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 
 use nic_emu::backend::PcapRecorder;
-use nic_emu::config::{BackendContext, Config};
+use nic_emu::config::{BackendContext, Config, Opened};
 use nic_emu::control::http::MetricsServer;
 use nic_emu::control::{ControlContext, ControlServer};
 use nic_emu::device::eeprom::default_image;
@@ -467,15 +467,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     // a control client can record at run time.
     let mut opened = spec.clone();
     let record = opened.record.take();
-    let inner = opened
-        .open_for(&BackendContext { guest_mac: mac })
+    let Opened {
+        backend: inner,
+        mut handles,
+    } = opened
+        .open_with_handles(&BackendContext { guest_mac: mac })
         .with_context(|| format!("opening backend {label} ({spec})"))?;
-    let mut recorder = PcapRecorder::idle(inner);
+    let recorder = PcapRecorder::idle(inner);
     if let Some(r) = record {
         let file = std::fs::File::create(&r.path)
             .with_context(|| format!("record: cannot create {}", r.path.display()))?;
         recorder.start(file, r.path, r.limits)?;
     }
+    handles.recorder = Some(recorder.handle());
     let backend: Box<dyn nic_emu::PacketBackend> = Box::new(recorder);
     let backend_name = backend.name();
     let device_config = DeviceConfig {
@@ -497,7 +501,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let sandboxed = args.sandbox != SandboxMode::Off;
     let mut control_ctx =
-        ControlContext::new(Arc::new(server.device_handle()), format!("{label}: {spec}"));
+        ControlContext::new(Arc::new(server.device_handle()), format!("{label}: {spec}"))
+            .with_handles(handles);
     // Sandboxed, a recording started at run time comes as a descriptor the client opened.
     control_ctx.create_files = !sandboxed;
     let ctx = Arc::new(control_ctx);

@@ -4,7 +4,7 @@
 use std::io;
 
 use super::spec::{BackendKind, BackendSpec};
-use crate::backend::{self, PacketBackend};
+use crate::backend::{self, Handles, PacketBackend};
 use crate::mac::MacAddress;
 
 /// What a backend learns from the device when it is opened.
@@ -19,6 +19,23 @@ impl Default for BackendContext {
         Self {
             guest_mac: MacAddress::DEFAULT,
         }
+    }
+}
+
+/// A backend chain as built, with the handles that steer its wrappers at run time.
+pub struct Opened {
+    /// The chain, for the device.
+    pub backend: Box<dyn PacketBackend>,
+    /// Its recorder, impairment and replay, for the control socket.
+    pub handles: Handles,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("backend", &self.backend.name())
+            .field("handles", &self.handles)
+            .finish()
     }
 }
 
@@ -50,17 +67,33 @@ impl BackendSpec {
     /// the guest sent and received. A kind whose cargo feature is off is an error naming
     /// the feature.
     pub fn open_for(&self, ctx: &BackendContext) -> Result<Box<dyn PacketBackend>, BackendError> {
-        let mut inner = open_kind(&self.kind, ctx)?;
+        self.open_with_handles(ctx).map(|o| o.backend)
+    }
+
+    /// [`open_for`](Self::open_for), and the handles of the recorder, impairment and
+    /// replay it built, which steer them from another thread without the device lock.
+    pub fn open_with_handles(&self, ctx: &BackendContext) -> Result<Opened, BackendError> {
+        let mut handles = Handles::default();
+        let mut inner = open_kind(&self.kind, ctx, &mut handles)?;
         if let Some(imp) = self.impair {
-            inner = Box::new(backend::Impair::new(inner, imp));
+            let impair = backend::Impair::new(inner, imp);
+            handles.impair = Some(impair.handle());
+            inner = Box::new(impair);
         }
         let Some(record) = &self.record else {
-            return Ok(inner);
+            return Ok(Opened {
+                backend: inner,
+                handles,
+            });
         };
         #[cfg(feature = "pcap")]
         {
             let rec = backend::PcapRecorder::create(inner, &record.path, record.limits)?;
-            Ok(Box::new(rec))
+            handles.recorder = Some(rec.handle());
+            Ok(Opened {
+                backend: Box::new(rec),
+                handles,
+            })
         }
         #[cfg(not(feature = "pcap"))]
         {
@@ -76,6 +109,7 @@ impl BackendSpec {
 fn open_kind(
     kind: &BackendKind,
     ctx: &BackendContext,
+    handles: &mut Handles,
 ) -> Result<Box<dyn PacketBackend>, BackendError> {
     #[allow(unused)]
     let disabled = |feature: &'static str| BackendError::FeatureDisabled {
@@ -83,7 +117,7 @@ fn open_kind(
         feature,
     };
     #[allow(unused)]
-    let _ = ctx;
+    let _ = (ctx, &handles);
     match kind {
         BackendKind::Loopback => Ok(Box::new(backend::Loopback::new())),
         BackendKind::Stream { addr, role } => {
@@ -112,6 +146,7 @@ fn open_kind(
         } => {
             let mut r = backend::PcapReplay::open(replay, *timing, *repeat)?;
             r.set_rewrite(*rewrite, ctx.guest_mac);
+            handles.replay = Some(r.handle());
             Ok(Box::new(r))
         }
         #[allow(unreachable_patterns)]

@@ -2,8 +2,8 @@
 //! named in `backends.toml`, and the factory that opens the backend a spec describes.
 //!
 //! * [`spec`]: [`BackendSpec`], read from either syntax, with errors that name the key;
-//! * `factory.rs`: [`BackendSpec::open_for`] builds the backend (the kind, wrapped in
-//!   the impairment and the recorder the spec asks for);
+//! * `factory.rs`: [`BackendSpec::open_with_handles`] builds the backend (the kind, wrapped in
+//!   the impairment and the recorder the spec asks for) and the handles that steer them;
 //! * `file.rs` (feature `config`): `backends.toml` itself (`Config`);
 //! * `sandbox.rs` (feature `sandbox`): what each backend kind needs from the sandbox.
 //!
@@ -17,7 +17,7 @@ mod file;
 pub mod sandbox;
 pub mod spec;
 
-pub use factory::{BackendContext, BackendError};
+pub use factory::{BackendContext, BackendError, Opened};
 #[cfg(feature = "config")]
 pub use file::{comment, Config, ConfigError, BUILTIN_BACKEND, MAX_AUTONEG_MS};
 pub use spec::{BackendKind, BackendSpec, RecordSpec, SpecError};

@@ -1,5 +1,7 @@
-//! Doing a checked request: each command takes the device lock once, for as long as it
-//! needs (files are created before, replies formatted after).
+//! Doing a checked request: a command on the device takes its lock once, for as long as
+//! it needs (replies are formatted after); `record`, `replay` and `impair` act on the
+//! wrapper's handle ([`ControlContext::handles`]) and never take the device lock (files
+//! are created before).
 
 use std::fs::File;
 
@@ -12,9 +14,11 @@ use super::request::{
 };
 use super::snapshot::{LinkState, Snapshot};
 use super::ControlContext;
-use crate::backend::control::{RecordStatus, ReplayStatus};
 use crate::backend::impair::{is_impair_key, DirCounters, ImpairCounters, ImpairSpec};
-use crate::backend::{BackendReply, BackendRequest};
+#[cfg(feature = "pcap")]
+use crate::backend::pcap_record::RecordStatus;
+#[cfg(feature = "pcap")]
+use crate::backend::pcap_replay::ReplayStatus;
 use crate::device::lint::{Finding, Severity};
 
 /// Answer one request line with one reply line (without the newline).
@@ -62,30 +66,13 @@ fn not_supported(what: &str, ctx: &ControlContext) -> RequestError {
     )
 }
 
-/// Ask the backend chain, under the device lock.
-fn ask(ctx: &ControlContext, request: BackendRequest) -> Result<BackendReply, RequestError> {
-    let what = match &request {
-        BackendRequest::ReplayPause
-        | BackendRequest::ReplayResume
-        | BackendRequest::ReplayStatus => "pcap replay",
-        BackendRequest::ImpairGet | BackendRequest::ImpairSet(_) => {
-            "impairment (loss=, delay=, ...)"
-        }
-        _ => "pcap recorder",
-    };
-    match ctx.with_device(|d| d.backend_mut().control(request)) {
-        Some(BackendReply::Failed(msg)) => Err(RequestError::new(ErrorClass::GenericError, msg)),
-        Some(r) => Ok(r),
-        None => Err(not_supported(what, ctx)),
-    }
-}
-
 /// Do `command`.
 pub fn execute(ctx: &ControlContext, command: Command) -> Result<Value, RequestError> {
     execute_with(ctx, command, None)
 }
 
 /// A file passed with `record start` must be a regular, empty file open for writing.
+#[cfg(feature = "pcap")]
 fn check_passed(file: &File, path: &std::path::Path) -> Result<(), RequestError> {
     use std::os::fd::AsRawFd;
     let bad = |why: String| {
@@ -154,7 +141,43 @@ pub fn execute_with(
         Command::Stats {
             format: StatsFormat::Prometheus,
         } => Ok(json!({ "text": prometheus::render(&Snapshot::take(ctx)) })),
-        Command::Record(RecordCommand::Start(start)) => {
+        Command::Record(command) => {
+            let r = record(ctx, command, file);
+            ctx.target.wake();
+            r
+        }
+        Command::Replay(command) => {
+            let r = replay(ctx, command);
+            ctx.target.wake();
+            r
+        }
+        Command::Impair(ImpairCommand::Get {}) => {
+            let h = impair_handle(ctx)?;
+            let (spec, counters) = h.get();
+            Ok(impair_json(spec, counters))
+        }
+        Command::Impair(ImpairCommand::Set(set)) => {
+            let r = impair_set(ctx, &set.settings, set.reset);
+            ctx.target.wake();
+            r
+        }
+    }
+}
+
+#[cfg(feature = "pcap")]
+fn record(
+    ctx: &ControlContext,
+    command: RecordCommand,
+    file: Option<File>,
+) -> Result<Value, RequestError> {
+    let handle = || {
+        ctx.handles
+            .recorder
+            .as_ref()
+            .ok_or_else(|| not_supported("pcap recorder", ctx))
+    };
+    match command {
+        RecordCommand::Start(start) => {
             let (path, limits) = (start.file.clone(), start.limits());
             let (f, created) = match file {
                 Some(f) => {
@@ -172,7 +195,6 @@ pub fn execute_with(
                         ),
                     ))
                 }
-                // Created here, not under the device lock.
                 None => (
                     File::create(&path).map_err(|e| {
                         RequestError::new(
@@ -183,39 +205,66 @@ pub fn execute_with(
                     true,
                 ),
             };
-            let r = ask(
-                ctx,
-                BackendRequest::RecordStart {
-                    file: f,
-                    path: path.clone(),
-                    limits,
-                },
-            );
+            let r = handle().and_then(|h| {
+                h.start(f, path.clone(), limits)
+                    .map(|()| h.status())
+                    .map_err(|e| RequestError::new(ErrorClass::GenericError, e.to_string()))
+            });
             if r.is_err() && created {
                 let _ = std::fs::remove_file(&path);
             }
-            record_reply(r?)
+            Ok(record_json(r?))
         }
-        Command::Record(RecordCommand::Stop {}) => {
-            record_reply(ask(ctx, BackendRequest::RecordStop)?)
+        RecordCommand::Stop {} => {
+            let h = handle()?;
+            h.finish();
+            Ok(record_json(h.status()))
         }
-        Command::Record(RecordCommand::Status {}) => {
-            record_reply(ask(ctx, BackendRequest::RecordStatus)?)
-        }
-        Command::Replay(ReplayCommand::Pause {}) => {
-            replay_reply(ask(ctx, BackendRequest::ReplayPause)?)
-        }
-        Command::Replay(ReplayCommand::Resume {}) => {
-            replay_reply(ask(ctx, BackendRequest::ReplayResume)?)
-        }
-        Command::Replay(ReplayCommand::Status {}) => {
-            replay_reply(ask(ctx, BackendRequest::ReplayStatus)?)
-        }
-        Command::Impair(ImpairCommand::Get {}) => {
-            impair_reply(ask(ctx, BackendRequest::ImpairGet)?)
-        }
-        Command::Impair(ImpairCommand::Set(set)) => impair_set(ctx, &set.settings, set.reset),
+        RecordCommand::Status {} => Ok(record_json(handle()?.status())),
     }
+}
+
+/// Without the `pcap` feature there is no recorder (a passed file is dropped).
+#[cfg(not(feature = "pcap"))]
+fn record(
+    ctx: &ControlContext,
+    _command: RecordCommand,
+    _file: Option<File>,
+) -> Result<Value, RequestError> {
+    Err(not_supported("pcap recorder", ctx))
+}
+
+#[cfg(feature = "pcap")]
+fn replay(ctx: &ControlContext, command: ReplayCommand) -> Result<Value, RequestError> {
+    let h = ctx
+        .handles
+        .replay
+        .as_ref()
+        .ok_or_else(|| not_supported("pcap replay", ctx))?;
+    match command {
+        ReplayCommand::Pause {} => {
+            h.pause();
+        }
+        ReplayCommand::Resume {} => {
+            h.resume();
+        }
+        ReplayCommand::Status {} => {}
+    }
+    Ok(replay_json(h.status()))
+}
+
+#[cfg(not(feature = "pcap"))]
+fn replay(ctx: &ControlContext, _command: ReplayCommand) -> Result<Value, RequestError> {
+    Err(not_supported("pcap replay", ctx))
+}
+
+fn impair_handle(
+    ctx: &ControlContext,
+) -> Result<&crate::backend::impair::ImpairHandle, RequestError> {
+    ctx.handles
+        .impair
+        .as_ref()
+        .ok_or_else(|| not_supported("impairment (loss=, delay=, ...)", ctx))
 }
 
 /// `lints`'s answer: each finding, and the totals by severity.
@@ -261,71 +310,54 @@ fn impair_set(
              delay, jitter, rate, each also rx_/tx_; seed)"
         )));
     }
-    // Read, change and write back under one lock, so two clients cannot interleave.
-    let reply = ctx.with_device(|d| {
-        let current = match d.backend_mut().control(BackendRequest::ImpairGet) {
-            Some(BackendReply::Impair(b)) => b.0,
-            _ => return Err(not_supported("impairment (loss=, delay=, ...)", ctx)),
-        };
-        let mut spec = if reset {
-            ImpairSpec::default()
-        } else {
-            current
-        };
+    let h = impair_handle(ctx)?;
+    // Read, change and write back under the impairment's one lock, so two clients
+    // cannot interleave.
+    let (spec, counters) = h.update(|spec| {
+        if reset {
+            *spec = ImpairSpec::default();
+        }
         for (k, v) in settings {
             spec.set(k, v)
                 .map_err(|e| invalid(format!("impair: `settings.{k}`: {e}")))?;
         }
-        d.backend_mut()
-            .control(BackendRequest::ImpairSet(spec))
-            .ok_or_else(|| not_supported("impairment", ctx))
+        Ok(())
     })?;
-    impair_reply(reply)
+    Ok(impair_json(spec, counters))
 }
 
-fn unexpected(r: &BackendReply) -> RequestError {
-    RequestError::new(
-        ErrorClass::GenericError,
-        format!("the backend answered with something else: {r:?}"),
-    )
-}
-
-fn record_reply(r: BackendReply) -> Result<Value, RequestError> {
-    let BackendReply::Record(RecordStatus {
+#[cfg(feature = "pcap")]
+fn record_json(status: RecordStatus) -> Value {
+    let RecordStatus {
         recording,
         path,
         frames,
         bytes,
         stopped,
-    }) = r
-    else {
-        return Err(unexpected(&r));
-    };
-    Ok(json!({
+    } = status;
+    json!({
         "recording": recording,
         "file": path.map(|p| p.display().to_string()),
         "frames": frames,
         "bytes": bytes,
         "stopped": stopped,
-    }))
+    })
 }
 
-fn replay_reply(r: BackendReply) -> Result<Value, RequestError> {
-    let BackendReply::Replay(ReplayStatus {
+#[cfg(feature = "pcap")]
+fn replay_json(status: ReplayStatus) -> Value {
+    let ReplayStatus {
         paused,
         finished,
         delivered,
         passes,
-    }) = r
-    else {
-        return Err(unexpected(&r));
-    };
-    Ok(json!({
+    } = status;
+    json!({
         "paused": paused,
         "finished": finished,
         "delivered": delivered,
         "passes": passes,
-    }))
+    })
 }
 
 fn dir_json(c: &DirCounters) -> Value {
@@ -342,18 +374,14 @@ fn dir_json(c: &DirCounters) -> Value {
     })
 }
 
-fn impair_reply(r: BackendReply) -> Result<Value, RequestError> {
-    let BackendReply::Impair(b) = r else {
-        return Err(unexpected(&r));
-    };
-    let (spec, ImpairCounters { rx, tx }) = *b;
+fn impair_json(spec: ImpairSpec, ImpairCounters { rx, tx }: ImpairCounters) -> Value {
     let settings: Map<String, Value> = spec
         .items()
         .into_iter()
         .map(|(k, v)| (k, Value::from(v)))
         .collect();
-    Ok(json!({
+    json!({
         "settings": settings,
         "counters": { "rx": dir_json(&rx), "tx": dir_json(&tx) },
-    }))
+    })
 }

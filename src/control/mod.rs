@@ -38,11 +38,15 @@
 //! A request that is not JSON, too long ([`MAX_REQUEST`]), names an unknown command or
 //! has arguments of the wrong kind gets an `error` reply and never reaches the device.
 //! The device is locked only for the moment a command needs it (a copy of the counters,
-//! a link change), so the vfio-user path never waits on a control client.
+//! a link change), so the vfio-user path never waits on a control client. `record`,
+//! `replay` and `impair` do not take it at all: they act on the wrapper's own state
+//! through the [`Handles`] the backend was built with
+//! ([`BackendSpec::open_with_handles`](crate::config::BackendSpec::open_with_handles)).
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::backend::Handles;
 use crate::device::E1000;
 use crate::frontend::SharedDevice;
 
@@ -75,6 +79,11 @@ pub trait Controlled: Send + Sync + 'static {
     fn clients_served(&self) -> Option<u64> {
         None
     }
+
+    /// Wake the frontend's service loop without taking the device lock: a command
+    /// changed a backend's wrapper through its handle (a replay resumed, impairments
+    /// changed), so its deadlines may have moved. No loop to wake: nothing to do.
+    fn wake(&self) {}
 }
 
 /// A bare shared device: no service loop to wake (tests, an embedder's own loop).
@@ -101,12 +110,21 @@ impl Controlled for crate::frontend::vfio_user::DeviceHandle {
             self,
         ))
     }
+
+    fn wake(&self) {
+        crate::frontend::vfio_user::DeviceHandle::wake(self);
+    }
 }
 
-/// Everything a command may need: the device and what the program knows about itself.
+/// Everything a command may need: the device, the handles of the backend's wrappers
+/// and what the program knows about itself.
 pub struct ControlContext {
     /// The device.
     pub target: Arc<dyn Controlled>,
+    /// The recorder, impairment and replay of the device's backend, steered without the
+    /// device lock (`record`, `impair`, `replay`); a part that is `None` answers
+    /// `NotSupported`.
+    pub handles: Handles,
     /// How the backend was configured (label and spec), for `info`.
     pub backend: String,
     /// When the program started, for `uptime`.
@@ -128,14 +146,22 @@ impl std::fmt::Debug for ControlContext {
 }
 
 impl ControlContext {
-    /// A context for `target`, started now.
+    /// A context for `target`, started now, with no handles (see
+    /// [`with_handles`](Self::with_handles)).
     pub fn new(target: Arc<dyn Controlled>, backend: impl Into<String>) -> Self {
         Self {
             target,
+            handles: Handles::default(),
             backend: backend.into(),
             started: Instant::now(),
             create_files: true,
         }
+    }
+
+    /// The same context steering the backend's wrappers through `handles`.
+    pub fn with_handles(mut self, handles: Handles) -> Self {
+        self.handles = handles;
+        self
     }
 
     /// Run `f` on the locked device (then wake the frontend) and return its result.

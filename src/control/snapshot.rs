@@ -6,8 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::ControlContext;
-use crate::backend::control::BackendCounter;
-use crate::backend::{BackendReply, BackendRequest};
+use crate::backend::BackendCounter;
 use crate::device::drops::Drops;
 use crate::device::lint::{Finding, CATALOGUE};
 use crate::device::Metrics;
@@ -88,10 +87,7 @@ impl Snapshot {
     pub fn take(ctx: &ControlContext) -> Self {
         let (metrics, lints, drops, registers, backend, link, mac, backend_name) =
             ctx.with_device(|d| {
-                let backend = match d.backend_mut().control(BackendRequest::Counters) {
-                    Some(BackendReply::Counters(c)) => c,
-                    _ => Vec::new(),
-                };
+                let backend = d.backend_mut().backend_counters();
                 (
                     d.metrics(),
                     d.lints(),

@@ -61,11 +61,14 @@
 //! | `nic-emu-io` ([`event_loop::EventLoop`]) | its [`waker::Waker`] (an access said `service_due`, a control command, a timer moved earlier); the backend's fd while the last step said `rx_ready`; the step's deadlines (a timer, the backend's next frame, its wire's next repair), the INTx re-signal; 100 ms at most | device, then INTx | `EventLoopHandle::stop` (a flag and the waker), when the server is dropped |
 //! | statistics ticker (nic-emu-cli `--stats-interval`) | a 200 ms sleep | device (the counters, every interval) | the program's stop flag |
 //! | `nic-emu-control` (`crate::control`) | a client on the listener (`poll`, 200 ms) | none | its flag, read every 200 ms, when the server is dropped; joins its clients |
-//! | `nic-emu-control-client`, one per client (at most 16) | a request line (read, 200 ms timeout) | device, for one command (then it wakes `nic-emu-io`); the connection slot | the client leaves, or the listener's flag |
+//! | `nic-emu-control-client`, one per client (at most 16) | a request line (read, 200 ms timeout) | device, for one command (then it wakes `nic-emu-io`), or for `record`, `replay`, `impair` only the wrapper's own state through its handle (then it wakes `nic-emu-io`); the connection slot | the client leaves, or the listener's flag |
 //! | `nic-emu-metrics` (`--metrics-listen`) | a client on the listener (`poll`, 200 ms); one request at a time | device (one snapshot of the counters) | its flag, read every 200 ms, when the server is dropped |
 //!
-//! The device lock is always taken before INTx's; the connection slot and the control
-//! and metrics servers' state are never taken with the device lock held.
+//! The device lock is always taken before INTx's, and before a backend wrapper's own
+//! state (the recorder's file, the impairment's lanes: the frame path runs under the
+//! device lock, a control client's handle takes the wrapper's alone); the connection
+//! slot and the control and metrics servers' state are never taken with the device lock
+//! held.
 
 use std::sync::atomic::AtomicBool;
 

@@ -143,6 +143,12 @@ impl DeviceHandle {
         r
     }
 
+    /// Wake the event loop without taking the device lock (a backend's wrapper was
+    /// changed through its handle).
+    pub fn wake(&self) {
+        self.shared.waker.wake();
+    }
+
     /// Plug (`true`) or pull the cable: the guest gets LSC and sees the new link state.
     pub fn set_link(&self, up: bool) {
         self.with_device(|d| d.set_link(up));
