@@ -8,15 +8,15 @@
 //!
 //! Run: `cargo bench --bench inprocess`
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+pub mod support;
 
 use std::io;
 
-use common::*;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use nic_emu::backend::PacketBackend;
 use nic_emu::device::regs::*;
+use support::*;
 
 /// Frames per measured batch (one TDT or RDT write moves this many descriptors).
 const BATCH: u32 = 256;

@@ -12,19 +12,19 @@
 #   aarch64  bookworm's linux-image-arm64; -machine virt on qemu-system-aarch64 under
 #            TCG, -cpu cortex-a57, 1 vCPU, kernel booted directly (no firmware); the
 #            NIC's INTx goes through the GIC. `boot-guest.sh --arch aarch64`;
-#            tests/e2e_virt.rs
+#            tests/e2e_platforms/virt.rs
 #   riscv64  trixie's linux-image-riscv64 (riscv64 is a Debian release architecture
 #            from trixie on); -machine virt on qemu-system-riscv64 under TCG, 1 vCPU,
 #            kernel booted with -kernel over QEMU's default firmware (OpenSBI); the
 #            NIC's INTx goes through the PLIC. `boot-guest.sh --arch riscv64`;
-#            tests/e2e_virt.rs
+#            tests/e2e_platforms/virt.rs
 # Steps:
 #   1. host packages, only those missing: debootstrap xz-utils iproute2
 #      util-linux (flock, unshare) coreutils gzip gcc libc6-dev, and the tools the
-#      tests call: tcpdump, valgrind (tests/c_api.rs), systemd (systemd-socket-activate),
-#      curl (the README's metrics example, tests/readme.rs), ethtool (the VXLAN tests
+#      tests call: tcpdump, valgrind (tests/program/c_api.rs), systemd (systemd-socket-activate),
+#      curl (the README's metrics example, tests/program/readme.rs), ethtool (the VXLAN tests
 #      and the README's VXLAN example turn a Linux vxlan device's checksum offload off)
-#      and Python's prometheus_client (tests/e2e_control.rs; pip for a python3 of
+#      and Python's prometheus_client (tests/e2e_faults/control.rs; pip for a python3 of
 #      its own such as pyenv's, Debian's python3-prometheus-client for the system
 #      one); apt-get update only if an install needs it
 #   2. scripts/setup-qemu.sh     QEMU 11.x with vfio-user-pci, x86_64, aarch64 and

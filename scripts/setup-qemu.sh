@@ -21,7 +21,7 @@
 #      runs it with the root's loader. Debian 12's passt (2023-03) crashes on the
 #      first TCP connection; trixie's works.
 #   5. installs u-boot-qemu in the same root: its qemu-x86_64/u-boot.rom (as -bios)
-#      is the U-Boot scenario's firmware (tests/e2e_workbench.rs)
+#      is the U-Boot scenario's firmware (tests/e2e_drivers/workbench.rs)
 # The wrappers locate the root relative to themselves (the cache can be moved) and
 # run QEMU in one of two modes (env NIC_EMU_QEMU_MODE):
 #   ldso   (default) exec the root's ld.so with --library-path on the root's

@@ -11,7 +11,7 @@
 #
 # A test that cannot run prints `SKIP: <test>: <reason>` and reports ok, so cargo's own
 # counts include it among the passed. This script gives each test binary a file to
-# record skips in (NIC_EMU_SKIP_FILE, written by tests/common's can_run) and ends with
+# record skips in (NIC_EMU_SKIP_FILE, written by tests/support's can_run) and ends with
 # its own summary: passed (skips not counted), skipped, failed, then every skip with
 # its reason. Exit: cargo test's status; under NIC_EMU_NO_SKIP=1 (CI) a skip fails
 # the test that skipped and also makes this script exit 1.

@@ -1,6 +1,6 @@
 //! Writes the checked-in seed corpora under `fuzz/corpus/<target>/`:
 //! `cargo run --example make_seeds` (from `fuzz/`). The seeds of `device_ops` are the
-//! driver models of `tests/common` (Linux, iPXE, DPDK) as operation lists; the others
+//! driver models of `tests/support` (Linux, iPXE, DPDK) as operation lists; the others
 //! are small handmade inputs.
 use std::path::Path;
 

@@ -271,7 +271,7 @@ struct WireState {
     sent: u64,
 }
 
-/// A backend the harness controls (like `tests/common`'s `TestWire`).
+/// A backend the harness controls (like `tests/support`'s `TestWire`).
 #[derive(Clone, Default)]
 struct Wire(Arc<Mutex<WireState>>);
 

@@ -1,4 +1,4 @@
-//! Seeds for `device_ops`, written from the driver models of `tests/common` (the Linux
+//! Seeds for `device_ops`, written from the driver models of `tests/support` (the Linux
 //! e1000 probe and open, iPXE, DPDK's em PMD) as operation lists.
 
 use super::{encode, reg_index, Op, MAC, RX_BUFS, RX_RING, SLOT, TX_BUFS, TX_RING};

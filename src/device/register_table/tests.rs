@@ -1,5 +1,5 @@
 //! The table's own consistency. The behaviour of every register through the device is
-//! tested in `tests/registers.rs`.
+//! tested in `tests/device/registers.rs`.
 
 use super::*;
 
@@ -26,7 +26,7 @@ fn entries_are_in_offset_order_inside_bar0_and_never_overlap() {
             }
         }
         // A reset value keeps only bits the register can hold (or that the hardware
-        // sets): checked per register where it matters in tests/registers.rs.
+        // sets): checked per register where it matters in tests/device/registers.rs.
         assert_eq!(
             r.writable & r.action,
             0,
